@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Build the sagebert image the way this project's machines and CI need it, and print its tag.
+#
+#   container/build-image.sh [TAG]            # default TAG: sagebert:dev
+#
+# Environment:
+#   VARIANT=cpu|gpu      CPU torch (default) or CUDA torch
+#   BASE_IMAGE=...       the base; default python:3.11-slim-bookworm (cpu) or
+#                        nvidia/cuda:13.0.1-base-ubuntu22.04 (gpu: the CUDA libraries themselves
+#                        come with the torch wheels; the base brings the CUDA user-space setup)
+#   WHEELHOUSE=auto|yes|no   install from a wheelhouse made on the host (container/make-wheelhouse.sh)
+#                        instead of the index. auto: yes when the default base cannot be pulled,
+#                        i.e. on a machine without registry or index access inside builds.
+#   DOCKER_BUILD_ARGS    extra arguments for docker build (e.g. --no-cache)
+#
+# When the default CPU base cannot be pulled, a stand-in is made with debootstrap
+# (container/make-standin-base.sh) and used instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TAG="${1:-sagebert:dev}"
+VARIANT="${VARIANT:-cpu}"
+WHEELHOUSE="${WHEELHOUSE:-auto}"
+STANDIN=sagebert/standin-python:3.11-bookworm
+
+case "$VARIANT" in
+  cpu) default_base=python:3.11-slim-bookworm ;;
+  gpu) default_base=nvidia/cuda:13.0.1-base-ubuntu22.04 ;;
+  *) echo "VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 2 ;;
+esac
+command -v docker >/dev/null && docker info >/dev/null 2>&1 || {
+  echo "no Docker engine answers: install Docker and start it (dockerd), then retry" >&2; exit 1; }
+
+base="${BASE_IMAGE:-$default_base}"
+if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/dev/null 2>&1; then
+  if [ -n "${BASE_IMAGE:-}" ] || [ "$VARIANT" != cpu ]; then
+    echo "cannot pull the base image $base: pull it, or choose another with BASE_IMAGE=..." >&2; exit 1
+  fi
+  echo "cannot pull $base: using a local stand-in ($STANDIN)"
+  container/make-standin-base.sh "$STANDIN"
+  base="$STANDIN"
+  [ "$WHEELHOUSE" = auto ] && WHEELHOUSE=yes
+fi
+[ "$WHEELHOUSE" = auto ] && WHEELHOUSE=no
+if [ "$WHEELHOUSE" = yes ]; then
+  container/make-wheelhouse.sh "$VARIANT"
+else
+  # An empty wheelhouse makes the build install from the index.
+  find wheelhouse -maxdepth 1 -type f ! -name README.md -delete
+fi
+
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)"
+revision="$(git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)"
+if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  revision="$revision-dirty"
+fi
+# --network host: apt inside the build needs it where the default bridge has no outbound route.
+# shellcheck disable=SC2086
+docker build --network host -t "$TAG" \
+  --build-arg BASE_IMAGE="$base" --build-arg VARIANT="$VARIANT" \
+  --build-arg VERSION="$version" --build-arg GIT_REVISION="$revision" \
+  ${DOCKER_BUILD_ARGS:-} .
+echo "built $TAG ($VARIANT, base $base, revision $revision)"

