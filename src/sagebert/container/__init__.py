@@ -1,0 +1,1 @@
+"""What runs inside the image: the training entry points and the server launcher."""

@@ -1,0 +1,63 @@
+"""The training program the sagemaker-training toolkit runs (``python train.py --name value ...``).
+
+It reads the job's configuration, trains, and writes the model. On an error it writes a short
+reason (what went wrong and how to fix it, no traceback) to /opt/ml/output/failure, logs the
+traceback, and exits non-zero; the toolkit keeps an existing failure file as it is.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Sequence
+
+from .. import logs
+from ..environment import TrainingEnvironment
+from ..errors import SagebertError, write_failure_file
+from ..hyperparameters import load as load_hyperparameters
+
+log = logging.getLogger("sagebert.train")
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one training job; return the process exit code."""
+    logs.configure()
+    if not _is_main_process():
+        logging.getLogger().setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = None
+    try:
+        env = TrainingEnvironment.read()
+        hyperparameters = load_hyperparameters(env.hyperparameters, argv)
+        from ..training import train  # torch is imported only once the inputs are known to be sound
+
+        train(hyperparameters, env)
+        return 0
+    except SagebertError as exc:
+        reason = str(exc)
+        log.error("training failed: %s", reason)
+        code = EXIT_USER_ERROR
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
+        log.exception("training failed with an internal error")
+        reason = (f"Internal error: {type(exc).__name__}: {exc}. The traceback is in the training log "
+                  "(CloudWatch log group /aws/sagemaker/TrainingJobs).")
+        code = EXIT_INTERNAL_ERROR
+    if env is None:
+        from ..environment import SageMakerPaths, base_dir
+
+        failure_file = SageMakerPaths(base_dir()).failure_file
+    else:
+        failure_file = env.paths.failure_file
+    write_failure_file(failure_file, reason)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""SageMaker's container contract in one place: paths under /opt/ml, environment-variable names,
+and a snapshot of a training job's configuration read once at start.
+
+Nothing here imports torch, so the deploy tooling can share the names.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import DataError
+
+# ---- environment-variable names -------------------------------------------------------------
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the toolkits' override of /opt/ml (tests, local runs)
+DEFAULT_BASE_DIR = "/opt/ml"
+
+# Serving: the sagemaker-inference toolkit's names, so both server paths read the same settings.
+MODEL_SERVER_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+MODEL_SERVER_TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+MAX_PAYLOAD_IN_MB_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+DEFAULT_INVOCATIONS_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+# Batch transform: set by SageMaker only when the CreateTransformJob request sets them.
+BATCH_ENV = "SAGEMAKER_BATCH"
+MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
+BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
+# Ours (no toolkit equivalent).
+SERVER_THREADS_ENV = "SAGEBERT_SERVER_THREADS"
+INFERENCE_PRECISION_ENV = "SAGEBERT_INFERENCE_PRECISION"
+INFERENCE_BATCH_SIZE_ENV = "SAGEBERT_INFERENCE_BATCH_SIZE"
+OUTPUT_FORMAT_ENV = "SAGEBERT_OUTPUT_FORMAT"
+MODEL_DIR_ENV = "SAGEBERT_MODEL_DIR"
+
+# ---- channels ---------------------------------------------------------------------------------
+TRAINING_CHANNEL = "training"
+TESTING_CHANNEL = "testing"
+PRETRAINED_CHANNEL = "pretrained"
+KNOWN_CHANNELS = (TRAINING_CHANNEL, TESTING_CHANNEL, PRETRAINED_CHANNEL)
+
+
+def base_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The SageMaker root (``/opt/ml`` unless SAGEMAKER_BASE_DIR says otherwise)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+
+
+@dataclass(frozen=True)
+class SageMakerPaths:
+    """Every path of the /opt/ml contract, relative to one root."""
+
+    base: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def checkpoint_config_file(self) -> Path:
+        return self.config_dir / "checkpointconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base / "input" / "data"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.data_dir / channel
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where multi-model endpoints place the models they load."""
+        return self.base / "models"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def default_checkpoint_dir(self) -> Path:
+        return self.base / "checkpoints"
+
+
+def _read_json(path: Path) -> Any:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not valid JSON ({exc}).",
+            "SageMaker writes this file itself; if you wrote it (local tests), fix its syntax.",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class TrainingEnvironment:
+    """One read of a training container's configuration files and data channels."""
+
+    paths: SageMakerPaths
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    input_data_config: dict[str, dict] = field(default_factory=dict)
+    resource_config: dict[str, Any] = field(default_factory=dict)
+    checkpoint_dir: Path = Path("/opt/ml/checkpoints")
+    job_name: str = ""
+
+    @classmethod
+    def read(cls, base: Path | str | None = None, environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+        """Read hyperparameters.json, inputdataconfig.json, resourceconfig.json and checkpointconfig.json."""
+        environ = os.environ if environ is None else environ
+        paths = SageMakerPaths(Path(base) if base is not None else base_dir(environ))
+        hyperparameters = _read_json(paths.hyperparameters_file) or {}
+        if not isinstance(hyperparameters, dict):
+            raise DataError(f"{paths.hyperparameters_file} must hold a JSON object of strings.")
+        checkpoint_config = _read_json(paths.checkpoint_config_file) or {}
+        checkpoint_dir = Path(checkpoint_config.get("LocalPath") or paths.default_checkpoint_dir)
+        return cls(
+            paths=paths,
+            hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hyperparameters.items()},
+            input_data_config=_read_json(paths.input_data_config_file) or {},
+            resource_config=_read_json(paths.resource_config_file) or {},
+            checkpoint_dir=checkpoint_dir,
+            job_name=environ.get("TRAINING_JOB_NAME", ""),
+        )
+
+    @property
+    def channels(self) -> dict[str, Path]:
+        """Channel name → directory, for every channel configured or present on disk."""
+        names = set(self.input_data_config)
+        if self.paths.data_dir.is_dir():
+            names.update(p.name for p in self.paths.data_dir.iterdir() if p.is_dir())
+        return {name: self.paths.channel_dir(name) for name in sorted(names)}
+
+    def channel(self, name: str, *, required: bool = False) -> Path | None:
+        """The directory of channel ``name``; a DataError if ``required`` and it is absent."""
+        directory = self.channels.get(name)
+        if directory is not None and directory.is_dir():
+            return directory
+        if directory is not None and name in self.input_data_config:
+            raise DataError(
+                f"Channel '{name}' is configured but {directory} does not exist.",
+                "Check the channel's S3 URI: it must be a prefix that holds at least one object.",
+            )
+        if required:
+            present = ", ".join(self.channels) or "none"
+            raise DataError(
+                f"The required '{name}' channel is missing (channels present: {present}).",
+                f"Add an input channel named '{name}' (InputDataConfig ChannelName='{name}', "
+                f"or `sagebert train --data s3://.../` with a '{name}/' prefix under it).",
+            )
+        return None
+
+    def channel_content_type(self, name: str) -> str | None:
+        """The ContentType SageMaker was given for a channel, if any."""
+        return (self.input_data_config.get(name) or {}).get("ContentType")
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.resource_config.get("hosts") or ["algo-1"])
+
+    @property
+    def current_host(self) -> str:
+        return str(self.resource_config.get("current_host") or self.hosts[0])
+
+    @property
+    def network_interface_name(self) -> str:
+        return str(self.resource_config.get("network_interface_name") or "eth0")

