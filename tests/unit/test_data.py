@@ -1,0 +1,200 @@
+import json
+
+import pytest
+
+from conftest import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
+from sagebert.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
+from sagebert.errors import DataError
+
+LABELS = ("Not a disaster", "Real disaster")
+
+
+def channel(tmp_path, name="training"):
+    directory = tmp_path / name
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def read(directory, **kwargs):
+    kwargs.setdefault("label_names", LABELS)
+    return read_channel(directory, channel="training", **kwargs)
+
+
+def test_the_bundled_split_reads_every_row_including_embedded_newlines(tmp_path):
+    d = channel(tmp_path)
+    (d / "train.csv").write_bytes(TRAIN_CSV.read_bytes())
+    data = read(d)
+    assert len(data) == 5709
+    assert set(data.labels) == {0, 1}
+    assert sum(data.labels) / len(data) == pytest.approx(0.43, abs=0.01)
+
+
+def test_the_test_split_has_1904_rows(tmp_path):
+    d = channel(tmp_path)
+    (d / "test.csv").write_bytes(TEST_CSV.read_bytes())
+    assert len(read(d)) == 1904
+
+
+def test_the_raw_kaggle_file_in_its_own_column_order(tmp_path):
+    d = channel(tmp_path)
+    (d / "raw.csv").write_bytes(RAW_CSV.read_bytes())
+    data = read(d)  # id,target,keyword,text,location: text and target found by name
+    assert len(data) == 7613
+    assert data.texts[1] == "Forest fire near La Ronge Sask. Canada"
+    assert data.labels[1] == 1
+
+
+def test_raw_kaggle_columns_in_any_order(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "kaggle.csv", ["location", "text", "id", "target", "keyword"],
+              [["", "Fire at the mall", "1", "1", "fire"], ["NYC", "I love fruits", "2", "0", ""]])
+    data = read(d)
+    assert data.texts == ["Fire at the mall", "I love fruits"] and data.labels == [1, 0]
+
+
+def test_json_lines(tmp_path):
+    d = channel(tmp_path)
+    (d / "part-0.jsonl").write_text('{"text": "Just happened a terrible car crash", "label": 1}\n\n'
+                                    '{"text": "I met my friend today", "label": "Not a disaster"}\n')
+    data = read(d)
+    assert data.labels == [1, 0] and data.texts[1] == "I met my friend today"
+
+
+def test_configured_column_names(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["body", "is_disaster"], [["flood warning", "1"], ["nice day", "0"]])
+    data = read(d, columns=ColumnChoice(text_column="body", label_column="is_disaster"))
+    assert data.texts == ["flood warning", "nice day"]
+
+
+def test_label_names_as_values_are_accepted(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["text", "label"], [["a", "real disaster"], ["b", "Not a disaster"]])
+    assert read(d).labels == [1, 0]
+
+
+def test_files_without_suffix_use_the_channel_content_type(tmp_path):
+    d = channel(tmp_path)
+    (d / "part-00000").write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n')
+    assert len(read(d, content_type="application/jsonlines")) == 2
+
+
+def test_several_files_and_nested_prefixes_are_concatenated_in_name_order(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "b" / "2.csv", ["label", "sentence"], [["1", "second"]])
+    write_csv(d / "a.csv", ["label", "sentence"], [["0", "first"]])
+    (d / ".hidden.csv").write_text("garbage")
+    assert read(d).texts == ["first", "second"]
+
+
+def test_cleaning_is_applied_when_asked(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["text", "target"], [["@you fire http://t.co/x &amp; smoke", "1"], ["ok", "0"]])
+    assert read(d, clean=True).texts[0] == "fire & smoke"
+
+
+# ---- bad input: each gives a DataError that names the problem and the fix ----------------------
+
+def assert_data_error(directory, *fragments, **kwargs):
+    with pytest.raises(DataError) as info:
+        read(directory, **kwargs)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "Fix:" in message
+    return message
+
+
+def test_missing_text_column(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["label", "body"], [["1", "fire"]])
+    assert_data_error(d, "no text column found", "columns: label, body", "text_column")
+
+
+def test_missing_label_column(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["id", "text"], [["1", "fire"]])
+    assert_data_error(d, "no label column found", "label_column")
+
+
+def test_configured_column_that_does_not_exist(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["label", "text"], [["1", "fire"]])
+    assert_data_error(d, "no text column 'tweet'", columns=ColumnChoice(text_column="tweet"))
+
+
+def test_empty_file(tmp_path):
+    d = channel(tmp_path)
+    (d / "train.csv").write_bytes(b"")
+    assert_data_error(d, "train.csv in channel 'training' is empty")
+
+
+def test_header_without_rows(tmp_path):
+    d = channel(tmp_path)
+    (d / "train.csv").write_text("label,sentence\n")
+    assert_data_error(d, "has a header but no rows")
+
+
+def test_undecodable_bytes_name_the_line(tmp_path):
+    d = channel(tmp_path)
+    (d / "train.csv").write_bytes("label,sentence\n1,fire\n0,caf".encode() + b"\xe9 ok\n")
+    assert_data_error(d, "line 3", "not valid UTF-8", "iconv")
+
+
+def test_labels_outside_the_label_set_are_listed_with_lines(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["label", "sentence"], [["1", "a"], ["2", "b"], ["maybe", "c"], ["", "d"]])
+    assert_data_error(d, "3 row(s) have a label outside the label set", "'2' (line 3)", "'maybe' (line 4)",
+                      "0 or 'Not a disaster'", "label_names")
+
+
+def test_channel_without_data_files(tmp_path):
+    d = channel(tmp_path)
+    (d / "notes.txt").write_text("hello")
+    assert_data_error(d, "no .csv or .jsonl file", "notes.txt")
+
+
+def test_invalid_json_line(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", label: 1}\n')
+    assert_data_error(d, "x.jsonl, line 2: not valid JSON")
+
+
+def test_json_record_that_is_not_an_object(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.jsonl").write_text('["a", 0]\n')
+    assert_data_error(d, "expected a JSON object")
+
+
+def test_short_csv_rows(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.csv").write_text("id,text,label\n1,fire,1\n2,unquoted\n")
+    assert_data_error(d, "fewer columns than the header", "lines 3")
+
+
+def test_a_single_class_is_refused(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["label", "sentence"], [["1", "a"], ["1", "b"]])
+    with pytest.raises(DataError) as info:
+        require_classes(read(d), LABELS)
+    assert "single class ('Real disaster', 2 rows)" in str(info.value)
+
+
+# ---- splits -------------------------------------------------------------------------------------
+
+def test_stratified_split_keeps_class_shares_and_is_deterministic():
+    labels = [0] * 80 + [1] * 20
+    train, held = stratified_split(labels, 0.2, seed=3)
+    assert len(held) == 20 and sum(labels[i] for i in held) == 4
+    assert sorted(train + held) == list(range(100))
+    assert stratified_split(labels, 0.2, seed=3) == (train, held)
+    assert stratified_split(labels, 0.2, seed=4) != (train, held)
+
+
+def test_max_train_samples_takes_a_seeded_sample(tmp_path):
+    d = channel(tmp_path)
+    (d / "train.csv").write_bytes(TRAIN_CSV.read_bytes())
+    data = read(d)
+    head = shuffled_head(data, 100, seed=1)
+    assert len(head) == 100 and head.texts == shuffled_head(data, 100, seed=1).texts
+    assert shuffled_head(data, 0, seed=1) is data

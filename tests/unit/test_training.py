@@ -1,0 +1,146 @@
+"""The training program in-process, on the tiny BERT (given through the `pretrained` channel)."""
+import json
+
+import pytest
+
+from conftest import make_opt_ml, read_rows, write_csv, TEST_CSV
+from sagebert.container.train_entry import main as train_main
+from sagebert.environment import TrainingEnvironment
+from sagebert.hyperparameters import load
+from sagebert.metric_lines import METRIC_DEFINITIONS
+from sagebert.modeling import load_model_dir
+from sagebert.training import epoch_batches, shard_batches, train
+
+FAST = {"epochs": 2, "train_batch_size": 16, "eval_batch_size": 32, "log_interval": 4, "learning_rate": 1e-3}
+
+
+@pytest.fixture
+def opt_ml(tmp_path, tiny_bert, monkeypatch):
+    made = []
+
+    def build(**kwargs):
+        kwargs.setdefault("hyperparameters", FAST)
+        made.append(1)
+        base = make_opt_ml(tmp_path / f"opt_ml{len(made)}", pretrained=tiny_bert, **kwargs)
+        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+        return base
+    return build
+
+
+def run(base):
+    env = TrainingEnvironment.read(base)
+    return train(load(env.hyperparameters), env)
+
+
+def test_training_writes_a_loadable_model_and_metrics(opt_ml, caplog):
+    base = opt_ml(train_rows=160, test_rows=60)
+    caplog.set_level("INFO")
+    result = run(base)
+    model_dir = base / "model"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "labels.json", "sagebert.json", "metrics.json"):
+        assert (model_dir / name).exists(), name
+    loaded = load_model_dir(model_dir)
+    assert loaded.label_names == ["Not a disaster", "Real disaster"]
+    assert loaded.max_length == 128
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["examples"] == 60  # the WHOLE test channel, not a batch of it
+    assert sum(map(sum, metrics["confusion_matrix"])) == 60
+    assert metrics["epochs"] == 2 and metrics["optimizer_steps"] == result.total_steps == 2 * 10
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and set(metrics) >= {"precision", "recall", "f1"}
+    history = json.loads((base / "output" / "data" / "metrics_history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    csv_lines = (base / "output" / "data" / "metrics_history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,step,train_loss,eval_loss,eval_accuracy") and len(csv_lines) == 3
+    assert (base / "output" / "data" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Metric lines: every epoch line carries every eval metric, readable by the MetricDefinitions.
+    import re
+
+    epoch_lines = [r.getMessage() for r in caplog.records if "eval_accuracy=" in r.getMessage()]
+    assert len(epoch_lines) == 2
+    for definition in METRIC_DEFINITIONS:
+        if definition["Name"].startswith("eval:"):
+            assert re.search(definition["Regex"], epoch_lines[-1]), definition["Name"]
+    assert any(re.search(r"epoch=1 step=4 train_loss=[0-9.]+ learning_rate=", r.getMessage()) for r in caplog.records)
+
+
+def test_same_seed_same_result(opt_ml, tmp_path):
+    first = run(opt_ml(train_rows=96, test_rows=40)).metrics
+    second = run(opt_ml(train_rows=96, test_rows=40)).metrics
+    assert first["loss"] == second["loss"] and first["confusion_matrix"] == second["confusion_matrix"]
+
+
+def test_without_a_testing_channel_a_stratified_fifth_is_held_out(opt_ml):
+    base = opt_ml(train_rows=200, test_rows=None, hyperparameters={**FAST, "epochs": 1})
+    metrics = run(base).metrics
+    assert metrics["examples"] == 40
+
+
+def test_gradient_accumulation_counts_optimizer_steps(opt_ml):
+    base = opt_ml(train_rows=96, test_rows=20, hyperparameters={**FAST, "epochs": 1, "gradient_accumulation_steps": 4})
+    assert run(base).global_step == 2  # 6 batches of 16 → ceil(6 / 4)
+
+
+def test_batches_are_length_grouped_and_cover_every_example_once():
+    lengths = [5, 50, 7, 48, 6, 49, 8, 47] * 100
+    batches = epoch_batches(lengths, 8, seed=1, epoch=1)
+    assert sorted(i for b in batches for i in b) == list(range(800))
+    spreads = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(s < 10 for s in spreads) >= 0.9 * len(batches)  # similar lengths share a batch
+    assert epoch_batches(lengths, 8, seed=1, epoch=1) == batches
+    assert epoch_batches(lengths, 8, seed=1, epoch=2) != batches
+
+
+def test_sharding_deals_batches_round_robin_and_evenly():
+    batches = [[i] for i in range(7)]
+    assert shard_batches(batches, 0, 2) == [[0], [2], [4]]
+    assert shard_batches(batches, 1, 2) == [[1], [3], [5]]
+    assert shard_batches(batches, 0, 1) == batches
+
+
+# ---- the program: failures reach /opt/ml/output/failure -------------------------------------------
+
+def test_bad_data_writes_a_failure_reason_and_exits_non_zero(opt_ml):
+    base = opt_ml(train_rows=20, test_rows=None)
+    write_csv(base / "input" / "data" / "training" / "train.csv", ["label", "sentence"], [["7", "x"], ["0", "y"]])
+    assert train_main([]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "label outside the label set" in reason and "Fix:" in reason
+    assert "Traceback" not in reason and len(reason) <= 1024 + 1
+
+
+def test_a_bad_hyperparameter_fails_before_any_model_loads(opt_ml):
+    base = opt_ml(train_rows=20)
+    assert train_main(["--learning_rate", "lots"]) == 2
+    assert "hyperparameter 'learning_rate' is 'lots'" in (base / "output" / "failure").read_text()
+
+
+def test_a_missing_training_channel(opt_ml):
+    base = opt_ml(train_rows=20)
+    import shutil
+
+    shutil.rmtree(base / "input" / "data" / "training")
+    cfg = base / "input" / "config" / "inputdataconfig.json"
+    cfg.write_text(json.dumps({k: v for k, v in json.loads(cfg.read_text()).items() if k != "training"}))
+    assert train_main([]) == 2
+    assert "The required 'training' channel is missing (channels present: pretrained, testing)" in \
+        (base / "output" / "failure").read_text()
+
+
+def test_an_unreadable_pretrained_channel(opt_ml, tmp_path):
+    base = opt_ml(train_rows=20)
+    for f in (base / "input" / "data" / "pretrained").iterdir():
+        f.unlink()
+    (base / "input" / "data" / "pretrained" / "README").write_text("nothing here")
+    assert train_main([]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "holds no Hugging Face model" in reason and "README" in reason
+
+
+def test_an_unreachable_hub_model_says_to_use_the_pretrained_channel(tmp_path, monkeypatch):
+    base = make_opt_ml(tmp_path / "opt_ml", train_rows=20,
+                       hyperparameters={"model_name_or_path": "no-such-org/no-such-model-xyz"})
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert train_main([]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "Could not load base model 'no-such-org/no-such-model-xyz'" in reason and "'pretrained' channel" in reason
