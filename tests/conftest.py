@@ -1,96 +1,14 @@
-"""Fixtures shared by every test layer: a tiny BERT, small slices of the bundled tweets, and a
-SageMaker /opt/ml tree builder."""
+"""Fixtures shared by every test layer."""
 from __future__ import annotations
 
-import csv
-import json
-import os
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_CSV = REPO / "local_test" / "data" / "training" / "train.csv"
-TEST_CSV = REPO / "local_test" / "data" / "testing" / "test.csv"
-RAW_CSV = REPO / "data" / "raw.csv"
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def read_rows(path: Path, limit: int | None = None) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return rows[:limit] if limit else rows
-
-
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def make_tiny_bert(directory: Path) -> Path:
-    """A randomly initialised 2-layer BERT with a WordPiece vocabulary built from the tweets."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    words = Counter()
-    for row in read_rows(TRAIN_CSV):
-        words.update(row["sentence"].lower().split())
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = sorted({c for w in words for c in w})
-    vocab = specials + [w for w, _ in words.most_common(2000)] + chars + [f"##{c}" for c in chars]
-    vocab = list(dict.fromkeys(vocab))
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    import torch
-
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+from support import make_tiny_bert
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A directory holding a tiny BERT (config, safetensors, tokenizer): a stand-in base model."""
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-def make_opt_ml(base: Path, *, train_rows: int = 200, test_rows: int | None = 80,
-                hyperparameters: dict | None = None, pretrained: Path | None = None,
-                hosts: list[str] | None = None, current_host: str = "algo-1") -> Path:
-    """A SageMaker /opt/ml tree under ``base`` with slices of the bundled split."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    channels = {}
-    rows = read_rows(TRAIN_CSV, train_rows)
-    write_csv(base / "input" / "data" / "training" / "train.csv", ["label", "sentence"],
-              [[r["label"], r["sentence"]] for r in rows])
-    channels["training"] = {}
-    if test_rows:
-        rows = read_rows(TEST_CSV, test_rows)
-        write_csv(base / "input" / "data" / "testing" / "test.csv", ["label", "sentence"],
-                  [[r["label"], r["sentence"]] for r in rows])
-        channels["testing"] = {}
-    if pretrained is not None:
-        import shutil
-
-        shutil.copytree(pretrained, base / "input" / "data" / "pretrained")
-        channels["pretrained"] = {}
-    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in (hyperparameters or {}).items()}))
-    (config / "inputdataconfig.json").write_text(json.dumps(
-        {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-         for name in channels}))
-    hosts = hosts or ["algo-1"]
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": current_host, "hosts": hosts, "network_interface_name": "eth0"}))
-    for sub in ("model", "output/data", "checkpoints"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    return base

@@ -22,7 +22,7 @@ def test_clean_text(raw, cleaned):
 def test_cleaning_is_idempotent_on_the_raw_competition_file():
     import csv
 
-    from conftest import RAW_CSV
+    from support import RAW_CSV
 
     with open(RAW_CSV, encoding="utf-8", newline="") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]

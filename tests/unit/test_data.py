@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
+from support import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
 from sagebert.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
 from sagebert.errors import DataError
 

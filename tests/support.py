@@ -1,0 +1,122 @@
+"""Helpers shared by every test layer: a tiny BERT, slices of the bundled tweets, a SageMaker
+/opt/ml tree builder, and `docker run`."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_CSV = REPO / "local_test" / "data" / "training" / "train.csv"
+TEST_CSV = REPO / "local_test" / "data" / "testing" / "test.csv"
+RAW_CSV = REPO / "data" / "raw.csv"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def read_rows(path: Path, limit: int | None = None) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows[:limit] if limit else rows
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_tiny_bert(directory: Path) -> Path:
+    """A randomly initialised 2-layer BERT with a WordPiece vocabulary built from the tweets."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    words = Counter()
+    for row in read_rows(TRAIN_CSV):
+        words.update(row["sentence"].lower().split())
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = sorted({c for w in words for c in w})
+    vocab = specials + [w for w, _ in words.most_common(2000)] + chars + [f"##{c}" for c in chars]
+    vocab = list(dict.fromkeys(vocab))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_opt_ml(base: Path, *, train_rows: int = 200, test_rows: int | None = 80,
+                hyperparameters: dict | None = None, pretrained: Path | None = None,
+                hosts: list[str] | None = None, current_host: str = "algo-1") -> Path:
+    """A SageMaker /opt/ml tree under ``base`` with slices of the bundled split."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    channels = {}
+    rows = read_rows(TRAIN_CSV, train_rows)
+    write_csv(base / "input" / "data" / "training" / "train.csv", ["label", "sentence"],
+              [[r["label"], r["sentence"]] for r in rows])
+    channels["training"] = {}
+    if test_rows:
+        rows = read_rows(TEST_CSV, test_rows)
+        write_csv(base / "input" / "data" / "testing" / "test.csv", ["label", "sentence"],
+                  [[r["label"], r["sentence"]] for r in rows])
+        channels["testing"] = {}
+    if pretrained is not None:
+        import shutil
+
+        shutil.copytree(pretrained, base / "input" / "data" / "pretrained")
+        channels["pretrained"] = {}
+    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in (hyperparameters or {}).items()}))
+    (config / "inputdataconfig.json").write_text(json.dumps(
+        {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+         for name in channels}))
+    hosts = hosts or ["algo-1"]
+    (config / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": current_host, "hosts": hosts, "network_interface_name": "eth0"}))
+    for sub in ("model", "output/data", "checkpoints"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def docker_usable() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@dataclass
+class Run:
+    """A finished `docker run`."""
+
+    returncode: int
+    output: str
+
+
+def docker_run(image: str, *args: str, opt_ml: Path | None = None, hostname: str = "algo-1",
+               extra: tuple[str, ...] = (), timeout: int = 300) -> Run:
+    """Run the image to completion (stdout and stderr together) and remove the container."""
+    name = f"sagebert-test-{uuid.uuid4().hex[:8]}"
+    command = ["docker", "run", "--rm", "--name", name, "--hostname", hostname, *extra]
+    if opt_ml is not None:
+        command += ["-v", f"{opt_ml}:/opt/ml"]
+    command += [image, *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        raise
+    return Run(done.returncode, done.stdout + done.stderr)
