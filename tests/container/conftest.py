@@ -1,0 +1,48 @@
+"""Container-test fixtures: the real image, built once per session, run with `docker run`."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import REPO, docker_run, docker_usable, make_opt_ml
+
+IMAGE_TAG = "sagebert:test"
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.container)
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image under test: SAGEBERT_TEST_IMAGE if set, else built from this tree."""
+    if not docker_usable():
+        message = "Docker is not usable (no docker client, or no engine answers `docker info`)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: container tests must run in CI; .ci/run installs and starts the engine")
+        pytest.skip(f"{message}; run scripts/setup.sh to install and start it")
+    tag = os.environ.get("SAGEBERT_TEST_IMAGE")
+    if tag:
+        subprocess.run(["docker", "image", "inspect", tag], check=True, capture_output=True)
+        return tag
+    build = subprocess.run([str(REPO / "container" / "build-image.sh"), IMAGE_TAG], cwd=REPO,
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.fail("image build failed:\n" + (build.stdout + build.stderr)[-4000:])
+    return IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def trained_in_container(image, tiny_bert, tmp_path_factory) -> tuple[Path, Run]:
+    """An /opt/ml tree after a successful `docker run IMAGE train` with the tiny BERT."""
+    base = make_opt_ml(tmp_path_factory.mktemp("trained") / "opt_ml", train_rows=240, test_rows=96,
+                       pretrained=tiny_bert,
+                       hyperparameters={"epochs": 2, "train_batch_size": 16, "log_interval": 5, "learning_rate": 1e-3,
+                                        "clean_text": "True", "label_names": "Not a disaster,Real disaster"})
+    return base, docker_run(image, "train", opt_ml=base)
