@@ -1,0 +1,1 @@
+"""The inference servers: gunicorn + Flask (single model) and multi-model-server (multi-model)."""

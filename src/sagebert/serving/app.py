@@ -1,0 +1,154 @@
+"""The Flask app: GET /ping, POST /invocations, GET /execution-parameters.
+
+``create_app(holder, settings)`` takes a ModelHolder, so tests can give it a tiny model, a model
+still loading, or one that failed to load. /ping answers 200 only once the model is loaded AND a
+warm-up prediction succeeded in this process; it never touches the model, so it stays fast while
+inference is busy. Client mistakes are 4xx with a JSON reason; anything else is a 500 whose
+traceback goes to the log, never to the client.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from .. import codecs
+from ..errors import ModelNotReadyError, SagebertError
+from .batching import MicroBatcher
+from .settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+WARM_UP_TEXT = "sagebert warm-up: Just happened a terrible car crash"
+
+
+class ModelHolder:
+    """The served model and its readiness: loading → ready (after a warm-up), or failed."""
+
+    def __init__(self, loader: Callable[[], object] | None = None, model: object | None = None):
+        self._loader = loader
+        self.model = model
+        self.error: str | None = None
+        self._warm_pid: int | None = None
+        self.batcher: MicroBatcher | None = MicroBatcher(self._predict_texts) if model is not None else None
+
+    @classmethod
+    def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> "ModelHolder":
+        """A holder that loads ``model_dir`` with the settings' precision and batch size."""
+        from ..inference import model_fn
+
+        return cls(loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size))
+
+    def _predict_texts(self, texts: list[str]):
+        return self.model.predict(texts)  # type: ignore[union-attr]
+
+    def load(self) -> "ModelHolder":
+        """Load now (in this thread); a failure is kept (and logged), not raised."""
+        started = time.monotonic()
+        try:
+            self.model = self._loader()  # type: ignore[misc]
+            self.batcher = MicroBatcher(self._predict_texts)
+            log.info("model ready in %.2f s", time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - the server stays up and says why on /ping
+            self.error = str(exc) if isinstance(exc, SagebertError) else f"{type(exc).__name__}: {exc}"
+            log.exception("loading the model failed: %s", self.error)
+        return self
+
+    def load_in_background(self) -> "ModelHolder":
+        threading.Thread(target=self.load, name="sagebert-model-loader", daemon=True).start()
+        return self
+
+    def warm_up(self) -> bool:
+        """One prediction in this process; /ping turns 200 once it succeeds."""
+        import os
+
+        if self.model is None:
+            return False
+        try:
+            self.batcher.submit([WARM_UP_TEXT])  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"warm-up prediction failed: {type(exc).__name__}: {exc}"
+            log.exception(self.error)
+            return False
+        self._warm_pid = os.getpid()
+        return True
+
+    @property
+    def ready(self) -> bool:
+        import os
+
+        return self.model is not None and self.error is None and self._warm_pid == os.getpid()
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            raise ModelNotReadyError(f"The model is not ready: {self.error or 'still loading'}.",
+                                     "Retry once GET /ping answers 200; the endpoint log says why if it never does.")
+
+    def predict(self, texts: list[str]) -> codecs.Predictions:
+        self.require_ready()
+        items = self.batcher.submit(texts)  # type: ignore[union-attr]
+        return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]
+
+
+def _json(payload: dict, status: int) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype=codecs.JSON)
+
+
+def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
+    """The WSGI app serving ``holder``'s model under ``settings``."""
+    app = Flask("sagebert")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    app.extensions["sagebert"] = holder
+
+    @app.get("/ping")
+    def ping() -> Response:
+        if holder.ready:
+            return _json({"status": "healthy"}, 200)
+        return _json({"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503)
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        holder.require_ready()
+        accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
+        custom = request.headers.get(CUSTOM_ATTRIBUTES)
+        fmt = codecs.output_format(custom, settings.output_format)
+        texts = codecs.decode(request.get_data(cache=False), request.headers.get("Content-Type"), settings.max_texts)
+        predictions = holder.predict(texts)
+        body, content_type = codecs.encode(predictions, accept, fmt)
+        response = Response(body, status=200, content_type=content_type)
+        if custom is not None:
+            response.headers[CUSTOM_ATTRIBUTES] = custom
+        return response
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return _json({"MaxConcurrentTransforms": settings.max_concurrent_transforms,
+                      "BatchStrategy": "MULTI_RECORD",
+                      "MaxPayloadInMB": int(max(1, settings.max_payload_mb))}, 200)
+
+    @app.errorhandler(SagebertError)
+    def user_error(error: SagebertError) -> Response:
+        if error.http_status >= 500:
+            log.warning("%s", error)
+        return _json({"error": error.message, "fix": error.fix}, error.http_status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code == 413:
+            return _json({"error": f"The request body is larger than this endpoint's limit of {settings.max_payload_mb:g} MB.",
+                          "fix": "Send fewer texts per request, or raise SAGEMAKER_MAX_PAYLOAD_IN_MB."}, 413)
+        return _json({"error": f"{error.name}: {error.description}"}, error.code or 500)
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _json({"error": "Internal server error; the endpoint's log (CloudWatch) has the details."}, 500)
+
+    return app

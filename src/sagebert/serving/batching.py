@@ -1,0 +1,68 @@
+"""Opportunistic micro-batching: requests that arrive while the model is busy share its next
+forward pass. Nothing waits on purpose, so a lone request is never delayed; under concurrency the
+model sees fewer, larger batches, which is where a CPU gains most.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Callable, Generic, Sequence, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class MicroBatcher(Generic[T]):
+    """Runs ``predict`` on one thread, over the texts of every request queued at that moment."""
+
+    def __init__(self, predict: Callable[[list[str]], Sequence[T]], max_texts: int = 64):
+        self._predict = predict
+        self._max_texts = max_texts
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid: int | None = None  # the thread is started per process (gunicorn forks after loading)
+
+    def submit(self, texts: Sequence[str]) -> list[T]:
+        """Predict ``texts`` (blocking); exceptions from ``predict`` are raised here."""
+        self._ensure_thread()
+        future: Future = Future()
+        self._queue.put((list(texts), future))
+        return future.result()
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._loop, name="sagebert-batcher", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _loop(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            count = len(jobs[0][0])
+            while count < self._max_texts:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                count += len(job[0])
+            self._run(jobs)
+
+    def _run(self, jobs: list[tuple[list[str], Future]]) -> None:
+        texts = [text for job_texts, _ in jobs for text in job_texts]
+        try:
+            results = list(self._predict(texts))
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            for _, future in jobs:
+                future.set_exception(exc)
+            return
+        start = 0
+        for job_texts, future in jobs:
+            future.set_result(results[start:start + len(job_texts)])
+            start += len(job_texts)
