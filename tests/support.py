@@ -59,6 +59,17 @@ def make_tiny_bert(directory: Path) -> Path:
     return directory
 
 
+def make_tiny_model_dir(tiny_bert: Path, directory: Path, max_length: int = 32) -> Path:
+    """Save the tiny BERT the way a training job saves its model (untrained head: answers are arbitrary)."""
+    from sagebert.modeling import BaseModelChoice, load_for_training, save_model_dir
+
+    labels = ("Not a disaster", "Real disaster")
+    tokenizer, model = load_for_training(BaseModelChoice(str(tiny_bert), "test", "tiny"), labels, max_length)
+    save_model_dir(directory, model, tokenizer, labels, max_length=max_length, base_model="tiny",
+                   hyperparameters={}, metrics={})
+    return directory
+
+
 def make_opt_ml(base: Path, *, train_rows: int = 200, test_rows: int | None = 80,
                 hyperparameters: dict | None = None, pretrained: Path | None = None,
                 hosts: list[str] | None = None, current_host: str = "algo-1") -> Path:
