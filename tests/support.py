@@ -131,3 +131,65 @@ def docker_run(image: str, *args: str, opt_ml: Path | None = None, hostname: str
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         raise
     return Run(done.returncode, done.stdout + done.stderr)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServingContainer:
+    """`docker run -d IMAGE serve` with a model, published on a free loopback port."""
+
+    def __init__(self, image: str, opt_ml: Path, env: dict | None = None, *, volume_target: str = "/opt/ml"):
+        self.name = f"sagebert-serve-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = ["docker", "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:8080",
+                   "-v", f"{opt_ml}:{volume_target}"]
+        for key, value in (env or {}).items():
+            command += ["-e", f"{key}={value}"]
+        subprocess.run(command + [image, "serve"], check=True, capture_output=True)
+
+    def wait_healthy(self, timeout: float = 90) -> float:
+        """Seconds until /ping answered 200; raises with the log if it never does."""
+        import time
+
+        import requests
+
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            if not self.running():
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} never became healthy:\n{self.logs()[-3000:]}")
+
+    def running(self) -> bool:
+        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", self.name], capture_output=True, text=True)
+        return state.stdout.strip() == "true"
+
+    def logs(self) -> str:
+        done = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    def exit_code(self) -> int:
+        subprocess.run(["docker", "wait", self.name], capture_output=True, timeout=60)
+        state = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", self.name], capture_output=True, text=True)
+        return int(state.stdout.strip())
+
+    def remove(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+    def __enter__(self) -> "ServingContainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
