@@ -1,0 +1,149 @@
+"""Waiting with progress: a training job's status transitions and logs, an endpoint's status.
+
+Both are generators of events (status changes, log lines, the final description) so the CLI can
+show them as they happen; neither prints. Polling intervals and ``sleep`` are parameters, so
+tests run them without waiting.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from botocore.exceptions import ClientError
+
+from .actions import AwsClients
+from .requests import TRAINING_LOG_GROUP
+
+TRAINING_DONE = ("Completed", "Failed", "Stopped")
+ENDPOINT_DONE = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A job's SecondaryStatus (or an endpoint's EndpointStatus) changed, or its message did."""
+
+    status: str
+    message: str = ""
+    elapsed: float | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a training host wrote to stdout/stderr."""
+
+    host: str
+    message: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last description of the job or endpoint, once it stopped changing."""
+
+    description: dict
+
+
+def host_of(stream_name: str) -> str:
+    """``<job>/algo-2-1700000000`` → ``algo-2`` (the stream's host)."""
+    tail = stream_name.split("/", 1)[-1]
+    match = re.match(r"(algo-\d+)", tail)
+    return match.group(1) if match else tail
+
+
+class TrainingLogReader:
+    """Reads new lines from every CloudWatch stream ``<job>/...`` of a training job.
+
+    Each host writes its own stream (``<job>/algo-N-<epoch>``); a host restarted after a spot
+    interruption starts a new one. Streams are rediscovered on every read and each is followed
+    from its own position, so no host's lines are missed or repeated.
+    """
+
+    def __init__(self, logs_client, job_name: str):
+        self._logs = logs_client
+        self._prefix = f"{job_name}/"
+        self._tokens: dict[str, str] = {}
+
+    def _streams(self) -> list[str]:
+        names: list[str] = []
+        try:
+            pages = self._logs.get_paginator("describe_log_streams").paginate(
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=self._prefix)
+            for page in pages:
+                names.extend(stream["logStreamName"] for stream in page["logStreams"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return []  # no host has written anything yet
+            raise
+        return names
+
+    def _read_stream(self, stream: str) -> list[dict]:
+        events: list[dict] = []
+        while True:
+            request = {"logGroupName": TRAINING_LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            token = self._tokens.get(stream)
+            if token:
+                request["nextToken"] = token
+            page = self._logs.get_log_events(**request)
+            self._tokens[stream] = page["nextForwardToken"]
+            events.extend({**event, "stream": stream} for event in page["events"])
+            if not page["events"] or page["nextForwardToken"] == token:
+                return events
+
+    def read_new(self) -> list[LogLine]:
+        """Every line written since the last call, all hosts interleaved by time."""
+        events = [event for stream in self._streams() for event in self._read_stream(stream)]
+        events.sort(key=lambda event: event["timestamp"])
+        return [LogLine(host_of(event["stream"]), event["message"].rstrip("\n"), event["timestamp"])
+                for event in events]
+
+
+def follow_training_job(clients: AwsClients, job_name: str, *, poll_interval: float = 30, logs: bool = True,
+                        sleep: Callable[[float], None] = time.sleep) -> Iterator[StatusChange | LogLine | Finished]:
+    """Poll DescribeTrainingJob until the job ends, yielding its status transitions and log lines."""
+    reader = TrainingLogReader(clients.logs, job_name) if logs else None
+    shown: list[tuple[str, str]] = []
+    while True:
+        job = clients.sagemaker.describe_training_job(TrainingJobName=job_name)
+        transitions = [(t["Status"], t.get("StatusMessage", "")) for t in job.get("SecondaryStatusTransitions", [])]
+        if not transitions:
+            transitions = [(job.get("SecondaryStatus") or job["TrainingJobStatus"], "")]
+        for index, transition in enumerate(transitions):
+            if index >= len(shown) or shown[index] != transition:
+                yield StatusChange(*transition)
+        shown = transitions
+        done = job["TrainingJobStatus"] in TRAINING_DONE
+        if reader is not None:
+            if done:
+                sleep(min(poll_interval, 5))  # CloudWatch receives the last lines a few seconds late
+            yield from reader.read_new()
+        if done:
+            yield Finished(job)
+            return
+        sleep(poll_interval)
+
+
+def wait_for_endpoint(clients: AwsClients, endpoint: str, *, poll_interval: float = 30, timeout: float = 3600,
+                      heartbeat: float = 60, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> Iterator[StatusChange | Finished]:
+    """Poll DescribeEndpoint until it settles (InService, Failed, ...), yielding status changes.
+
+    A StatusChange is also yielded every ``heartbeat`` seconds while nothing changes, so a long
+    Creating/Updating shows it is alive. Raises TimeoutError after ``timeout`` seconds.
+    """
+    start = clock()
+    last_status, last_shown = None, start
+    while True:
+        description = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
+        status = description["EndpointStatus"]
+        now = clock()
+        if status != last_status or now - last_shown >= heartbeat:
+            yield StatusChange(status, description.get("FailureReason", ""), now - start)
+            last_status, last_shown = status, now
+        if status in ENDPOINT_DONE:
+            yield Finished(description)
+            return
+        if now - start >= timeout:
+            raise TimeoutError(f"endpoint {endpoint} is still {status} after {int(now - start)} s")
+        sleep(poll_interval)
