@@ -1,0 +1,395 @@
+"""Fixtures for the AWS layer: moto in server mode, local docker registries, the CLI runner.
+
+moto_server runs once per session on a free 127.0.0.1 port and is reset before every test; the
+AWS environment (AWS_ENDPOINT_URL pointing at it, test credentials, region eu-west-1) is set
+only for the tests that ask for ``aws``. Registries are Debian's docker-registry with htpasswd
+auth whose user is the one ECR's GetAuthorizationToken hands out (moto: AWS /
+123456789012-auth-token), so build_and_push.sh's ECR-style login works against them unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests as http
+
+from sagebert.aws.actions import AwsClients
+from sagebert.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+BUCKET = "sagebert-test"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/SageMakerExec"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagebert:0123456789ab"
+MOTO_TOKEN_USER, MOTO_TOKEN_PASSWORD = "AWS", f"{ACCOUNT}-auth-token"  # what moto's ECR token decodes to
+
+
+@dataclass(frozen=True)
+class FakeAws:
+    """The values the stand-ins answer with, for tests to compare against."""
+
+    account: str = ACCOUNT
+    region: str = REGION
+    bucket: str = BUCKET
+    role_arn: str = ROLE_ARN
+    image: str = IMAGE
+    token_password: str = MOTO_TOKEN_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def fake() -> FakeAws:
+    return FakeAws()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            http.get(url, timeout=1)
+            return
+        except http.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer on {url} within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# ---- moto -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> str:
+    """The URL of a moto server (S3, STS, IAM, ECR, SageMaker, CloudWatch Logs) on 127.0.0.1."""
+    executable = Path(sys.executable).with_name("moto_server")
+    if not executable.exists():
+        executable = Path(shutil.which("moto_server") or "moto_server")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/moto-api/", process, "moto_server")
+        yield url
+    finally:
+        stop(process)
+        log.close()
+
+
+@pytest.fixture
+def aws_environment(moto_server, monkeypatch, tmp_path) -> dict[str, str]:
+    """Environment variables that send boto3 (and build_and_push.sh) to moto, isolated from ~/.aws."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    values = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def aws(aws_environment, moto_server) -> str:
+    """A freshly reset moto (its invoke_endpoint cache included) with the environment pointing at it."""
+    http.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_server
+
+
+@pytest.fixture
+def clients(aws) -> AwsClients:
+    return AwsClients()
+
+
+@pytest.fixture
+def bucket(clients) -> str:
+    clients.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return BUCKET
+
+
+@pytest.fixture
+def training_data(clients, bucket) -> str:
+    """``s3://BUCKET/sagebert/data`` holding training/train.csv and testing/test.csv."""
+    for key in ("sagebert/data/training/train.csv", "sagebert/data/testing/test.csv"):
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=b"label,sentence\n1,Forest fire near La Ronge\n")
+    return f"s3://{bucket}/sagebert/data"
+
+
+@dataclass
+class Sent:
+    """The parameters of every call made through some clients, as botocore received them."""
+
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+
+    def __call__(self, operation: str) -> list[dict]:
+        return [params for name, params in self.calls if name == operation]
+
+    def one(self, operation: str) -> dict:
+        matching = self(operation)
+        assert len(matching) == 1, f"{operation} sent {len(matching)} times: {[n for n, _ in self.calls]}"
+        return matching[0]
+
+
+@pytest.fixture
+def sent(clients) -> Sent:
+    """Records each request's parameters before botocore serialises them (what was really sent)."""
+    record = Sent()
+
+    def remember(params, model, **_):
+        record.calls.append((model.name, copy.deepcopy(params)))
+
+    for client in (clients.sagemaker, clients.runtime, clients.s3, clients.logs, clients.sts):
+        client.meta.events.register("before-parameter-build", remember)
+    return record
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch) -> Callable[..., Result]:
+    """Run ``sagebert ARGV`` in-process: ``cli("train", ..., clients=..., stdin="y\\n")`` → Result."""
+
+    def run(*argv: str, clients: AwsClients | None = None, stdin: str | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main(list(argv), clients=clients)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def seed_logs(clients) -> Callable[[str, dict[str, list[str]]], None]:
+    """Write lines to CloudWatch streams ``<job>/<stream>`` (moto creates none for jobs)."""
+
+    def seed(job: str, streams: dict[str, list[str]]) -> None:
+        group = "/aws/sagemaker/TrainingJobs"
+        if not clients.logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            clients.logs.create_log_group(logGroupName=group)
+        now = int(time.time() * 1000)  # CloudWatch refuses events older than 14 days
+        for offset, (stream, messages) in enumerate(streams.items()):
+            clients.logs.create_log_stream(logGroupName=group, logStreamName=f"{job}/{stream}")
+            clients.logs.put_log_events(logGroupName=group, logStreamName=f"{job}/{stream}", logEvents=[
+                {"timestamp": now + 10 * i + offset, "message": message} for i, message in enumerate(messages)])
+
+    return seed
+
+
+@pytest.fixture
+def endpoint_answers(aws) -> Callable[[list[str]], None]:
+    """Queue the bodies moto's InvokeEndpoint returns (one per distinct request)."""
+
+    def queue(bodies: list[str]) -> None:
+        results = [{"Body": body, "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic",
+                    "CustomAttributes": ""} for body in bodies]
+        http.post(f"{aws}/moto-api/static/sagemaker/endpoint-results", timeout=10,
+                  json={"account_id": ACCOUNT, "region": REGION, "results": results}).raise_for_status()
+
+    return queue
+
+
+# ---- docker and registries --------------------------------------------------------------------------
+def docker_usable() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@dataclass
+class Registry:
+    """A docker-registry process on 127.0.0.1."""
+
+    host: str
+    process: subprocess.Popen
+    auth: tuple[str, str]
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The Docker-Content-Digest of ``repository:reference``, or None if it is not there."""
+        answer = http.get(f"http://{self.host}/v2/{repository}/manifests/{reference}", auth=self.auth, timeout=10,
+                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
+
+
+@pytest.fixture(scope="session")
+def start_registry(tmp_path_factory):
+    """Start registries: ``start_registry(password=..., readonly=...)`` → Registry (stopped at the end)."""
+    for tool in ("/usr/bin/docker-registry", "htpasswd"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is missing: apt-get install docker-registry apache2-utils")
+    if not docker_usable():
+        pytest.skip("no Docker engine answers (docker info)")
+    started: list[Registry] = []
+
+    def start(password: str = MOTO_TOKEN_PASSWORD, readonly: bool = False) -> Registry:
+        root = tmp_path_factory.mktemp("registry")
+        htpasswd = subprocess.run(["htpasswd", "-Bbn", MOTO_TOKEN_USER, password], check=True,
+                                  capture_output=True, text=True).stdout
+        (root / "htpasswd").write_text(htpasswd)
+        port = free_port()
+        maintenance = ", maintenance: {readonly: {enabled: true}}" if readonly else ""
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog: {level: error}\n"
+            f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}{maintenance}}}\n"
+            f"http: {{addr: 127.0.0.1:{port}}}\n"
+            f"auth: {{htpasswd: {{realm: sagebert-test, path: {root / 'htpasswd'}}}}}\n")
+        log = open(root / "registry.log", "wb")
+        process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log,
+                                   stderr=subprocess.STDOUT)
+        registry = Registry(f"127.0.0.1:{port}", process, (MOTO_TOKEN_USER, password))
+        started.append(registry)
+        wait_for_http(f"http://{registry.host}/v2/", process, "docker-registry")
+        return registry
+
+    yield start
+    for registry in started:
+        stop(registry.process)
+        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                              text=True).stdout.split()
+        mine = [tag for tag in tags if tag.startswith(registry.host + "/")]
+        if mine:
+            subprocess.run(["docker", "rmi", *mine], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def registry(start_registry) -> Registry:
+    """The session's registry, accepting the ECR-style login with moto's token."""
+    return start_registry()
+
+
+@pytest.fixture(scope="session")
+def tiny_image(start_registry) -> str:
+    """A 3-byte local image (one file, imported): pushes in a blink, for every push case but one."""
+    name = f"sagebert-test/tiny:{uuid.uuid4().hex[:8]}"
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    subprocess.run(["docker", "import", "-", name], input=payload.getvalue(), check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "rmi", name], capture_output=True)
+
+
+@pytest.fixture
+def build_and_push(aws_environment, aws, tmp_path):
+    """Run build_and_push.sh: ``build_and_push(*args, registry=..., env={...}, script=...)``."""
+
+    def run(*args: str, registry: Registry | None = None, env: dict[str, str] | None = None,
+            script: Path = REPO / "build_and_push.sh") -> subprocess.CompletedProcess:
+        environment = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+        if registry is not None:
+            environment["REGISTRY"] = registry.host
+        environment.update(env or {})
+        return subprocess.run(["bash", str(script), *args], env=environment, capture_output=True, text=True,
+                              timeout=600)
+
+    return run
+
+
+
+# ---- Stubber material -------------------------------------------------------------------------------
+CREATED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_790_000_000))
+FIXED_NOW = "20261126-120000"
+FIXED_TOKEN = "abcd"
+
+
+class Described:
+    """Describe* responses valid for botocore's Stubber: the required fields plus what a test gives."""
+
+    def training_job(self, name: str, status: str = "Completed", secondary: str | None = None,
+                     transitions: tuple[str, ...] = (), **extra) -> dict:
+        return {
+            "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/sagebert/output/{name}/output/model.tar.gz"},
+            "TrainingJobStatus": status, "SecondaryStatus": secondary or status,
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE_ARN, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}, "CreationTime": CREATED,
+            "SecondaryStatusTransitions": [{"Status": s, "StartTime": CREATED, "StatusMessage": f"{s} message"}
+                                           for s in transitions],
+            **extra,
+        }
+
+    def endpoint(self, name: str, status: str, config: str, **extra) -> dict:
+        return {"EndpointName": name, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+                "EndpointConfigName": config, "EndpointStatus": status, "CreationTime": CREATED,
+                "LastModifiedTime": CREATED, **extra}
+
+    def endpoint_config(self, name: str, model: str, instance_type: str = "ml.m5.xlarge", count: int = 1) -> dict:
+        return {"EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model, "InstanceType": instance_type,
+                                        "InitialInstanceCount": count, "InitialVariantWeight": 1.0}],
+                "CreationTime": CREATED}
+
+    def model(self, name: str, data: str, image: str = IMAGE, environment: dict | None = None) -> dict:
+        return {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
+                "CreationTime": CREATED, "ExecutionRoleArn": ROLE_ARN,
+                "PrimaryContainer": {"Image": image, "Mode": "SingleModel", "ModelDataUrl": data,
+                                     "Environment": environment or {}}}
+
+    def not_found(self, stubber, operation: str, what: str) -> None:
+        stubber.add_client_error(operation, service_error_code="ValidationException",
+                                 service_message=f"Could not find {what}.", http_status_code=400)
+
+
+@pytest.fixture
+def described() -> Described:
+    return Described()
+
+
+@pytest.fixture
+def fixed_names(monkeypatch) -> Callable[[str], str]:
+    """Generated names become ``<stem>-20261126-120000-abcd``; returns the function computing them."""
+    from datetime import datetime
+
+    import sagebert.aws.requests as builders
+
+    original = builders.unique_name
+    now = datetime.strptime(FIXED_NOW, "%Y%m%d-%H%M%S")
+    monkeypatch.setattr(builders, "unique_name", lambda stem, now_=None, token=None: original(stem, now, FIXED_TOKEN))
+    return lambda stem: original(stem, now, FIXED_TOKEN)

@@ -1,0 +1,73 @@
+"""The `sagebert` command line itself: what argparse accepts and refuses, before any AWS call."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sagebert.cli import main
+
+COMMANDS = ("upload-data", "train", "stop", "deploy", "update", "rollback", "invoke", "status", "delete")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+
+    assert code == 0 and out.startswith(f"usage: sagebert {command}")
+
+
+def test_train_help_lists_the_hyperparameter_flags_with_the_image_defaults(capsys):
+    _, out, _ = run(capsys, "train", "--help")
+
+    assert "--processes-per-host VALUE" in out and "--learning-rate VALUE" in out
+    assert "(image default: 2)" in " ".join(out.split())  # epochs
+
+
+def test_a_name_value_option_without_equals_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "train", "--image", "i", "--role", "r", "--data", "s3://bucket/d", "-H", "epochs")
+
+    assert code == 2
+    assert "argument -H/--hyperparameter: expected NAME=VALUE, got 'epochs'" in err
+
+
+def test_deploy_takes_exactly_one_model_source(capsys):
+    code, _, err = run(capsys, "deploy", "--endpoint", "ep", "--training-job", "j", "--model-data", "s3://bucket/m.tar.gz")
+
+    assert code == 2 and "not allowed with argument" in err
+
+
+def test_counts_must_be_positive(capsys):
+    code, _, err = run(capsys, "deploy", "--endpoint", "ep", "--training-job", "j", "--instance-count", "0")
+
+    assert code == 2 and "must be at least 1, got 0" in err
+
+
+def test_a_hyperparameter_given_twice_with_different_values_is_refused(capsys):
+    code, _, err = run(capsys, "train", "--image", "i", "--role", "r", "--data", "s3://bucket/d", "--epochs", "2",
+                       "-H", "epochs=3")
+
+    assert code == 1
+    assert "Hyperparameter epochs is given twice (--epochs 2 and --hyperparameter epochs=3)" in err
+
+
+def test_global_options_work_before_and_after_the_command(capsys):
+    for argv in (("--region", "eu-west-1", "status", "--help"), ("status", "--region", "eu-west-1", "--help")):
+        assert run(capsys, *argv)[0] == 0
+
+
+def test_the_cli_imports_neither_torch_nor_transformers_nor_the_training_code():
+    probe = ("import sys, sagebert.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('torch', 'transformers', 'accelerate') or m in ('sagebert.training', 'sagebert.modeling', "
+             "'sagebert.data')))")
+
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[]"
