@@ -37,6 +37,8 @@ COPY pyproject.toml README.md /tmp/sagebert/
 COPY src/ /tmp/sagebert/src/
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
         --no-build-isolation /tmp/sagebert \
+    && python -m compileall -q --invalidation-mode unchecked-hash \
+        "$(python -c 'import sagebert, os; print(os.path.dirname(sagebert.__file__))')" \
     && rm -rf /tmp/sagebert /root/.cache
 COPY container/program/ /opt/sagebert/program/
 COPY container/entrypoint.sh /usr/local/bin/sagebert-entrypoint
