@@ -1,0 +1,128 @@
+"""Serving benchmark: sagebert's server against the reference handler, side by side in one run.
+
+    .venv/bin/python benchmarks/serving.py --image sagebert:dev --model-dir local_test/test_dir/model
+
+Every configuration runs in the image under `docker run ... serve` (the reference handler behind
+the same gunicorn + Flask stack), one at a time, on the model trained on the bundled data. For
+each: cold start (docker run → first 200 on /ping), single-tweet latency at concurrency 1,
+throughput and p99 at concurrency 8 with 1-tweet and with 32-tweet requests, memory with the
+server idle after the load, and accuracy / F1 over all 1,904 test tweets through the endpoint.
+Load is closed-loop from keep-alive clients on this machine, bounded in count and in time.
+Writes benchmarks/results/serving.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from common import REPO, Container, load, machine, median, post_json, test_rows
+
+CONFIGS = {
+    "sagebert-int8-w1": {"env": {"SAGEBERT_INFERENCE_PRECISION": "int8", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}},
+    "sagebert-int8-w2": {"env": {"SAGEBERT_INFERENCE_PRECISION": "int8", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}},
+    "sagebert-bf16-w1": {"env": {"SAGEBERT_INFERENCE_PRECISION": "bf16", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}},
+    "sagebert-fp32-w1": {"env": {"SAGEBERT_INFERENCE_PRECISION": "fp32", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}},
+    "reference-w1": {"reference": True, "workers": 1},
+    "reference-w2": {"reference": True, "workers": 2},
+}
+
+
+def start(image: str, model_dir: Path, config: dict) -> Container:
+    volumes = {str(model_dir.resolve()): "/opt/ml/model"}
+    if not config.get("reference"):
+        return Container.start(image, ["serve"], volumes, config["env"], "bench-sagebert")
+    workers = config["workers"]
+    volumes[str(REPO / "benchmarks")] = "/bench"
+    threads = max(1, os.cpu_count() // workers)  # the same torch threads per worker as sagebert's server
+    args = ["gunicorn", "-k", "gthread", "--threads", "8", "-w", str(workers), "-b", "0.0.0.0:8080", "--preload",
+            "--chdir", "/bench", "--timeout", "60", "reference_app:app"]
+    return Container.start(image, args, volumes, {"OMP_NUM_THREADS": str(threads)}, "bench-reference")
+
+
+def labels_from(answer, reference: bool) -> list[int]:
+    if reference:
+        return [max(range(len(row)), key=row.__getitem__) for row in answer]
+    return [p["label_id"] for p in answer["predictions"]]
+
+
+def accuracy(port: int, reference: bool, rows: list[dict]) -> dict:
+    predicted = []
+    for start in range(0, len(rows), 32):
+        predicted += labels_from(post_json(port, [r["sentence"] for r in rows[start:start + 32]]), reference)
+    truth = [int(r["label"]) for r in rows]
+    tp = sum(p == t == 1 for p, t in zip(predicted, truth))
+    precision = tp / max(1, sum(predicted))
+    recall = tp / max(1, sum(truth))
+    return {"accuracy": round(sum(p == t for p, t in zip(predicted, truth)) / len(truth), 4),
+            "f1": round(2 * precision * recall / max(1e-9, precision + recall), 4), "examples": len(truth)}
+
+
+def run_config(name: str, config: dict, image: str, model_dir: Path, rows: list[dict], cold_starts: int,
+               seconds: float) -> dict:
+    reference = bool(config.get("reference"))
+    starts = []
+    for _ in range(cold_starts - 1):
+        c = start(image, model_dir, config)
+        starts.append(c.wait_healthy())
+        c.stop()
+    container = start(image, model_dir, config)
+    try:
+        starts.append(container.wait_healthy())
+        memory_ready = container.memory()
+        singles = [json.dumps(r["sentence"]).encode() for r in rows]
+        batches = [json.dumps([r["sentence"] for r in rows[i:i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
+        c1 = load(container.port, singles, 1, max_requests=400, max_seconds=seconds)
+        c8 = load(container.port, singles, 8, max_requests=4000, max_seconds=seconds)
+        c8_32 = load(container.port, batches, 8, max_requests=600, max_seconds=seconds)
+        memory_loaded = container.memory()
+        quality = accuracy(container.port, reference, rows)
+    finally:
+        container.stop()
+    result = {"name": name, "cold_start_s": round(median(starts), 2), "cold_starts": [round(s, 2) for s in starts],
+              "c1_single": c1.summary(), "c8_single": c8.summary(), "c8_batch32": c8_32.summary(),
+              "memory_ready": memory_ready, "memory_after_load": memory_loaded, "quality": quality}
+    print(f"  {name}: c1 p50 {result['c1_single']['p50_ms']} ms p99 {result['c1_single']['p99_ms']} ms; "
+          f"c8 {result['c8_single']['throughput_rps']} rps p99 {result['c8_single']['p99_ms']} ms; "
+          f"c8x32 {result['c8_batch32']['throughput_rps']} rps; cold {result['cold_start_s']} s; "
+          f"mem {memory_loaded}; acc {quality['accuracy']}", flush=True)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| configuration | cold start s | c1 p50 ms | c1 p99 ms | c8 req/s (1 tweet) | c8 p99 ms | "
+             "c8 req/s (32 tweets) | c8 p99 ms (32) | memory MiB (cgroup / PSS) | accuracy | F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        m = r["memory_after_load"]
+        lines.append(f"| {r['name']} | {r['cold_start_s']} | {r['c1_single']['p50_ms']} | {r['c1_single']['p99_ms']} | "
+                     f"{r['c8_single']['throughput_rps']} | {r['c8_single']['p99_ms']} | {r['c8_batch32']['throughput_rps']} | "
+                     f"{r['c8_batch32']['p99_ms']} | {m['cgroup_mib']} / {m['pss_sum_mib']} | "
+                     f"{r['quality']['accuracy']} | {r['quality']['f1']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="sagebert:dev")
+    parser.add_argument("--model-dir", type=Path, default=REPO / "local_test" / "test_dir" / "model")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
+    parser.add_argument("--cold-starts", type=int, default=3, help="cold starts per configuration (median reported)")
+    parser.add_argument("--seconds", type=float, default=20, help="time bound of each load phase")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
+    args = parser.parse_args()
+    rows = test_rows()
+    print(f"serving benchmark on {machine()}, model {args.model_dir}, image {args.image}", flush=True)
+    results = [run_config(name, CONFIGS[name], args.image, args.model_dir, rows, args.cold_starts, args.seconds)
+               for name in args.configs.split(",")]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
+                                       "results": results}, indent=2))
+    print()
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
