@@ -12,7 +12,6 @@ import copy
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -24,6 +23,7 @@ from typing import Callable
 
 import pytest
 import requests as http
+from support import docker_usable, free_port
 
 from sagebert.aws.actions import AwsClients
 from sagebert.cli import main
@@ -52,12 +52,6 @@ class FakeAws:
 @pytest.fixture(scope="session")
 def fake() -> FakeAws:
     return FakeAws()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float = 20) -> None:
@@ -234,12 +228,6 @@ def endpoint_answers(aws) -> Callable[[list[str]], None]:
 
 
 # ---- docker and registries --------------------------------------------------------------------------
-def docker_usable() -> bool:
-    if not shutil.which("docker"):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
 @dataclass
 class Registry:
     """A docker-registry process on 127.0.0.1."""
