@@ -58,8 +58,10 @@ done
 repository="${positional[0]:-sagebert}"
 tag="${positional[1]:-}"
 
-[[ "$repository" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] && [ ${#repository} -ge 2 ] ||
+if ! [[ "$repository" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] ||
+   [ ${#repository} -lt 2 ] || [ ${#repository} -gt 256 ]; then
   die "'$repository' is not a valid ECR repository name: use 2-256 lower-case letters, digits and . _ - / (e.g. sagebert)"
+fi
 
 # ---- the tag: the git revision -----------------------------------------------------------------
 if [ -z "$tag" ]; then

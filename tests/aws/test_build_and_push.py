@@ -179,3 +179,13 @@ def test_the_base_image_reaches_build_image(build_and_push, registry):
 
     assert result.returncode == 1
     assert "cannot pull the base image sagebert-test/no-such-base:none" in result.stderr
+
+
+def test_the_script_passes_shellcheck():
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    script = Path(__file__).resolve().parents[2] / "build_and_push.sh"
+
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stdout
