@@ -183,6 +183,9 @@ class Hyperparameters:
     max_train_samples: int = _hp(0, _integer(0), "use only the first N training examples (after shuffling); 0 = all")
     max_eval_samples: int = _hp(0, _integer(0), "evaluate on only the first N test examples; 0 = all")
     log_interval: int = _hp(50, _integer(1), "optimizer steps between progress lines")
+    checkpoint_steps: int = _hp(0, _integer(0), "also checkpoint every N optimizer steps; 0 = only by time and at each epoch end")
+    checkpoint_minutes: float = _hp(10.0, _number(0.0), "also checkpoint when this many minutes passed since the last one; 0 = off")
+    keep_checkpoints: int = _hp(2, _integer(0, 100), "checkpoints kept in /opt/ml/checkpoints; 0 turns checkpointing (and resuming) off")
     processes_per_host: int = _hp(0, _integer(0, 64), "training processes per instance (data parallel); 0 = one per GPU, or one on CPU")
     mixed_precision: str = _hp("auto", _choice("auto", "no", "fp16", "bf16"), "auto = bf16 (or fp16) on a GPU, none on CPU")
 

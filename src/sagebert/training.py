@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import checkpoints
 from . import data as data_io
 from . import modeling
 from .environment import PRETRAINED_CHANNEL, TESTING_CHANNEL, TRAINING_CHANNEL, TrainingEnvironment
@@ -118,7 +119,18 @@ class LoopState:
     epoch: int = 1                # the epoch in progress (1-based)
     batch_in_epoch: int = 0       # batches of this epoch already consumed by this process
     global_step: int = 0          # optimizer steps taken
+    epoch_loss_sum: float = 0.0   # this process's summed batch losses in the current epoch
+    epoch_loss_batches: int = 0
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM stopped training after a checkpoint was written."""
+
+    def __init__(self, step: int, total: int, checkpoint: Path | None):
+        where = f"checkpoint {checkpoint.name} saved in {checkpoint.parent}" if checkpoint else "no checkpoint (checkpointing is off)"
+        super().__init__(f"Training was stopped by SIGTERM at optimizer step {step} of {total}; {where}.")
+        self.step, self.total, self.checkpoint = step, total, checkpoint
 
 
 @dataclass
@@ -167,6 +179,97 @@ class Trainer:
         # The scheduler stays outside prepare(): Accelerate would step it once per process.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = LoopState()
+        self.checkpointer = self._checkpointer() if hp.keep_checkpoints else None
+        if self.checkpointer:
+            self._resume()
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _fingerprint(self) -> str:
+        """What must be identical for a checkpoint of an earlier attempt to continue this job."""
+        hp = self.hp.to_dict()
+        for name in ("log_interval", "eval_batch_size", "max_eval_samples", "checkpoint_steps",
+                     "checkpoint_minutes", "keep_checkpoints", "processes_per_host"):
+            hp.pop(name)
+        import hashlib
+
+        data = hashlib.sha256()
+        for text, label in zip(self.datasets.train.texts, self.datasets.train.labels):
+            data.update(f"{label}\t{text}\n".encode())
+        return checkpoints.fingerprint({"hyperparameters": hp, "train_data": data.hexdigest(),
+                                        "base_model": self.base.display_name, "world_size": self.world_size,
+                                        "precision": self.precision})
+
+    def _checkpointer(self) -> "checkpoints.CheckpointWriter":
+        return checkpoints.CheckpointWriter(self.env.checkpoint_dir, self.hp.keep_checkpoints, self.rank,
+                                            self.accelerator.local_process_index, self.world_size, self._fingerprint())
+
+    def _resume(self) -> None:
+        """Continue from the newest valid checkpoint, if any (rank 0 chooses; every process loads it)."""
+        from accelerate.utils import broadcast_object_list
+
+        writer = self.checkpointer
+        writer.clear_leftovers()
+        self.accelerator.wait_for_everyone()
+        found = checkpoints.find_latest(writer.directory, writer.fingerprint, self.world_size) if self.rank == 0 else None
+        chosen = [found.step if found else None]
+        if self.world_size > 1:
+            broadcast_object_list(chosen, from_process=0)
+        if chosen[0] is None:
+            if self.accelerator.is_main_process and checkpoints.list_step_dirs(writer.directory, writer.fingerprint):
+                log.warning("no usable checkpoint in %s: training from the start", writer.directory)
+            return
+        if found is None:
+            path = writer.directory / checkpoints.step_dir_name(chosen[0], writer.fingerprint)
+            found = checkpoints.Found(path, chosen[0], json.loads((path / checkpoints.STATE).read_text()))
+        state = checkpoints.load_checkpoint(found, self.rank, self.accelerator.unwrap_model(self.model),
+                                            self.optimizer, self.scheduler)
+        loop = dict(state["loop"])
+        sums = loop.pop("epoch_loss_sums")
+        self.state = LoopState(**loop, epoch_loss_sum=sums[self.rank])
+        writer.last_saved = (self.state.global_step, self.state.epoch)
+        log.info("resumed from step %d of %d (epoch %d, %d batches into it) using checkpoint %s",
+                 self.state.global_step, self.total_steps, self.state.epoch, self.state.batch_in_epoch, found.path)
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current state (every process takes part)."""
+        from accelerate.utils import gather_object
+
+        if not self.checkpointer:
+            return None
+        if self.checkpointer.last_saved == (self.state.global_step, self.state.epoch):
+            return self.checkpointer.directory / checkpoints.step_dir_name(self.state.global_step,
+                                                                            self.checkpointer.fingerprint)
+        sums = [self.state.epoch_loss_sum]
+        if self.world_size > 1:
+            sums = gather_object(sums)
+        loop = {k: v for k, v in self.state.__dict__.items() if k != "epoch_loss_sum"}
+        shared = {}
+        if self.rank == 0:
+            shared = {"model": self.accelerator.unwrap_model(self.model), "optimizer": self.optimizer.state_dict(),
+                      "scheduler": self.scheduler.state_dict(),
+                      "state": {"loop": {**loop, "epoch_loss_sums": sums}, "total_steps": self.total_steps}}
+        gather = (lambda obj: gather_object([obj])) if self.world_size > 1 else (lambda obj: [obj])
+        path = self.checkpointer.save(self.state.global_step, shared, self.accelerator.wait_for_everyone, gather)
+        self.checkpointer.last_saved = (self.state.global_step, self.state.epoch)
+        if self.accelerator.is_main_process:
+            log.info("checkpoint %s written in %.2f s", path.name, self.checkpointer.seconds_spent[-1])
+        return path
+
+    def _checkpoint_due(self) -> bool:
+        if not self.checkpointer:
+            return False
+        hp = self.hp
+        if hp.checkpoint_steps and self.state.global_step % hp.checkpoint_steps == 0:
+            return True
+        return bool(hp.checkpoint_minutes) and time.monotonic() - self.checkpointer.last_saved_at >= hp.checkpoint_minutes * 60
+
+    def _agree(self, *flags: bool) -> list[bool]:
+        """The flags OR-ed over every process, so that all stop or checkpoint at the same step."""
+        if self.world_size == 1:
+            return list(flags)
+        tensor = torch.tensor([float(f) for f in flags], device=self.accelerator.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return [bool(v) for v in tensor.tolist()]
 
     # ---- data -------------------------------------------------------------------------------
     def _encode(self, texts: data_io.LabelledTexts) -> list[dict]:
@@ -230,8 +333,6 @@ class Trainer:
         self.model.train()
         while self.state.epoch <= hp.epochs:
             self._run_epoch()
-            if self.should_stop():
-                break
         return TrainingResult(self.state.history[-1]["metrics"] if self.state.history else {},
                               self.state.history, self.state.global_step, self.total_steps,
                               time.monotonic() - started)
@@ -241,7 +342,6 @@ class Trainer:
         batches = shard_batches(epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, state.epoch),
                                 self.rank, self.world_size)
         window_loss, window_batches, window_examples = 0.0, 0, 0
-        epoch_loss, epoch_batches_seen = 0.0, 0
         window_start = time.monotonic()
         accumulation = hp.gradient_accumulation_steps
         while state.batch_in_epoch < len(batches):
@@ -254,9 +354,9 @@ class Trainer:
                     loss = self.model(**batch).loss
                 accelerator.backward(loss / len(group))
                 window_loss += loss.item()
-                epoch_loss += loss.item()
+                state.epoch_loss_sum += loss.item()
+                state.epoch_loss_batches += 1
                 window_batches += 1
-                epoch_batches_seen += 1
                 window_examples += len(indices)
             if hp.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(self.model.parameters(), hp.max_grad_norm)
@@ -275,9 +375,13 @@ class Trainer:
                         "samples_per_second": window_examples * self.world_size / max(elapsed, 1e-9)}))
                 window_loss, window_batches, window_examples = 0.0, 0, 0
                 window_start = time.monotonic()
-            if self.should_stop():
-                return
-        self._finish_epoch(self._mean_across_processes(epoch_loss / max(epoch_batches_seen, 1)))
+            stop, due = self._agree(self.should_stop(), self._checkpoint_due())
+            if stop or due:
+                checkpoint = self.save_checkpoint()
+                if stop:
+                    raise TrainingInterrupted(state.global_step, self.total_steps, checkpoint)
+        self._finish_epoch(self._mean_across_processes(state.epoch_loss_sum / max(state.epoch_loss_batches, 1)))
+        self.save_checkpoint()
 
     def _mean_across_processes(self, value: float) -> float:
         if self.world_size == 1:
@@ -298,6 +402,7 @@ class Trainer:
         state.history.append({**row, "metrics": metrics})
         state.epoch += 1
         state.batch_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_loss_batches = 0.0, 0
 
     # ---- artifacts --------------------------------------------------------------------------
     def save(self, result: TrainingResult) -> None:
@@ -334,9 +439,17 @@ def write_history(directory: Path, history: list[dict]) -> None:
         plot_history(history, directory / CURVES_PNG)
 
 
-def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
-    """Run a whole training job and write its artifacts."""
-    trainer = Trainer(hp, env)
-    result = trainer.run()
-    trainer.save(result)
-    return result
+def train(hp: Hyperparameters, env: TrainingEnvironment, should_stop: Callable[[], bool] = lambda: False) -> TrainingResult:
+    """Run a whole training job and write its artifacts; TrainingInterrupted if ``should_stop`` turns true."""
+    trainer = Trainer(hp, env, should_stop)
+    try:
+        result = trainer.run()
+        trainer.save(result)
+        if trainer.checkpointer and trainer.checkpointer.seconds_spent and trainer.accelerator.is_main_process:
+            spent = trainer.checkpointer.seconds_spent
+            log.info("checkpoints: %d written, %.2f s each on average, %.1f%% of the training time",
+                     len(spent), sum(spent) / len(spent), 100 * sum(spent) / max(result.seconds, 1e-9))
+        return result
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

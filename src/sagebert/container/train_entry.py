@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from .. import logs
@@ -20,14 +22,37 @@ log = logging.getLogger("sagebert.train")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
+EXIT_STOPPED = 143  # 128 + SIGTERM, as a process killed by it would report
 
 
 def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def _stop_on_sigterm() -> tuple[threading.Event, object]:
+    """SIGTERM (docker stop, StopTrainingJob, MaxRuntime, spot interruption) asks the loop to
+    checkpoint at its next optimizer step and stop; SageMaker allows 120 s before SIGKILL.
+    Returns the event and the handler it replaced."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        if not stop.is_set():
+            log.warning("received signal %d: checkpointing at the next optimizer step, then stopping", signum)
+        stop.set()
+
+    return stop, signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one training job; return the process exit code."""
+    stop, previous_handler = _stop_on_sigterm()
+    try:
+        return _run(stop, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(stop: threading.Event, argv: Sequence[str] | None) -> int:
     logs.configure()
     if not _is_main_process():
         logging.getLogger().setLevel(logging.WARNING)
@@ -36,9 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = TrainingEnvironment.read()
         hyperparameters = load_hyperparameters(env.hyperparameters, argv)
-        from ..training import train  # torch is imported only once the inputs are known to be sound
+        from ..training import TrainingInterrupted, train  # torch only once the inputs are known to be sound
 
-        train(hyperparameters, env)
+        try:
+            train(hyperparameters, env, stop.is_set)
+        except TrainingInterrupted as exc:
+            log.warning("%s", exc)
+            reason = f"{exc} Start the job again with the same checkpoint location (CheckpointConfig) to resume."
+            write_failure_file(env.paths.failure_file, reason)
+            return EXIT_STOPPED
         return 0
     except SagebertError as exc:
         reason = str(exc)
