@@ -308,13 +308,13 @@ def build_and_push(aws_environment, aws, tmp_path):
     """Run build_and_push.sh: ``build_and_push(*args, registry=..., env={...}, script=...)``."""
 
     def run(*args: str, registry: Registry | None = None, env: dict[str, str] | None = None,
-            script: Path = REPO / "build_and_push.sh") -> subprocess.CompletedProcess:
+            script: Path = REPO / "build_and_push.sh", timeout: int = 600) -> subprocess.CompletedProcess:
         environment = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
         if registry is not None:
             environment["REGISTRY"] = registry.host
         environment.update(env or {})
         return subprocess.run(["bash", str(script), *args], env=environment, capture_output=True, text=True,
-                              timeout=600)
+                              timeout=timeout)
 
     return run
 
