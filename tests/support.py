@@ -193,3 +193,47 @@ class ServingContainer:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+class TrainingContainer:
+    """`docker run -d IMAGE train`, whose live log can be watched (to stop or kill it at a chosen step)."""
+
+    def __init__(self, image: str, opt_ml: Path, *, hostname: str = "algo-1", network: str | None = None):
+        self.name = f"sagebert-train-{uuid.uuid4().hex[:8]}"
+        command = ["docker", "run", "-d", "--name", self.name, "--hostname", hostname, "-v", f"{opt_ml}:/opt/ml"]
+        if network:
+            command += ["--network", network, "--network-alias", hostname]
+        subprocess.run(command + [image, "train"], check=True, capture_output=True)
+
+    def wait_for_line(self, pattern: str, timeout: float = 180) -> str:
+        """Block until a log line matches the regex ``pattern``; return it."""
+        import re
+        import time
+
+        deadline = time.monotonic() + timeout
+        follow = subprocess.Popen(["docker", "logs", "-f", self.name], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in follow.stdout:
+                if re.search(pattern, line):
+                    return line
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            follow.kill()
+            follow.wait()
+        raise AssertionError(f"no log line matched {pattern!r}:\n{self.logs()[-3000:]}")
+
+    def signal(self, name: str) -> None:
+        subprocess.run(["docker", "kill", "--signal", name, self.name], check=True, capture_output=True)
+
+    def wait(self, timeout: float = 300) -> int:
+        done = subprocess.run(["docker", "wait", self.name], capture_output=True, text=True, timeout=timeout)
+        return int(done.stdout.strip())
+
+    def logs(self) -> str:
+        done = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    def remove(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
