@@ -52,10 +52,17 @@ def head(script) -> str:
 
 
 def built_image() -> str | None:
-    """An image of this project already built here (the container tests' or the developer's), if any."""
+    """The ID of an image of this project already built here (the container tests' or yours), if any.
+
+    The ID, not the tag: a build running meanwhile may move the tag to a new image.
+    """
     for tag in (os.environ.get("SAGEBERT_TEST_IMAGE"), "sagebert:test", "sagebert:dev"):
-        if tag and subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
-            return tag
+        if not tag:
+            continue
+        found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
+                               text=True)
+        if found.returncode == 0:
+            return found.stdout.strip()
     return None
 
 
