@@ -10,11 +10,13 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # ---- builder: compiles the source-only packages; its compiler never reaches the final image ----
 FROM ${BASE_IMAGE} AS builder
 ARG VARIANT=cpu
+# auto: install from wheelhouse/ when it holds wheels (see container/make-wheelhouse.sh); 0: index only.
+ARG USE_WHEELHOUSE=auto
 COPY container/install-system-packages.sh container/install-python-packages.sh /build/
 RUN /build/install-system-packages.sh builder
 COPY requirements/ /build/requirements/
 COPY wheelhouse/ /build/wheelhouse/
-RUN /build/install-python-packages.sh "${VARIANT}"
+RUN /build/install-python-packages.sh "${VARIANT}" "${USE_WHEELHOUSE}"
 
 # ---- runtime ----
 FROM ${BASE_IMAGE}

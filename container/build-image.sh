@@ -27,8 +27,8 @@ case "$VARIANT" in
   gpu) default_base=nvidia/cuda:13.0.1-base-ubuntu22.04 ;;
   *) echo "VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 2 ;;
 esac
-command -v docker >/dev/null && docker info >/dev/null 2>&1 || {
-  echo "no Docker engine answers: install Docker and start it (dockerd), then retry" >&2; exit 1; }
+if ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
+  echo "no Docker engine answers: install Docker and start it (dockerd), then retry" >&2; exit 1; fi
 
 base="${BASE_IMAGE:-$default_base}"
 if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/dev/null 2>&1; then
@@ -41,11 +41,15 @@ if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/
   [ "$WHEELHOUSE" = auto ] && WHEELHOUSE=yes
 fi
 [ "$WHEELHOUSE" = auto ] && WHEELHOUSE=no
+use_wheelhouse=0
 if [ "$WHEELHOUSE" = yes ]; then
-  container/make-wheelhouse.sh "$VARIANT"
-else
-  # An empty wheelhouse makes the build install from the index.
-  find wheelhouse -maxdepth 1 -type f ! -name README.md -delete
+  # Downloaded again only when a lock changed since the last time.
+  stamp="wheelhouse/.locks-$VARIANT.sha256"
+  if ! sha256sum -c --status "$stamp" 2>/dev/null; then
+    container/make-wheelhouse.sh "$VARIANT"
+    sha256sum requirements/build.lock "requirements/image-$VARIANT.lock" requirements/model.lock >"$stamp"
+  fi
+  use_wheelhouse=1
 fi
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)"
@@ -54,9 +58,9 @@ if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-file
   revision="$revision-dirty"
 fi
 # --network host: apt inside the build needs it where the default bridge has no outbound route.
-# shellcheck disable=SC2086
+read -ra extra <<<"${DOCKER_BUILD_ARGS:-}"
 docker build --network host -t "$TAG" \
-  --build-arg BASE_IMAGE="$base" --build-arg VARIANT="$VARIANT" \
+  --build-arg BASE_IMAGE="$base" --build-arg VARIANT="$VARIANT" --build-arg USE_WHEELHOUSE="$use_wheelhouse" \
   --build-arg VERSION="$version" --build-arg GIT_REVISION="$revision" \
-  ${DOCKER_BUILD_ARGS:-} .
+  "${extra[@]}" .
 echo "built $TAG ($VARIANT, base $base, revision $revision)"

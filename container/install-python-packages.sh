@@ -4,11 +4,13 @@
 # wheels; otherwise the package index (plus the PyTorch CPU index for the CPU build).
 set -eu
 variant="$1"
+use_wheelhouse="${2:-auto}"
 req=/build/requirements
 python3.11 -m venv /opt/venv
 pip="/opt/venv/bin/pip"
 set -- --no-cache-dir --disable-pip-version-check --no-deps --require-hashes
-if [ -n "$(find /build/wheelhouse -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)" ]; then
+has_wheels="$(find /build/wheelhouse -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)"
+if [ "$use_wheelhouse" != 0 ] && [ -n "$has_wheels" ]; then
   echo "installing from the wheelhouse (no index)"
   set -- "$@" --no-index --find-links /build/wheelhouse
 elif [ "$variant" = cpu ]; then

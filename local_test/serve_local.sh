@@ -16,8 +16,8 @@ NAME="${CONTAINER_NAME:-sagebert-serve}"
 [ -f "$TEST_DIR/model/config.json" ] || {
   echo "no model in $TEST_DIR/model: run local_test/train_local.sh $IMAGE first" >&2; exit 1; }
 docker rm -f "$NAME" >/dev/null 2>&1 || true
-# shellcheck disable=SC2086
-args=(--rm --name "$NAME" -v "$TEST_DIR:/opt/ml" -p "127.0.0.1:$PORT:8080" ${DOCKER_RUN_ARGS:-} "$IMAGE" serve)
+read -ra extra <<<"${DOCKER_RUN_ARGS:-}"
+args=(--rm --name "$NAME" -v "$TEST_DIR:/opt/ml" -p "127.0.0.1:$PORT:8080" "${extra[@]}" "$IMAGE" serve)
 if [ "${DETACH:-0}" != 1 ]; then
   exec docker run "${args[@]}"
 fi

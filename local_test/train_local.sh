@@ -21,8 +21,8 @@ TEST_DIR="${TEST_DIR:-$here/test_dir}"
 DATA_DIR="${DATA_DIR:-$here/data}"
 HOST="${HOST_NAME:-algo-1}"
 
-command -v docker >/dev/null && docker info >/dev/null 2>&1 || {
-  echo "no Docker engine answers: start it (dockerd) and retry" >&2; exit 1; }
+if ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
+  echo "no Docker engine answers: start it (dockerd) and retry" >&2; exit 1; fi
 [ -d "$DATA_DIR/training" ] || { echo "no training channel: $DATA_DIR/training does not exist" >&2; exit 1; }
 
 # Everything but the checkpoints is made fresh, as SageMaker does for every job.
@@ -61,9 +61,10 @@ PY
 
 echo "training with channels: ${channels[*]}; hyperparameters: ${*:-defaults}"
 set +e
+read -ra extra <<<"${DOCKER_RUN_ARGS:-}"
 docker run --rm --name "sagebert-train-$$" --hostname "$HOST" \
   -e TRAINING_JOB_NAME="local-$(date +%Y%m%d-%H%M%S)" \
-  -v "$TEST_DIR:/opt/ml" ${DOCKER_RUN_ARGS:-} "$IMAGE" train
+  -v "$TEST_DIR:/opt/ml" "${extra[@]}" "$IMAGE" train
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the project needs on a fresh Debian 12 machine, idempotent (run it as often as you like):
 #   - system packages: the Docker engine (docker.io), debootstrap (to make a base image where no
-#     registry can be pulled from), docker-registry and apache2-utils (the tests' local registry)
+#     registry can be pulled from), docker-registry and apache2-utils (the tests' local registry),
+#     and the shell-script linter the tests run
 #   - a running Docker engine (started here when no init system runs it)
 #   - .venv: the project's Python environment, installed from requirements/dev.lock (hash-checked)
 # Needs root (or sudo) for the system part; skips what is already there.
@@ -15,6 +16,7 @@ command -v dockerd >/dev/null || packages+=(docker.io)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 [ -x /usr/bin/docker-registry ] || packages+=(docker-registry)
 command -v htpasswd >/dev/null || packages+=(apache2-utils)
+command -v shellcheck >/dev/null || packages+=(shellcheck)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing system packages: ${packages[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null

@@ -202,7 +202,8 @@ class Hyperparameters:
             if isinstance(value, bool):
                 out[name] = "true" if value else "false"
             elif isinstance(value, list):
-                out[name] = ",".join(value)
+                # Comma-separated reads best; a JSON list keeps names that contain commas intact.
+                out[name] = json.dumps(value) if any("," in v for v in value) else ",".join(value)
             else:
                 out[name] = str(value)
         return out

@@ -113,6 +113,11 @@ def test_to_sagemaker_round_trips_through_strings():
     assert load(strings) == hp
 
 
+def test_label_names_with_commas_survive_the_round_trip():
+    hp = Hyperparameters(label_names=("calm, really", "on fire"))
+    assert load(hp.to_sagemaker()).label_names == ("calm, really", "on fire")
+
+
 def test_describe_lists_every_hyperparameter_with_help():
     rows = hp_module.describe()
     assert [r[0] for r in rows] == list(hp_module.HYPERPARAMETER_NAMES)
