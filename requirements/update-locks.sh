@@ -39,4 +39,4 @@ uv pip compile "${common[@]}" --no-deps model.in -o model.lock
 uv pip compile "${common[@]}" "${cpu_source[@]}" dev.in "$tmp/torch-cpu.in" --no-emit-find-links -o dev.lock
 # Strip the temporary paths uv records in "# via" comments, so locks do not change run to run.
 sed -i -E "s#${tmp}/##g" ./*.lock
-echo "locks written: $(ls ./*.lock | tr '\n' ' ')"
+echo "locks written:" ./*.lock
