@@ -31,6 +31,7 @@ CSV = "text/csv"
 TEXT = "text/plain"
 _JSONLINES_ALIASES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines",
                       "application/x-ndjson"}
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 REQUEST_TYPES = (JSON, JSONLINES, CSV, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 OUTPUT_FORMATS = ("predictions", "logits")

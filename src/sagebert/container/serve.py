@@ -12,12 +12,14 @@ handles keep-alive, and the app enforces the payload limit itself.
 SIGTERM (scale-in, UpdateEndpoint, `docker stop`) makes gunicorn stop accepting, let in-flight
 requests finish (graceful timeout 25 s, inside SageMaker's 30 s), and exit 0.
 
-With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server instead (serving.mms).
+With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front instead
+(serving.mms).
 """
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Callable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
@@ -26,26 +28,33 @@ from ..serving.settings import ServingSettings
 log = logging.getLogger("sagebert.serve")
 
 GRACEFUL_TIMEOUT = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+FRONT_THREADS = 32
 
 
 def gunicorn_options(settings: ServingSettings) -> dict:
-    """gunicorn's configuration for these settings."""
+    """gunicorn's configuration for the single-model server."""
+    return {
+        **_common_options(settings),
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "preload_app": True,
+        "post_fork": _post_fork,
+        "post_worker_init": _post_worker_init,
+    }
+
+
+def _common_options(settings: ServingSettings) -> dict:
     return {
         "bind": f"0.0.0.0:{settings.port}",
-        "workers": settings.workers,
         "worker_class": "gthread",
-        "threads": settings.threads,
         "timeout": settings.timeout,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
-        "preload_app": True,
         "worker_tmp_dir": "/dev/shm",
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "sagebert",
-        "post_fork": _post_fork,
-        "post_worker_init": _post_worker_init,
     }
 
 
@@ -58,53 +67,72 @@ def _post_fork(server, worker) -> None:
 
 
 def _post_worker_init(worker) -> None:
-    holder = worker.app.holder
-    if holder.warm_up():
+    if worker.app.holder.warm_up():
         log.info("worker %s warmed up and ready", worker.pid)
 
 
-def run_gunicorn(settings: ServingSettings) -> None:
-    """Serve the model in settings.model_dir until SIGTERM."""
+def run_gunicorn(settings: ServingSettings, options: dict, load: Callable[[object], object]) -> None:
+    """Run gunicorn with ``options``; ``load(application)`` builds the WSGI app (in the master if preloading)."""
     from gunicorn.app.base import BaseApplication
-
-    from ..serving.app import ModelHolder, create_app
 
     class Application(BaseApplication):
         def __init__(self) -> None:
             self.settings = settings
-            self.holder = ModelHolder.from_model_dir(settings.model_dir, settings)
+            self.holder = None
             super().__init__()
 
         def load_config(self) -> None:
-            for key, value in gunicorn_options(settings).items():
+            for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self):
-            # Runs once in the master (preload_app): the workers inherit the loaded model.
-            import torch
-
-            torch.set_num_threads(settings.torch_threads_per_worker)
-            self.holder.load()
-            return create_app(self.holder, settings)
+            return load(self)
 
     Application().run()
 
 
-def main() -> int:
+def serve_single_model(settings: ServingSettings) -> None:
+    """Serve the model in settings.model_dir until SIGTERM."""
+    from ..serving.app import ModelHolder, create_app
+
+    def load(application):
+        import torch
+
+        torch.set_num_threads(settings.torch_threads_per_worker)
+        application.holder = ModelHolder.from_model_dir(settings.model_dir, settings).load()
+        return create_app(application.holder, settings)
+
+    log.info("serving %s on port %d: %d worker(s) x %d thread(s), precision %s", settings.model_dir, settings.port,
+             settings.workers, settings.threads, settings.precision)
+    run_gunicorn(settings, gunicorn_options(settings), load)
+
+
+def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None:
+    """The front of a multi-model endpoint (see serving.mme_front), until SIGTERM."""
+    from ..serving.mme_front import Backend, create_front_app
+
+    options = {**_common_options(settings), "workers": 1, "threads": FRONT_THREADS}
+    backend = Backend(backend_url, timeout=settings.timeout + 5, pool_size=FRONT_THREADS)
+    run_gunicorn(settings, options, lambda application: create_front_app(backend, settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `docker run IMAGE serve`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     logs.configure()
     try:
         settings = ServingSettings.from_env()
     except SagebertError as exc:
         log.error("cannot start the server: %s", exc)
         return 2
+    if argv[:1] == ["--multi-model-front"]:
+        serve_multi_model_front(settings, argv[1])
+        return 0
     if settings.multi_model:
         from ..serving.mms import run_multi_model_server
 
         return run_multi_model_server(settings)
-    log.info("serving %s on port %d: %d worker(s) x %d thread(s), precision %s", settings.model_dir, settings.port,
-             settings.workers, settings.threads, settings.precision)
-    run_gunicorn(settings)
+    serve_single_model(settings)
     return 0
 
 

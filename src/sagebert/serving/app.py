@@ -25,7 +25,6 @@ from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 WARM_UP_TEXT = "sagebert warm-up: Just happened a terrible car crash"
 
 
@@ -117,14 +116,14 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     def invocations() -> Response:
         holder.require_ready()
         accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
-        custom = request.headers.get(CUSTOM_ATTRIBUTES)
+        custom = request.headers.get(codecs.CUSTOM_ATTRIBUTES)
         fmt = codecs.output_format(custom, settings.output_format)
         texts = codecs.decode(request.get_data(cache=False), request.headers.get("Content-Type"), settings.max_texts)
         predictions = holder.predict(texts)
         body, content_type = codecs.encode(predictions, accept, fmt)
         response = Response(body, status=200, content_type=content_type)
         if custom is not None:
-            response.headers[CUSTOM_ATTRIBUTES] = custom
+            response.headers[codecs.CUSTOM_ATTRIBUTES] = custom
         return response
 
     @app.get("/execution-parameters")
