@@ -1,0 +1,230 @@
+"""The multi-model front against a fake multi-model-server over real HTTP, and the MMS handler
+service with MMS's own Context."""
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+from sagebert.serving import mme_front
+from sagebert.serving.mme_front import Backend, create_front_app
+from sagebert.serving.mms import internal_port
+from sagebert.serving.settings import ServingSettings
+
+SETTINGS = ServingSettings(model_dir=Path("/unused"))
+
+
+class FakeMMS:
+    """Just enough of multi-model-server's HTTP API: models, their workers, register, invoke."""
+
+    def __init__(self):
+        self.models: dict[str, list[str]] = {}  # name -> worker statuses
+        self.ping_status = 200
+        app = Flask("fake-mms")
+
+        @app.get("/ping")
+        def ping():
+            return Response(json.dumps({"status": "Healthy"}), self.ping_status, mimetype="application/json")
+
+        @app.get("/models")
+        def list_models():
+            return {"models": [{"modelName": n, "modelUrl": f"/opt/ml/models/{n}/model"} for n in self.models]}
+
+        @app.post("/models")
+        def register():
+            name = request.get_json()["model_name"]
+            if name in self.models:
+                return Response(json.dumps({"code": 409, "message": "Model already registered"}), 409)
+            self.models[name] = ["READY"]
+            return {"status": "Workers scaled"}
+
+        @app.get("/models/<name>")
+        def describe(name):
+            if name not in self.models:
+                return Response(json.dumps({"code": 404}), 404)
+            return Response(json.dumps([{"modelName": name, "workers": [{"status": s} for s in self.models[name]]}]),
+                            200, mimetype="application/json")
+
+        @app.post("/models/<name>/invoke")
+        def invoke(name):
+            if name not in self.models:
+                return Response(json.dumps({"code": 404, "message": "Model not found"}), 404)
+            return Response(json.dumps({"model": name, "body": request.get_data().decode(),
+                                        "accept": request.headers.get("Accept")}), 200,
+                            headers={"Content-Type": "application/json", "X-Amzn-SageMaker-Custom-Attributes": "x=1",
+                                     "X-Internal": "not for clients"})
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def fake():
+    mms = FakeMMS()
+    yield mms
+    mms.server.shutdown()
+
+
+@pytest.fixture
+def client(fake):
+    return create_front_app(Backend(fake.url, timeout=5, pool_size=4), SETTINGS).test_client()
+
+
+def model_dir(tmp_path, name="m"):
+    directory = tmp_path / name / "model"
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text("{}")
+    (directory / "model.safetensors").write_bytes(b"0" * 1000)
+    return directory
+
+
+def load(client, name, url):
+    return client.post("/models", json={"model_name": name, "url": str(url)})
+
+
+def test_ping_is_healthy_with_no_models_and_with_working_ones(client, fake, tmp_path):
+    assert client.get("/ping").status_code == 200
+    assert load(client, "a", model_dir(tmp_path)).status_code == 200
+    response = client.get("/ping")
+    assert response.status_code == 200 and response.json["reason"] == "1 model(s) loaded"
+
+
+def test_ping_is_503_when_a_models_workers_are_dead_though_mms_says_healthy(client, fake, tmp_path):
+    load(client, "a", model_dir(tmp_path))
+    fake.models["a"] = ["STOPPED"]  # MMS's own /ping still answers 200 "Healthy"
+    response = client.get("/ping")
+    assert response.status_code == 503 and "model a has no worker running" in response.json["reason"]
+
+
+def test_a_model_still_loading_does_not_make_the_container_unhealthy(client, fake):
+    fake.models["b"] = []
+    backend_app = client.application
+    backend = Backend(fake.url, 5, 4)
+    backend.loading.add("b")
+    app = create_front_app(backend, SETTINGS)
+    assert app.test_client().get("/ping").status_code == 200
+    assert backend_app.test_client().get("/ping").status_code == 503
+
+
+def test_ping_is_503_when_mms_does_not_answer(fake):
+    fake.server.shutdown()
+    fake.server.server_close()
+    client = create_front_app(Backend(fake.url, 5, 4), SETTINGS).test_client()
+    response = client.get("/ping")
+    assert response.status_code == 503 and "does not answer" in response.json["reason"]
+
+
+def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_path):
+    url = model_dir(tmp_path)
+    assert load(client, "a", url).status_code == 200
+    assert load(client, "a", url).status_code == 409
+    invoked = client.post("/models/a/invoke", data='["hi"]', headers={"Content-Type": "application/json",
+                                                                      "Accept": "text/csv"})
+    assert invoked.status_code == 200 and invoked.json == {"model": "a", "body": '["hi"]', "accept": "text/csv"}
+    assert invoked.headers["X-Amzn-SageMaker-Custom-Attributes"] == "x=1" and "X-Internal" not in invoked.headers
+    assert client.get("/models").json["models"][0]["modelName"] == "a"
+    assert client.get("/models/zzz").status_code == 404
+    assert client.post("/models/zzz/invoke", data="x").status_code == 404
+
+
+@pytest.mark.parametrize("setup, fragment", [
+    (lambda d: None, "does not exist"),
+    (lambda d: (d.mkdir(parents=True), (d / "notes.txt").write_text("x")), "config.json is missing (found: notes.txt)"),
+    (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{}")), "no weights file"),
+    (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{"), (d / "model.safetensors").write_bytes(b"0")),
+     "not valid JSON"),
+])
+def test_a_bad_model_directory_is_a_clear_400_and_never_reaches_mms(client, fake, tmp_path, setup, fragment):
+    directory = tmp_path / "bad" / "model"
+    setup(directory)
+    response = load(client, "bad", directory)
+    assert response.status_code == 400 and fragment in response.json["error"] and response.json["fix"]
+    assert "bad" not in fake.models and client.get("/ping").status_code == 200
+
+
+def test_a_malformed_load_request_is_400(client):
+    assert client.post("/models", data="nope").status_code == 400
+
+
+def test_a_model_that_would_not_fit_in_memory_is_507(client, fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(mme_front, "memory_available_mb", lambda: 100.0)
+    response = load(client, "big", model_dir(tmp_path))
+    assert response.status_code == 507 and "Not enough memory to load big" in response.json["error"]
+    assert "big" not in fake.models
+
+
+def test_payload_limit_is_413(fake):
+    client = create_front_app(Backend(fake.url, 5, 4), replace(SETTINGS, max_payload_mb=0.001)).test_client()
+    assert client.post("/models/a/invoke", data="x" * 5000).status_code == 413
+
+
+def test_mms_gets_a_loopback_port_of_its_own():
+    assert internal_port(8080, None) == 8081
+    assert internal_port(8081, None) == 8082
+    assert internal_port(8080, "21000-21999") == 21000
+
+
+# ---- the handler service inside MMS ---------------------------------------------------------------
+
+def mms_call(service, body, content_type="application/json", **headers):
+    """One request the way MMS makes it: the model's one Context, with this request's processor."""
+    from mms.context import RequestProcessor
+
+    context = service.context
+    context.request_processor = [RequestProcessor({"Content-Type": content_type, **headers})]
+    out = service.handle([{"body": body}], context)
+    status = context.request_processor[0].get_response_status_code() or 200
+    return status, out[0], context.get_response_content_type(0)
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model_dir):
+    from mms.context import Context
+
+    from sagebert.serving.mms_handler_service import HandlerService
+
+    handler = HandlerService()
+    handler.context = Context("m", str(tiny_model_dir), None, 1, None, "1.1.11")
+    handler.initialize(handler.context)
+    return handler
+
+
+def test_handler_service_module_defines_exactly_one_class():
+    import inspect
+
+    import sagebert.serving.mms_handler_service as module
+
+    defined = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
+    assert len(defined) == 1
+
+
+def test_mms_handler_answers_like_the_flask_server(service, tiny_model_dir):
+    from sagebert.inference import model_fn
+
+    status, body, content_type = mms_call(service, b'{"inputs": ["flood in town", "nice day"]}')
+    assert status == 200 and content_type == "application/json"
+    predictions = json.loads(body)["predictions"]
+    expected = model_fn(tiny_model_dir).predict(["flood in town", "nice day"])
+    assert [p["label"] for p in predictions] == [e.label for e in expected]
+
+
+def test_mms_handler_formats_and_custom_attributes(service):
+    status, body, content_type = mms_call(service, b"a\nb\n", "text/csv", Accept="text/csv")
+    assert status == 200 and content_type == "text/csv" and len(body.decode().splitlines()) == 2
+    status, body, _ = mms_call(service, b'"a"', **{"X-Amzn-SageMaker-Custom-Attributes": "output=logits"})
+    assert status == 200 and len(json.loads(body)[0]) == 2
+
+
+@pytest.mark.parametrize("body, content_type, headers, status", [
+    (b"[1,", "application/json", {}, 400),
+    (b"x", "application/xml", {}, 415),
+    (b'"x"', "application/json", {"Accept": "application/xml"}, 406),
+])
+def test_mms_handler_errors_are_json_without_traceback(service, body, content_type, headers, status):
+    code, answer, content = mms_call(service, body, content_type, **headers)
+    assert code == status and content == "application/json"
+    assert json.loads(answer)["error"] and "Traceback" not in answer
