@@ -23,11 +23,12 @@ class FakeMMS:
     def __init__(self):
         self.models: dict[str, list[str]] = {}  # name -> worker statuses
         self.ping_status = 200
+        self.ping_body = "Healthy"
         app = Flask("fake-mms")
 
         @app.get("/ping")
         def ping():
-            return Response(json.dumps({"status": "Healthy"}), self.ping_status, mimetype="application/json")
+            return Response(json.dumps({"status": self.ping_body}), self.ping_status, mimetype="application/json")
 
         @app.get("/models")
         def list_models():
@@ -100,8 +101,20 @@ def test_ping_is_503_when_a_models_workers_are_dead_though_mms_says_healthy(clie
     assert response.status_code == 503 and "model a has no worker running" in response.json["reason"]
 
 
+def test_ping_is_503_when_mms_says_unhealthy_with_http_200(client, fake, tmp_path):
+    # What MMS does once a worker process dies: describe still says READY, /ping answers 200
+    # with "Unhealthy" in the body, and requests to the model hang.
+    load(client, "a", model_dir(tmp_path))
+    fake.ping_body = "Unhealthy"
+    response = client.get("/ping")
+    assert response.status_code == 503 and "reports Unhealthy" in response.json["reason"]
+    fake.ping_body = "Partial Healthy"
+    assert client.get("/ping").status_code == 503
+
+
 def test_a_model_still_loading_does_not_make_the_container_unhealthy(client, fake):
     fake.models["b"] = []
+    fake.ping_body = "Unhealthy"  # what MMS says while the only model's worker starts
     backend_app = client.application
     backend = Backend(fake.url, 5, 4)
     backend.loading.add("b")

@@ -3,9 +3,10 @@
 Every call of the multi-model contract (POST/GET /models, GET/DELETE /models/<name>,
 POST /models/<name>/invoke) is passed to MMS unchanged, with two exceptions:
 
-- GET /ping is 200 only if MMS answers AND every loaded model has at least one worker running.
-  MMS's own /ping answers 200 even when a model's workers are dead (MMS issue #1027), which would
-  keep a broken instance in service.
+- GET /ping is 200 only if MMS answers AND every loaded model has a live worker. MMS's own /ping
+  answers HTTP 200 even when it knows a model's workers are dead (MMS issue #1027; only its body
+  says "Unhealthy"), which would keep a broken instance in service while requests to that model
+  hang.
 - POST /models first checks the model directory (a clear 400 instead of a model that loads
   "successfully" and then fails every request) and the memory left (507 when the model would not
   fit, so that SageMaker unloads others and retries, instead of the kernel killing a worker).
@@ -100,10 +101,18 @@ class Backend:
                                  timeout=urllib3.Timeout(connect=1.0, read=timeout or self.timeout))
 
     def health(self) -> tuple[bool, str]:
-        """(healthy, reason): MMS answers and every loaded model has a worker running."""
+        """(healthy, reason).
+
+        MMS's /ping answers HTTP 200 whatever its state; its body says "Healthy", "Partial Healthy"
+        or "Unhealthy" (fewer live worker processes than models need). That body is the truth,
+        except while a model is loading, whose workers are not up yet: then the models already
+        loaded are checked one by one instead.
+        """
         try:
-            if self.call("GET", "/ping", timeout=1.0).status != 200:
-                return False, "multi-model-server's /ping does not answer 200"
+            answer = self.call("GET", "/ping", timeout=1.0)
+            if answer.status != 200:
+                return False, f"multi-model-server's /ping answered {answer.status}"
+            status = json.loads(answer.data).get("status", "")
             names, token = [], ""
             while True:
                 listing = json.loads(self.call("GET", "/models?limit=100" + (f"&next_page_token={token}" if token else ""),
@@ -113,13 +122,15 @@ class Backend:
                 if not token:
                     break
             with self.lock:
-                settled = [n for n in names if n not in self.loading]
-            for name in settled:
+                loading = set(self.loading)
+            if status != "Healthy" and not loading:
+                return False, f"multi-model-server reports {status or 'no status'}: a model's workers are not running"
+            for name in (n for n in names if n not in loading):
                 described = json.loads(self.call("GET", f"/models/{name}", timeout=1.0).data)
                 model = described[0] if isinstance(described, list) else described
                 if not any(w.get("status") == "READY" for w in model.get("workers", [])):
                     return False, f"model {name} has no worker running"
-        except (urllib3.exceptions.HTTPError, ValueError, KeyError, IndexError) as exc:
+        except (urllib3.exceptions.HTTPError, ValueError, KeyError, IndexError, AttributeError) as exc:
             return False, f"multi-model-server does not answer ({type(exc).__name__})"
         return True, f"{len(names)} model(s) loaded"
 
