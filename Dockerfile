@@ -21,8 +21,6 @@ RUN /build/install-python-packages.sh "${VARIANT}" "${USE_WHEELHOUSE}"
 # ---- runtime ----
 FROM ${BASE_IMAGE}
 ARG VARIANT=cpu
-ARG VERSION=0.0.0
-ARG GIT_REVISION=unknown
 COPY container/install-system-packages.sh /tmp/install-system-packages.sh
 RUN /tmp/install-system-packages.sh runtime && rm /tmp/install-system-packages.sh
 COPY --from=builder /opt/venv /opt/venv
@@ -45,6 +43,9 @@ RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index 
 COPY container/program/ /opt/sagebert/program/
 COPY container/entrypoint.sh /usr/local/bin/sagebert-entrypoint
 
+# Declared here, not above: a new revision must not invalidate the cached layers before it.
+ARG VERSION=0.0.0
+ARG GIT_REVISION=unknown
 LABEL org.opencontainers.image.title="sagebert" \
       org.opencontainers.image.description="Fine-tune and serve a BERT text classifier on Amazon SageMaker" \
       org.opencontainers.image.version="${VERSION}" \
