@@ -46,19 +46,24 @@ class Container:
     started: float
     cold_start_s: float = float("nan")
 
+    extra_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
+
     @classmethod
     def start(cls, image: str, args: list[str], volumes: dict[str, str], env: dict[str, str],
-              name_prefix: str = "bench") -> "Container":
+              name_prefix: str = "bench", also_publish: tuple[int, ...] = ()) -> "Container":
         port = free_port()
         name = f"{name_prefix}-{uuid.uuid4().hex[:6]}"
         command = ["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080"]
+        extra = {inner: free_port() for inner in also_publish}
+        for inner, outer in extra.items():
+            command += ["-p", f"127.0.0.1:{outer}:{inner}"]
         for host, target in volumes.items():
             command += ["-v", f"{host}:{target}"]
         for key, value in env.items():
             command += ["-e", f"{key}={value}"]
         started = time.monotonic()
         subprocess.run(command + [image, *args], check=True, capture_output=True)
-        return cls(name, port, started)
+        return cls(name, port, started, extra_ports=extra)
 
     def wait_healthy(self, timeout: float = 120) -> float:
         """Seconds from `docker run` to the first 200 on /ping (polled every 20 ms)."""
@@ -114,13 +119,13 @@ class LoadResult:
 
 
 def load(port: int, bodies: list[bytes], concurrency: int, max_requests: int, max_seconds: float,
-         content_type: str = "application/json", warmup: int = 5) -> LoadResult:
+         content_type: str = "application/json", warmup: int = 5, path: str = "/invocations") -> LoadResult:
     """Closed-loop load: ``concurrency`` keep-alive clients, bounded in count and in time."""
     result = LoadResult()
     lock = threading.Lock()
     counter = iter(range(10**9))
     for body in bodies[:warmup]:
-        _post(http.client.HTTPConnection("127.0.0.1", port, timeout=60), body, content_type)
+        _post(http.client.HTTPConnection("127.0.0.1", port, timeout=60), body, content_type, path)
     start = time.monotonic()
     deadline = start + max_seconds
 
@@ -132,7 +137,7 @@ def load(port: int, bodies: list[bytes], concurrency: int, max_requests: int, ma
             if i >= max_requests:
                 return
             t0 = time.perf_counter()
-            ok = _post(conn, bodies[i % len(bodies)], content_type)
+            ok = _post(conn, bodies[i % len(bodies)], content_type, path)
             elapsed = (time.perf_counter() - t0) * 1000
             with lock:
                 if ok:
@@ -151,9 +156,9 @@ def load(port: int, bodies: list[bytes], concurrency: int, max_requests: int, ma
     return result
 
 
-def _post(conn: http.client.HTTPConnection, body: bytes, content_type: str) -> bool:
+def _post(conn: http.client.HTTPConnection, body: bytes, content_type: str, path: str = "/invocations") -> bool:
     try:
-        conn.request("POST", "/invocations", body=body, headers={"Content-Type": content_type})
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()
         response.read()
         return response.status == 200
@@ -161,11 +166,14 @@ def _post(conn: http.client.HTTPConnection, body: bytes, content_type: str) -> b
         return False
 
 
-def post_json(port: int, payload) -> object:
+def post_json(port: int, payload, path: str = "/invocations") -> object:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("POST", "/invocations", body=json.dumps(payload), headers={"Content-Type": "application/json"})
+    conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
     response = conn.getresponse()
-    return json.loads(response.read())
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"POST {path} answered {response.status}: {body[:300]!r}")
+    return json.loads(body)
 
 
 def machine() -> str:

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DEFAULT_BATCH_SIZE = 32
+# Below this many tokens in a forward pass, one intra-op thread is faster than several: an OpenMP
+# team started from a server's request thread costs ~5 ms on the machines measured
+# (BENCHMARKS.md), more than a small batch gains from a second core.
+SMALL_BATCH_TOKENS = 128
 
 
 @dataclass
@@ -39,6 +43,7 @@ class InferenceModel:
     precision: str
     device: torch.device
     batch_size: int = DEFAULT_BATCH_SIZE
+    threads: int = 0  # intra-op threads for large batches on CPU; 0 = torch's current setting
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text, in input order."""
@@ -54,6 +59,8 @@ class InferenceModel:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
                 width = max(len(ids[i]) for i in chunk)
+                if self.device.type == "cpu" and self.threads > 1:
+                    torch.set_num_threads(1 if width * len(chunk) < SMALL_BATCH_TOKENS else self.threads)
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 attention = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, i in enumerate(chunk):
@@ -104,7 +111,8 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     model.eval()
     log.info("model loaded from %s: labels %s, max_length %d, precision %s, device %s", model_dir,
              trained.label_names, trained.max_length, chosen, device)
-    return InferenceModel(trained.tokenizer, model, trained.label_names, trained.max_length, chosen, device, batch_size)
+    return InferenceModel(trained.tokenizer, model, trained.label_names, trained.max_length, chosen, device, batch_size,
+                          threads=torch.get_num_threads())
 
 
 def input_fn(input_data: bytes | str, content_type: str, max_texts: int | None = None) -> list[str]:

@@ -31,13 +31,13 @@ GRACEFUL_TIMEOUT = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 FRONT_THREADS = 32
 
 
-def gunicorn_options(settings: ServingSettings) -> dict:
-    """gunicorn's configuration for the single-model server."""
+def gunicorn_options(settings: ServingSettings, gpu: bool = False) -> dict:
+    """gunicorn's configuration for the single-model server (no preloading on GPUs)."""
     return {
         **_common_options(settings),
         "workers": settings.workers,
         "threads": settings.threads,
-        "preload_app": True,
+        "preload_app": not gpu,
         "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
     }
@@ -61,8 +61,17 @@ def _common_options(settings: ServingSettings) -> dict:
 def _post_fork(server, worker) -> None:
     import torch
 
+    if torch.cuda.is_available():
+        # No preloading on GPUs (forking after CUDA starts is unsafe): each worker takes its own
+        # GPU, then loads the model onto it.
+        device = (worker.age - 1) % torch.cuda.device_count()
+        torch.cuda.set_device(device)
+        log.info("worker %s: GPU %d", worker.pid, device)
+        return
     threads = server.app.settings.torch_threads_per_worker
     torch.set_num_threads(threads)
+    if server.app.holder.model is not None:
+        server.app.holder.model.threads = threads
     log.info("worker %s: %d torch thread(s)", worker.pid, threads)
 
 
@@ -95,16 +104,27 @@ def serve_single_model(settings: ServingSettings) -> None:
     """Serve the model in settings.model_dir until SIGTERM."""
     from ..serving.app import ModelHolder, create_app
 
+    import torch
+
+    gpu = torch.cuda.is_available()
+
     def load(application):
-        import torch
-
-        torch.set_num_threads(settings.torch_threads_per_worker)
+        if not gpu:
+            torch.set_num_threads(settings.torch_threads_per_worker)
         application.holder = ModelHolder.from_model_dir(settings.model_dir, settings).load()
-        return create_app(application.holder, settings)
+        app = create_app(application.holder, settings)
+        if not gpu:
+            import gc
 
-    log.info("serving %s on port %d: %d worker(s) x %d thread(s), precision %s", settings.model_dir, settings.port,
-             settings.workers, settings.threads, settings.precision)
-    run_gunicorn(settings, gunicorn_options(settings), load)
+            # Keep the garbage collector off the objects the workers inherit: its bookkeeping
+            # writes would copy their memory pages into every worker.
+            gc.collect()
+            gc.freeze()
+        return app
+
+    log.info("serving %s on port %d: %d worker(s) x %d thread(s), precision %s%s", settings.model_dir, settings.port,
+             settings.workers, settings.threads, settings.precision, ", one model copy per GPU" if gpu else "")
+    run_gunicorn(settings, gunicorn_options(settings, gpu), load)
 
 
 def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None:

@@ -6,7 +6,7 @@ the same on both server paths:
 | variable | meaning | default |
 |---|---|---|
 | SAGEMAKER_BIND_TO_PORT | port to listen on (inference pipelines) | 8080 |
-| SAGEMAKER_MODEL_SERVER_WORKERS | worker processes (one model copy shared by all on CPU) | 1 per 4 CPUs, at least 1 |
+| SAGEMAKER_MODEL_SERVER_WORKERS | worker processes (one model copy shared by all on CPU) | one per CPU (GPU: 1) |
 | SAGEMAKER_MODEL_SERVER_TIMEOUT | seconds a request may take before the worker is restarted | 60 |
 | SAGEMAKER_MAX_PAYLOAD_IN_MB | request body limit (413 above it) | 6 |
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT | response type when Accept is absent or */* | application/json |
@@ -44,6 +44,22 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker per CPU on CPU instances (they share the preloaded weights); one per GPU otherwise.
+
+    With one torch thread each, N workers serve N requests at once without the OpenMP team cost
+    a multi-threaded forward pass pays in a request thread (inference.SMALL_BATCH_TOKENS).
+    """
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.device_count()
+    except ImportError:
+        pass
+    return cpu_count()
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, minimum: float, kind=int):
@@ -89,7 +105,7 @@ class ServingSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
         """Read and check every variable; a SagebertError names a bad one and its fix."""
         environ = os.environ if environ is None else environ
-        workers = _number(environ, MODEL_SERVER_WORKERS_ENV, max(1, cpu_count() // 4), 1)
+        workers = _number(environ, MODEL_SERVER_WORKERS_ENV, default_workers(), 1)
         threads = _number(environ, SERVER_THREADS_ENV, 8, 1)
         payload = _number(environ, MAX_PAYLOAD_IN_MB_ENV, 6.0, 0.001, float)
         default_accept = environ.get(DEFAULT_INVOCATIONS_ACCEPT_ENV) or codecs.JSON
