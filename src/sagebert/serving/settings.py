@@ -6,7 +6,7 @@ the same on both server paths:
 | variable | meaning | default |
 |---|---|---|
 | SAGEMAKER_BIND_TO_PORT | port to listen on (inference pipelines) | 8080 |
-| SAGEMAKER_MODEL_SERVER_WORKERS | worker processes (one model copy shared by all on CPU) | one per CPU (GPU: 1) |
+| SAGEMAKER_MODEL_SERVER_WORKERS | worker processes (one model copy shared by all on CPU) | one per CPU; one per GPU |
 | SAGEMAKER_MODEL_SERVER_TIMEOUT | seconds a request may take before the worker is restarted | 60 |
 | SAGEMAKER_MAX_PAYLOAD_IN_MB | request body limit (413 above it) | 6 |
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT | response type when Accept is absent or */* | application/json |
