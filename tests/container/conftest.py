@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, docker_run, docker_usable, make_opt_ml
+from support import REPO, Run, docker_run, docker_usable, make_opt_ml
 
 IMAGE_TAG = "sagebert:test"
 

@@ -1,6 +1,5 @@
 """`serve` with SAGEMAKER_MULTI_MODEL=true: multi-model-server behind the front, real HTTP, two
 different trained models loaded from /opt/ml/models (read-only, as SageMaker mounts it)."""
-import json
 import shutil
 import subprocess
 import time

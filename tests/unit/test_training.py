@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from support import make_opt_ml, read_rows, write_csv, TEST_CSV
+from support import make_opt_ml, write_csv
 from sagebert.container.train_entry import main as train_main
 from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load

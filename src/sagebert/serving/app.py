@@ -8,7 +8,6 @@ traceback goes to the log, never to the client.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 
 from .. import codecs
 from ..errors import ModelNotReadyError, SagebertError
 from .batching import MicroBatcher
+from .responses import install_error_handlers, json_response
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -96,9 +95,6 @@ class ModelHolder:
         return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]
 
 
-def _json(payload: dict, status: int) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype=codecs.JSON)
-
 
 def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     """The WSGI app serving ``holder``'s model under ``settings``."""
@@ -109,8 +105,8 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     @app.get("/ping")
     def ping() -> Response:
         if holder.ready:
-            return _json({"status": "healthy"}, 200)
-        return _json({"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503)
+            return json_response({"status": "healthy"}, 200)
+        return json_response({"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503)
 
     @app.post("/invocations")
     def invocations() -> Response:
@@ -128,7 +124,7 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:
-        return _json({"MaxConcurrentTransforms": settings.max_concurrent_transforms,
+        return json_response({"MaxConcurrentTransforms": settings.max_concurrent_transforms,
                       "BatchStrategy": "MULTI_RECORD",
                       "MaxPayloadInMB": int(max(1, settings.max_payload_mb))}, 200)
 
@@ -136,18 +132,7 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     def user_error(error: SagebertError) -> Response:
         if error.http_status >= 500:
             log.warning("%s", error)
-        return _json({"error": error.message, "fix": error.fix}, error.http_status)
+        return json_response({"error": error.message, "fix": error.fix}, error.http_status)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        if error.code == 413:
-            return _json({"error": f"The request body is larger than this endpoint's limit of {settings.max_payload_mb:g} MB.",
-                          "fix": "Send fewer texts per request, or raise SAGEMAKER_MAX_PAYLOAD_IN_MB."}, 413)
-        return _json({"error": f"{error.name}: {error.description}"}, error.code or 500)
-
-    @app.errorhandler(Exception)
-    def internal_error(error: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return _json({"error": "Internal server error; the endpoint's log (CloudWatch) has the details."}, 500)
-
+    install_error_handlers(app, settings.max_payload_mb)
     return app

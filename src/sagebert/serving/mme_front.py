@@ -22,9 +22,8 @@ from pathlib import Path
 
 import urllib3
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 
-from .. import codecs
+from .responses import install_error_handlers, json_response
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,6 @@ RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WORKER_BASELINE_MB = 300  # a model worker's Python, torch and tokenizer before the weights
 
-
-def _json(payload: dict, status: int) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype=codecs.JSON)
 
 
 def check_model_dir(url: str) -> tuple[str, str] | None:
@@ -148,7 +144,7 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
                                   body if body is not None else request.get_data(), headers)
         except urllib3.exceptions.HTTPError as exc:
             log.error("multi-model-server did not answer %s %s: %s", request.method, path, exc)
-            return _json({"error": "The model server did not answer; the endpoint's log has the details."}, 502)
+            return json_response({"error": "The model server did not answer; the endpoint's log has the details."}, 502)
         returned = {k: v for k, v in answer.headers.items() if k.lower() in RETURNED_HEADERS}
         return Response(answer.data, status=answer.status, headers=returned)
 
@@ -157,7 +153,7 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
         healthy, reason = backend.health()
         if not healthy:
             log.warning("unhealthy: %s", reason)
-        return _json({"status": "healthy" if healthy else "unhealthy", "reason": reason}, 200 if healthy else 503)
+        return json_response({"status": "healthy" if healthy else "unhealthy", "reason": reason}, 200 if healthy else 503)
 
     @app.post("/models")
     def load_model() -> Response:
@@ -166,14 +162,14 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
             spec = json.loads(body)
             name, url = spec["model_name"], spec["url"]
         except (ValueError, KeyError, TypeError):
-            return _json({"error": "The body must be JSON with model_name and url.",
+            return json_response({"error": "The body must be JSON with model_name and url.",
                           "fix": 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}'}, 400)
         problem = check_model_dir(url)
         if problem:
-            return _json({"error": problem[0], "fix": problem[1]}, 400)
+            return json_response({"error": problem[0], "fix": problem[1]}, 400)
         needed, available = memory_needed_mb(url, settings.workers), memory_available_mb()
         if needed > available:
-            return _json({"error": f"Not enough memory to load {name}: it needs about {needed:.0f} MB, "
+            return json_response({"error": f"Not enough memory to load {name}: it needs about {needed:.0f} MB, "
                                    f"{available:.0f} MB are free.",
                           "fix": "SageMaker unloads other models and retries; or use an instance with more memory."}, 507)
         with backend.lock:
@@ -191,16 +187,5 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
     def forward(name: str | None = None) -> Response:
         return passthrough(request.path)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        if error.code == 413:
-            return _json({"error": f"The request body is larger than this endpoint's limit of {settings.max_payload_mb:g} MB.",
-                          "fix": "Send fewer texts per request, or raise SAGEMAKER_MAX_PAYLOAD_IN_MB."}, 413)
-        return _json({"error": f"{error.name}: {error.description}"}, error.code or 500)
-
-    @app.errorhandler(Exception)
-    def internal_error(error: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return _json({"error": "Internal server error; the endpoint's log (CloudWatch) has the details."}, 500)
-
+    install_error_handlers(app, settings.max_payload_mb)
     return app

@@ -19,6 +19,7 @@ from sagemaker_inference.transformer import Transformer
 from .. import codecs, inference
 from ..environment import INFERENCE_BATCH_SIZE_ENV, INFERENCE_PRECISION_ENV, MODEL_SERVER_WORKERS_ENV, OUTPUT_FORMAT_ENV
 from ..errors import SagebertError
+from .responses import INTERNAL_ERROR
 from .settings import MAX_TEXTS_ENV, cpu_count
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class SagebertTransformer(Transformer):
         if status >= 500 or not body.startswith("{"):
             log.error("inference failed (%s): %s", status, trace)
             if not body.startswith("{"):
-                body = json.dumps({"error": "Internal server error; the endpoint's log (CloudWatch) has the details."})
+                body = json.dumps({"error": INTERNAL_ERROR})
         context.set_response_status(code=status, phrase=(inference_exception.phrase or "error").replace("\n", " "))
         context.set_response_content_type(0, codecs.JSON)
         return [body]
