@@ -24,6 +24,7 @@ CONFIGS = {
     # The defaults: int8 on CPU, one worker per CPU (2 on the benchmark machine), 1 torch thread each.
     "sagebert-default": {"env": {}},
     "sagebert-int8-w1": {"env": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}},
+    "sagebert-no-microbatching": {"env": {"SAGEBERT_MICRO_BATCH_TEXTS": "1"}},
     "sagebert-malloc-trim": {"env": {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1048576"}},
     "sagebert-bf16": {"env": {"SAGEBERT_INFERENCE_PRECISION": "bf16"}},
     "sagebert-fp32": {"env": {"SAGEBERT_INFERENCE_PRECISION": "fp32"}},

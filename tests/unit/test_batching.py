@@ -50,3 +50,27 @@ def test_an_error_reaches_every_request_of_the_batch_and_the_batcher_survives():
     with pytest.raises(RuntimeError, match="boom"):
         batcher.submit(["bad"])
     assert batcher.submit(["good"]) == ["good"]
+
+
+def test_max_texts_one_serves_every_request_alone():
+    calls = []
+    release = threading.Event()
+
+    def predict(texts):
+        calls.append(list(texts))
+        if len(calls) == 1:
+            release.wait(5)
+        return texts
+
+    batcher = MicroBatcher(predict, max_texts=1)
+    threads = [threading.Thread(target=batcher.submit, args=([n],)) for n in "abc"]
+    threads[0].start()
+    time.sleep(0.2)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.2)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert sorted(map(tuple, calls)) == [("a",), ("b",), ("c",)]
+

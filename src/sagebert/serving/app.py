@@ -30,19 +30,25 @@ WARM_UP_TEXT = "sagebert warm-up: Just happened a terrible car crash"
 class ModelHolder:
     """The served model and its readiness: loading → ready (after a warm-up), or failed."""
 
-    def __init__(self, loader: Callable[[], object] | None = None, model: object | None = None):
+    def __init__(self, loader: Callable[[], object] | None = None, model: object | None = None,
+                 micro_batch_texts: int = 64):
         self._loader = loader
         self.model = model
         self.error: str | None = None
         self._warm_pid: int | None = None
-        self.batcher: MicroBatcher | None = MicroBatcher(self._predict_texts) if model is not None else None
+        self._micro_batch_texts = micro_batch_texts
+        self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> "ModelHolder":
         """A holder that loads ``model_dir`` with the settings' precision and batch size."""
         from ..inference import model_fn
 
-        return cls(loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size))
+        return cls(loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size),
+                   micro_batch_texts=settings.micro_batch_texts)
+
+    def _batcher(self) -> MicroBatcher:
+        return MicroBatcher(self._predict_texts, self._micro_batch_texts)
 
     def _predict_texts(self, texts: list[str]):
         return self.model.predict(texts)  # type: ignore[union-attr]
@@ -52,7 +58,7 @@ class ModelHolder:
         started = time.monotonic()
         try:
             self.model = self._loader()  # type: ignore[misc]
-            self.batcher = MicroBatcher(self._predict_texts)
+            self.batcher = self._batcher()
             log.info("model ready in %.2f s", time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - the server stays up and says why on /ping
             self.error = str(exc) if isinstance(exc, SagebertError) else f"{type(exc).__name__}: {exc}"

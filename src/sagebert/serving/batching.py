@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 
 class MicroBatcher(Generic[T]):
-    """Runs ``predict`` on one thread, over the texts of every request queued at that moment."""
+    """Runs ``predict`` on one thread, over the texts of the requests queued at that moment (up to
+    ``max_texts`` texts; a request is never split, and ``max_texts=1`` serves each one alone)."""
 
     def __init__(self, predict: Callable[[list[str]], Sequence[T]], max_texts: int = 64):
         self._predict = predict

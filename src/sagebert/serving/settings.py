@@ -15,6 +15,7 @@ the same on both server paths:
 | SAGEBERT_INFERENCE_PRECISION | auto, fp32, bf16, fp16 (GPU), int8 (CPU) | auto: int8 on CPU, fp16 on GPU |
 | SAGEBERT_INFERENCE_BATCH_SIZE | texts per forward pass | 32 |
 | SAGEBERT_MAX_TEXTS_PER_REQUEST | texts per request (413 above it) | 10000 |
+| SAGEBERT_MICRO_BATCH_TEXTS | texts of queued requests merged into one forward pass; 1 = every request alone | 64 |
 | SAGEBERT_OUTPUT_FORMAT | predictions, or logits (the reference handler's answer) | predictions |
 | SAGEBERT_MODEL_DIR | the model directory | /opt/ml/model |
 """
@@ -35,6 +36,7 @@ from ..environment import (
 from ..errors import SagebertError
 
 MAX_TEXTS_ENV = "SAGEBERT_MAX_TEXTS_PER_REQUEST"
+MICRO_BATCH_ENV = "SAGEBERT_MICRO_BATCH_TEXTS"
 BATCH_TRANSFORM_BUDGET_MB = 100  # SageMaker: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 
 
@@ -89,6 +91,7 @@ class ServingSettings:
     precision: str = "auto"
     batch_size: int = 32
     max_texts: int = 10_000
+    micro_batch_texts: int = 64
     output_format: str = "predictions"
     multi_model: bool = False
     max_concurrent_transforms: int = 8
@@ -127,6 +130,7 @@ class ServingSettings:
             precision=(environ.get(INFERENCE_PRECISION_ENV) or "auto").lower(),
             batch_size=_number(environ, INFERENCE_BATCH_SIZE_ENV, 32, 1),
             max_texts=_number(environ, MAX_TEXTS_ENV, 10_000, 1),
+            micro_batch_texts=_number(environ, MICRO_BATCH_ENV, 64, 1),
             output_format=output_format,
             multi_model=(environ.get(MULTI_MODEL_ENV) or "false").lower() == "true",
             max_concurrent_transforms=_number(environ, MAX_CONCURRENT_TRANSFORMS_ENV,
