@@ -140,7 +140,11 @@ def test_an_unreachable_hub_model_says_to_use_the_pretrained_channel(tmp_path, m
     base = make_opt_ml(tmp_path / "opt_ml", train_rows=20,
                        hyperparameters={"model_name_or_path": "no-such-org/no-such-model-xyz"})
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # As in a network-isolated job, but without waiting on connection timeouts: huggingface_hub
+    # reads HF_HUB_OFFLINE once, at import, so the flag itself is set for this test.
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert train_main([]) == 2
     reason = (base / "output" / "failure").read_text()
     assert "Could not load base model 'no-such-org/no-such-model-xyz'" in reason and "'pretrained' channel" in reason
