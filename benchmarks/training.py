@@ -24,12 +24,15 @@ from pathlib import Path
 from common import REPO, machine
 
 DATA = REPO / "local_test" / "data"
-BASE = {"epochs": "1", "train_batch_size": "32", "log_interval": "20", "checkpoint_minutes": "0"}
+# float32 unless a configuration says otherwise, so that every row compares with the baseline.
+BASE = {"epochs": "1", "train_batch_size": "32", "log_interval": "20", "checkpoint_minutes": "0",
+        "mixed_precision": "no"}
 CONFIGS = {
     "no checkpoints (baseline)": {"keep_checkpoints": "0"},
+    "checkpoint at the epoch end (default policy)": {"keep_checkpoints": "2"},
     "checkpoint every 20 steps": {"checkpoint_steps": "20", "keep_checkpoints": "2"},
     "2 processes x batch 16": {"keep_checkpoints": "0", "processes_per_host": "2", "train_batch_size": "16"},
-    "bf16 autocast": {"keep_checkpoints": "0", "mixed_precision": "bf16"},
+    "bf16 autocast (auto on this CPU)": {"keep_checkpoints": "0", "mixed_precision": "bf16"},
 }
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 

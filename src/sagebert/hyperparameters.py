@@ -187,7 +187,7 @@ class Hyperparameters:
     checkpoint_minutes: float = _hp(10.0, _number(0.0), "also checkpoint when this many minutes passed since the last one; 0 = off")
     keep_checkpoints: int = _hp(2, _integer(0, 100), "checkpoints kept in /opt/ml/checkpoints; 0 turns checkpointing (and resuming) off")
     processes_per_host: int = _hp(0, _integer(0, 64), "training processes per instance (data parallel); 0 = one per GPU, or one on CPU")
-    mixed_precision: str = _hp("auto", _choice("auto", "no", "fp16", "bf16"), "auto = bf16 (or fp16) on a GPU, none on CPU")
+    mixed_precision: str = _hp("auto", _choice("auto", "no", "fp16", "bf16"), "auto = bf16 (or fp16) on a GPU, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else none")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for tuples), as written to the model's sagebert.json."""
