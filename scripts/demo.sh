@@ -2,7 +2,7 @@
 # The main job on the bundled defaults: set up, build the image, train on the bundled tweets,
 # serve the model, and classify the reference's three sentences.
 #
-#   scripts/demo.sh                    # default hyperparameters (2 epochs, about 4 minutes on 2 cores)
+#   scripts/demo.sh                    # default hyperparameters (2 epochs, about 2 minutes of training on 2 cores)
 #   scripts/demo.sh epochs=3 seed=7    # any hyperparameters, as name=value
 set -euo pipefail
 cd "$(dirname "$0")/.."
