@@ -98,6 +98,29 @@ class Container:
         cache = int(stat.get("total_inactive_file", stat.get("inactive_file", 0)))
         return {"cgroup_mib": round((usage - cache) / 2**20, 1), "rss_sum_mib": round(rss, 1), "pss_sum_mib": round(pss, 1)}
 
+    def memory_while(self, work, every: float = 2.0) -> tuple[object, dict]:
+        """Run ``work()`` while sampling memory; return its result and the peak sample."""
+        samples: list[dict] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(every):
+                samples.append(self.memory())
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = work()
+        finally:
+            done.set()
+            sampler.join()
+        return result, max(samples, key=lambda m: m["cgroup_mib"], default=self.memory())
+
+    def idle_memory(self, seconds: float = 2.0) -> dict:
+        """Memory once the server has been idle for ``seconds`` (it returns freed memory when idle)."""
+        time.sleep(seconds)
+        return self.memory()
+
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
 

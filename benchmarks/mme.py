@@ -44,7 +44,7 @@ def flask_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -
                 c.stop()
     try:
         result = {"name": "gunicorn + Flask", **measure(c.port, "/invocations", rows, seconds),
-                  "memory": c.memory(), "cold_start_s": round(median(cold), 2)}
+                  "memory": c.idle_memory(), "cold_start_s": round(median(cold), 2)}
     finally:
         c.stop()
     return result
@@ -69,7 +69,7 @@ def mms_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -> 
                 c.stop()
     try:
         front = {"name": "MMS through the front", **measure(c.port, "/models/tweets/invoke", rows, seconds),
-                 "memory": c.memory(), "cold_start_s": round(median(cold), 2), "model_load_s": round(median(loads), 2)}
+                 "memory": c.idle_memory(), "cold_start_s": round(median(cold), 2), "model_load_s": round(median(loads), 2)}
         direct = {"name": "MMS directly (no front)", **measure(c.extra_ports[8081], "/models/tweets/invoke", rows, seconds),
                   "memory": front["memory"], "cold_start_s": front["cold_start_s"], "model_load_s": front["model_load_s"]}
     finally:

@@ -4,6 +4,8 @@ model sees fewer, larger batches, which is where a CPU gains most.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import queue
@@ -13,6 +15,17 @@ from typing import Callable, Generic, Sequence, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+IDLE_SECONDS = 0.5  # no request for this long: give freed memory back to the system
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), which returns the free memory of every arena to the system."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return (lambda: trim(0)) if trim else None
 
 
 class MicroBatcher(Generic[T]):
@@ -43,8 +56,19 @@ class MicroBatcher(Generic[T]):
                 self._pid = os.getpid()
 
     def _loop(self) -> None:
+        # Forward passes leave freed activation buffers that glibc keeps for reuse; across several
+        # workers that adds up. They are handed back once a worker has been idle for a moment,
+        # which costs nothing while requests keep coming.
+        trim, dirty = _malloc_trim(), False
         while True:
-            jobs = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=IDLE_SECONDS if dirty and trim else None)
+            except queue.Empty:
+                trim()
+                dirty = False
+                continue
+            dirty = True
+            jobs = [first]
             count = len(jobs[0][0])
             while count < self._max_texts:
                 try:
