@@ -43,12 +43,7 @@ fi
 [ "$WHEELHOUSE" = auto ] && WHEELHOUSE=no
 use_wheelhouse=0
 if [ "$WHEELHOUSE" = yes ]; then
-  # Downloaded again only when a lock changed since the last time.
-  stamp="wheelhouse/.locks-$VARIANT.sha256"
-  if ! sha256sum -c --status "$stamp" 2>/dev/null; then
-    container/make-wheelhouse.sh "$VARIANT"
-    sha256sum requirements/build.lock "requirements/image-$VARIANT.lock" requirements/model.lock >"$stamp"
-  fi
+  container/make-wheelhouse.sh "$VARIANT"   # downloads only when a lock changed
   use_wheelhouse=1
 fi
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Create /opt/venv and install the locked packages into it, hash-checked, without dependency
-# resolution (the locks are complete). Uses /build/wheelhouse with --no-index when it holds
-# wheels; otherwise the package index (plus the PyTorch CPU index for the CPU build).
+# resolution (the locks are complete). Uses /build/wheelhouse with --no-index when it holds wheels
+# staged for this variant (container/make-wheelhouse.sh); otherwise the package index (plus the
+# PyTorch CPU index for the CPU build).
 set -eu
 variant="$1"
 use_wheelhouse="${2:-auto}"
@@ -9,10 +10,16 @@ req=/build/requirements
 python3.11 -m venv /opt/venv
 pip="/opt/venv/bin/pip"
 set -- --no-cache-dir --disable-pip-version-check --no-deps --require-hashes
-has_wheels="$(find /build/wheelhouse -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)"
+wheelhouse=/build/wheelhouse
+has_wheels="$(find "$wheelhouse" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)"
+staged="$(cat "$wheelhouse/.variant" 2>/dev/null || echo cpu)"
+if [ "$use_wheelhouse" != 0 ] && [ -n "$has_wheels" ] && [ "$staged" != "$variant" ]; then
+  echo "wheelhouse/ holds the $staged wheels, not $variant: run container/make-wheelhouse.sh $variant" >&2
+  exit 1
+fi
 if [ "$use_wheelhouse" != 0 ] && [ -n "$has_wheels" ]; then
   echo "installing from the wheelhouse (no index)"
-  set -- "$@" --no-index --find-links /build/wheelhouse
+  set -- "$@" --no-index --find-links "$wheelhouse"
 elif [ "$variant" = cpu ]; then
   set -- "$@" --extra-index-url https://download.pytorch.org/whl/cpu
 fi
