@@ -349,7 +349,8 @@ class Trainer:
         batches = shard_batches(epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, state.epoch),
                                 self.rank, self.world_size)
         window_loss, window_batches, window_examples = 0.0, 0, 0
-        window_start = time.monotonic()
+        window_start = epoch_start = time.monotonic()
+        epoch_examples = 0
         accumulation = hp.gradient_accumulation_steps
         while state.batch_in_epoch < len(batches):
             group_start = state.batch_in_epoch
@@ -365,6 +366,7 @@ class Trainer:
                 state.epoch_loss_batches += 1
                 window_batches += 1
                 window_examples += len(indices)
+                epoch_examples += len(indices)
             if hp.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(self.model.parameters(), hp.max_grad_norm)
             self.optimizer.step()
@@ -387,7 +389,9 @@ class Trainer:
                 checkpoint = self.save_checkpoint()
                 if stop:
                     raise TrainingInterrupted(state.global_step, self.total_steps, checkpoint)
-        self._finish_epoch(self._mean_across_processes(state.epoch_loss_sum / max(state.epoch_loss_batches, 1)))
+        train_seconds = time.monotonic() - epoch_start
+        self._finish_epoch(self._mean_across_processes(state.epoch_loss_sum / max(state.epoch_loss_batches, 1)),
+                           train_seconds, epoch_examples * self.world_size)
         self.save_checkpoint()
 
     def _mean_across_processes(self, value: float) -> float:
@@ -396,9 +400,12 @@ class Trainer:
         tensor = torch.tensor([value], device=self.accelerator.device)
         return self.accelerator.reduce(tensor, reduction="mean").item()
 
-    def _finish_epoch(self, train_loss: float) -> None:
+    def _finish_epoch(self, train_loss: float, train_seconds: float, examples: int) -> None:
+        """Evaluate, log and record the epoch; ``examples`` were trained in ``train_seconds`` by this run."""
         state = self.state
+        eval_start = time.monotonic()
         metrics = self.evaluate()
+        eval_seconds = time.monotonic() - eval_start
         row = {"epoch": state.epoch, "step": state.global_step, "train_loss": train_loss,
                "eval_loss": metrics["loss"], "eval_accuracy": metrics["accuracy"],
                "eval_precision": metrics["precision"], "eval_recall": metrics["recall"], "eval_f1": metrics["f1"]}
@@ -406,7 +413,11 @@ class Trainer:
             log.info(format_metric_line(row))
             log.info("epoch %d confusion matrix (rows: true %s; columns: predicted): %s", state.epoch,
                      list(self.hp.label_names), metrics["confusion_matrix"])
-        state.history.append({**row, "metrics": metrics})
+            log.info("epoch %d timing: trained on %d examples in %.1f s (%.1f samples/s); evaluated %d in %.1f s",
+                     state.epoch, examples, train_seconds, examples / max(train_seconds, 1e-9),
+                     metrics["examples"], eval_seconds)
+        state.history.append({**row, "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+                              "metrics": metrics})
         state.epoch += 1
         state.batch_in_epoch = 0
         state.epoch_loss_sum, state.epoch_loss_batches = 0.0, 0
