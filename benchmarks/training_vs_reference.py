@@ -125,10 +125,7 @@ def build(tag: str) -> dict:
     started = time.monotonic()
     subprocess.run(["container/build-image.sh", tag], cwd=REPO, check=True, capture_output=True,
                    env={**os.environ, "DOCKER_BUILD_ARGS": "--no-cache"})
-    seconds = time.monotonic() - started
-    size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], check=True,
-                              capture_output=True, text=True).stdout)
-    return {"uncached_build_seconds": round(seconds, 1), "image_size_mb": round(size / 1e6)}
+    return {"uncached_build_seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> None:
