@@ -6,6 +6,18 @@ import pytest
 from sagebert.serving.batching import MicroBatcher
 
 
+def queue_behind_the_first(threads, release):
+    """Start the first thread (its forward pass blocks on ``release``), queue the others behind it, release, join."""
+    threads[0].start()
+    time.sleep(0.2)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.2)
+    release.set()
+    for t in threads:
+        t.join(5)
+
+
 def test_a_lone_request_is_predicted_alone_and_in_order():
     batcher = MicroBatcher(lambda texts: [t.upper() for t in texts])
     assert batcher.submit(["a", "b"]) == ["A", "B"]
@@ -28,14 +40,7 @@ def test_requests_queued_while_the_model_is_busy_share_a_forward_pass():
         results[name] = batcher.submit([name, name * 2])
 
     threads = [threading.Thread(target=client, args=(n,)) for n in "abcd"]
-    threads[0].start()
-    time.sleep(0.2)
-    for t in threads[1:]:
-        t.start()
-    time.sleep(0.2)
-    release.set()
-    for t in threads:
-        t.join(5)
+    queue_behind_the_first(threads, release)
     assert results == {n: [n + "!", n * 2 + "!"] for n in "abcd"}
     assert len(calls) == 2 and len(calls[1]) == 6  # b, c and d went through together
 
@@ -64,13 +69,6 @@ def test_max_texts_one_serves_every_request_alone():
 
     batcher = MicroBatcher(predict, max_texts=1)
     threads = [threading.Thread(target=batcher.submit, args=([n],)) for n in "abc"]
-    threads[0].start()
-    time.sleep(0.2)
-    for t in threads[1:]:
-        t.start()
-    time.sleep(0.2)
-    release.set()
-    for t in threads:
-        t.join(5)
+    queue_behind_the_first(threads, release)
     assert sorted(map(tuple, calls)) == [("a",), ("b",), ("c",)]
 
