@@ -19,6 +19,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from sagebert.metrics import classification_metrics
+
 MAX_LEN = 64
 BATCH = 64
 LR = 2e-5
@@ -45,13 +47,9 @@ def evaluate(model, dataset):
         for ids, mask, _ in DataLoader(dataset, batch_size=BATCH):
             predictions += model(ids, attention_mask=mask)[0].argmax(-1).tolist()
     model.train()
-    labels = dataset.tensors[2].tolist()
-    tp = sum(p == 1 and y == 1 for p, y in zip(predictions, labels))
-    fp = sum(p == 1 and y == 0 for p, y in zip(predictions, labels))
-    fn = sum(p == 0 and y == 1 for p, y in zip(predictions, labels))
-    accuracy = sum(p == y for p, y in zip(predictions, labels)) / len(labels)
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return accuracy, f1
+    # The same metric code as sagebert's own evaluation, so that both sides are scored alike.
+    metrics = classification_metrics(dataset.tensors[2].tolist(), predictions, ["0", "1"])
+    return metrics["accuracy"], metrics["f1"]
 
 
 def main():
