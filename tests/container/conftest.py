@@ -1,4 +1,5 @@
 """Container-test fixtures: the real image, built once per session, run with `docker run`."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,8 @@ import pytest
 
 from support import REPO, Run, docker_run, docker_usable, make_opt_ml
 
-IMAGE_TAG = "sagebert:test"
+# SAGEBERT_TEST_TAG: the tag the fixture builds (several checkouts on one engine each use their own).
+IMAGE_TAG = os.environ.get("SAGEBERT_TEST_TAG", "sagebert:test")
 
 
 def pytest_collection_modifyitems(items):
@@ -31,8 +33,9 @@ def image() -> str:
     if tag:
         subprocess.run(["docker", "image", "inspect", tag], check=True, capture_output=True)
         return tag
-    build = subprocess.run([str(REPO / "container" / "build-image.sh"), IMAGE_TAG], cwd=REPO,
-                           capture_output=True, text=True)
+    build = subprocess.run(
+        [str(REPO / "container" / "build-image.sh"), IMAGE_TAG], cwd=REPO, capture_output=True, text=True
+    )
     if build.returncode != 0:
         pytest.fail("image build failed:\n" + (build.stdout + build.stderr)[-4000:])
     return IMAGE_TAG
@@ -41,8 +44,18 @@ def image() -> str:
 @pytest.fixture(scope="session")
 def trained_in_container(image, tiny_bert, tmp_path_factory) -> tuple[Path, Run]:
     """An /opt/ml tree after a successful `docker run IMAGE train` with the tiny BERT."""
-    base = make_opt_ml(tmp_path_factory.mktemp("trained") / "opt_ml", train_rows=240, test_rows=96,
-                       pretrained=tiny_bert,
-                       hyperparameters={"epochs": 2, "train_batch_size": 16, "log_interval": 5, "learning_rate": 1e-3,
-                                        "clean_text": "True", "label_names": "Not a disaster,Real disaster"})
+    base = make_opt_ml(
+        tmp_path_factory.mktemp("trained") / "opt_ml",
+        train_rows=240,
+        test_rows=96,
+        pretrained=tiny_bert,
+        hyperparameters={
+            "epochs": 2,
+            "train_batch_size": 16,
+            "log_interval": 5,
+            "learning_rate": 1e-3,
+            "clean_text": "True",
+            "label_names": "Not a disaster,Real disaster",
+        },
+    )
     return base, docker_run(image, "train", opt_ml=base)
