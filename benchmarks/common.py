@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: containers, bounded HTTP load, memory, percentiles."""
+
 from __future__ import annotations
 
 import csv
@@ -49,8 +50,15 @@ class Container:
     extra_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
 
     @classmethod
-    def start(cls, image: str, args: list[str], volumes: dict[str, str], env: dict[str, str],
-              name_prefix: str = "bench", also_publish: tuple[int, ...] = ()) -> "Container":
+    def start(
+        cls,
+        image: str,
+        args: list[str],
+        volumes: dict[str, str],
+        env: dict[str, str],
+        name_prefix: str = "bench",
+        also_publish: tuple[int, ...] = (),
+    ) -> Container:
         port = free_port()
         name = f"{name_prefix}-{uuid.uuid4().hex[:6]}"
         command = ["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080"]
@@ -86,9 +94,11 @@ class Container:
 
     def memory(self) -> dict:
         """The container's memory: cgroup usage (minus page cache), and RSS / PSS summed over its processes."""
-        script = ("for f in /proc/[0-9]*/smaps_rollup; do cat $f 2>/dev/null; done; "
-                  "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.stat 2>/dev/null || "
-                  "cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.stat")
+        script = (
+            "for f in /proc/[0-9]*/smaps_rollup; do cat $f 2>/dev/null; done; "
+            "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.stat 2>/dev/null || "
+            "cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.stat"
+        )
         out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True).stdout
         rss = sum(int(line.split()[1]) for line in out.splitlines() if line.startswith("Rss:")) / 1024
         pss = sum(int(line.split()[1]) for line in out.splitlines() if line.startswith("Pss:")) / 1024
@@ -96,7 +106,11 @@ class Container:
         stat = dict(line.split() for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
         usage = int(numbers[0]) if numbers else 0
         cache = int(stat.get("total_inactive_file", stat.get("inactive_file", 0)))
-        return {"cgroup_mib": round((usage - cache) / 2**20, 1), "rss_sum_mib": round(rss, 1), "pss_sum_mib": round(pss, 1)}
+        return {
+            "cgroup_mib": round((usage - cache) / 2**20, 1),
+            "rss_sum_mib": round(rss, 1),
+            "pss_sum_mib": round(pss, 1),
+        }
 
     def memory_while(self, work, every: float = 2.0) -> tuple[object, dict]:
         """Run ``work()`` while sampling memory; return its result and the peak sample."""
@@ -136,13 +150,25 @@ class LoadResult:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
     def summary(self) -> dict:
-        return {"requests": len(self.latencies_ms), "errors": self.errors,
-                "p50_ms": round(percentile(self.latencies_ms, 50), 2), "p99_ms": round(percentile(self.latencies_ms, 99), 2),
-                "throughput_rps": round(self.throughput, 1)}
+        return {
+            "requests": len(self.latencies_ms),
+            "errors": self.errors,
+            "p50_ms": round(percentile(self.latencies_ms, 50), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 2),
+            "throughput_rps": round(self.throughput, 1),
+        }
 
 
-def load(port: int, bodies: list[bytes], concurrency: int, max_requests: int, max_seconds: float,
-         content_type: str = "application/json", warmup: int = 5, path: str = "/invocations") -> LoadResult:
+def load(
+    port: int,
+    bodies: list[bytes],
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    content_type: str = "application/json",
+    warmup: int = 5,
+    path: str = "/invocations",
+) -> LoadResult:
     """Closed-loop load: ``concurrency`` keep-alive clients, bounded in count and in time."""
     result = LoadResult()
     lock = threading.Lock()
@@ -201,7 +227,14 @@ def post_json(port: int, payload, path: str = "/invocations") -> object:
 
 def machine() -> str:
     cpus = os.cpu_count()
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     return f"{cpus} CPUs ({model})"
 
 

@@ -9,6 +9,7 @@ Cold start is `docker run` → the first successful prediction (for MMS: /ping 2
 /models, then the first invoke — what the first request for a model pays on a multi-model
 endpoint). Writes benchmarks/results/mme.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,12 @@ ENV = {"SAGEBERT_INFERENCE_PRECISION": "int8", "SAGEMAKER_MODEL_SERVER_WORKERS":
 
 def measure(port: int, path: str, rows: list[dict], seconds: float) -> dict:
     singles = [json.dumps(r["sentence"]).encode() for r in rows]
-    batches = [json.dumps([r["sentence"] for r in rows[i:i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
-    return {"c1_single": load(port, singles, 1, 400, seconds, path=path).summary(),
-            "c8_single": load(port, singles, 8, 4000, seconds, path=path).summary(),
-            "c8_batch32": load(port, batches, 8, 600, seconds, path=path).summary()}
+    batches = [json.dumps([r["sentence"] for r in rows[i : i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
+    return {
+        "c1_single": load(port, singles, 1, 400, seconds, path=path).summary(),
+        "c8_single": load(port, singles, 8, 4000, seconds, path=path).summary(),
+        "c8_batch32": load(port, batches, 8, 600, seconds, path=path).summary(),
+    }
 
 
 def flask_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -> dict:
@@ -43,8 +46,12 @@ def flask_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -
             if len(cold) < starts:
                 c.stop()
     try:
-        result = {"name": "gunicorn + Flask", **measure(c.port, "/invocations", rows, seconds),
-                  "memory": c.idle_memory(), "cold_start_s": round(median(cold), 2)}
+        result = {
+            "name": "gunicorn + Flask",
+            **measure(c.port, "/invocations", rows, seconds),
+            "memory": c.idle_memory(),
+            "cold_start_s": round(median(cold), 2),
+        }
     finally:
         c.stop()
     return result
@@ -68,10 +75,20 @@ def mms_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -> 
             if len(cold) < starts:
                 c.stop()
     try:
-        front = {"name": "MMS through the front", **measure(c.port, "/models/tweets/invoke", rows, seconds),
-                 "memory": c.idle_memory(), "cold_start_s": round(median(cold), 2), "model_load_s": round(median(loads), 2)}
-        direct = {"name": "MMS directly (no front)", **measure(c.extra_ports[8081], "/models/tweets/invoke", rows, seconds),
-                  "memory": front["memory"], "cold_start_s": front["cold_start_s"], "model_load_s": front["model_load_s"]}
+        front = {
+            "name": "MMS through the front",
+            **measure(c.port, "/models/tweets/invoke", rows, seconds),
+            "memory": c.idle_memory(),
+            "cold_start_s": round(median(cold), 2),
+            "model_load_s": round(median(loads), 2),
+        }
+        direct = {
+            "name": "MMS directly (no front)",
+            **measure(c.extra_ports[8081], "/models/tweets/invoke", rows, seconds),
+            "memory": front["memory"],
+            "cold_start_s": front["cold_start_s"],
+            "model_load_s": front["model_load_s"],
+        }
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -89,18 +106,25 @@ def main() -> None:
     rows = test_rows()
     model_dir = args.model_dir.resolve()
     print(f"MME benchmark on {machine()}, model {model_dir}, image {args.image}", flush=True)
-    results = [flask_path(args.image, model_dir, rows, args.seconds, args.cold_starts),
-               *mms_path(args.image, model_dir, rows, args.seconds, args.cold_starts)]
+    results = [
+        flask_path(args.image, model_dir, rows, args.seconds, args.cold_starts),
+        *mms_path(args.image, model_dir, rows, args.seconds, args.cold_starts),
+    ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
-                                       "results": results}, indent=2))
-    print("\n| server | cold start to first prediction s | c1 p50 ms | c1 p99 ms | c8 req/s (1 tweet) | c8 p99 ms | "
-          "c8 req/s (32 tweets) | memory MiB (cgroup / PSS) |\n|---|---|---|---|---|---|---|---|")
+    args.output.write_text(
+        json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2)
+    )
+    print(
+        "\n| server | cold start to first prediction s | c1 p50 ms | c1 p99 ms | c8 req/s (1 tweet) | c8 p99 ms | "
+        "c8 req/s (32 tweets) | memory MiB (cgroup / PSS) |\n|---|---|---|---|---|---|---|---|"
+    )
     for r in results:
         m = r["memory"]
-        print(f"| {r['name']} | {r['cold_start_s']} | {r['c1_single']['p50_ms']} | {r['c1_single']['p99_ms']} | "
-              f"{r['c8_single']['throughput_rps']} | {r['c8_single']['p99_ms']} | {r['c8_batch32']['throughput_rps']} | "
-              f"{m['cgroup_mib']} / {m['pss_sum_mib']} |")
+        print(
+            f"| {r['name']} | {r['cold_start_s']} | {r['c1_single']['p50_ms']} | {r['c1_single']['p99_ms']} | "
+            f"{r['c8_single']['throughput_rps']} | {r['c8_single']['p99_ms']} | {r['c8_batch32']['throughput_rps']} | "
+            f"{m['cgroup_mib']} / {m['pss_sum_mib']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 benchmark compares handlers, not servers. Run inside the sagebert image:
     gunicorn -k gthread --threads 8 -w 1 -b 0.0.0.0:8080 --preload --chdir /bench reference_app:app
 """
+
 import os
 
-from flask import Flask, Response, request
-
 import reference_handler as handler
+from flask import Flask, Response, request
 
 model = handler.model_fn(os.environ.get("SAGEBERT_MODEL_DIR", "/opt/ml/model"))
 app = Flask("reference")

@@ -5,6 +5,7 @@ MAX_LEN = 64 tokens whatever its length, every intermediate tensor is printed to
 runs in float32 under no_grad, and the answer is the JSON list of logit pairs. Only the model
 location differs: the tokenizer comes from the model directory (the Hub is unreachable here).
 """
+
 import json
 
 import torch

@@ -10,6 +10,7 @@ gradient clipping at 1.0, float32, a plain loop. One thing is measured different
 epoch the model is evaluated on ALL test rows (the reference reported its last batch only).
 Prints one JSON line per epoch (prefixed "REFERENCE ") for benchmarks/training_vs_reference.py.
 """
+
 import argparse
 import csv
 import json
@@ -82,10 +83,21 @@ def main():
         train_seconds = time.monotonic() - started
         eval_started = time.monotonic()
         accuracy, f1 = evaluate(model, test)
-        print("REFERENCE " + json.dumps({
-            "epoch": epoch, "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.monotonic() - eval_started, 2),
-            "samples_per_second": round(len(train) / train_seconds, 1), "train_loss": round(total_loss / step, 4),
-            "accuracy": round(accuracy, 4), "f1": round(f1, 4)}), flush=True)
+        print(
+            "REFERENCE "
+            + json.dumps(
+                {
+                    "epoch": epoch,
+                    "train_seconds": round(train_seconds, 2),
+                    "eval_seconds": round(time.monotonic() - eval_started, 2),
+                    "samples_per_second": round(len(train) / train_seconds, 1),
+                    "train_loss": round(total_loss / step, 4),
+                    "accuracy": round(accuracy, 4),
+                    "f1": round(f1, 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ peak sampled every 2 s during the 32-tweet load; idle 2 s after it), and accurac
 Load is closed-loop from keep-alive clients on this machine, bounded in count and in time.
 Writes benchmarks/results/serving.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,23 @@ def start(image: str, model_dir: Path, config: dict) -> Container:
     workers = config["workers"]
     volumes[str(REPO / "benchmarks")] = "/bench"
     threads = max(1, os.cpu_count() // workers)  # the same torch threads per worker as sagebert's server
-    args = ["gunicorn", "-k", "gthread", "--threads", "8", "-w", str(workers), "-b", "0.0.0.0:8080", "--preload",
-            "--chdir", "/bench", "--timeout", "60", "reference_app:app"]
+    args = [
+        "gunicorn",
+        "-k",
+        "gthread",
+        "--threads",
+        "8",
+        "-w",
+        str(workers),
+        "-b",
+        "0.0.0.0:8080",
+        "--preload",
+        "--chdir",
+        "/bench",
+        "--timeout",
+        "60",
+        "reference_app:app",
+    ]
     return Container.start(image, args, volumes, {"OMP_NUM_THREADS": str(threads)}, "bench-reference")
 
 
@@ -54,17 +70,21 @@ def labels_from(answer, reference: bool) -> list[int]:
 def accuracy(port: int, reference: bool, rows: list[dict]) -> dict:
     predicted = []
     for start in range(0, len(rows), 32):
-        predicted += labels_from(post_json(port, [r["sentence"] for r in rows[start:start + 32]]), reference)
+        predicted += labels_from(post_json(port, [r["sentence"] for r in rows[start : start + 32]]), reference)
     truth = [int(r["label"]) for r in rows]
-    tp = sum(p == t == 1 for p, t in zip(predicted, truth))
+    tp = sum(p == t == 1 for p, t in zip(predicted, truth, strict=True))
     precision = tp / max(1, sum(predicted))
     recall = tp / max(1, sum(truth))
-    return {"accuracy": round(sum(p == t for p, t in zip(predicted, truth)) / len(truth), 4),
-            "f1": round(2 * precision * recall / max(1e-9, precision + recall), 4), "examples": len(truth)}
+    return {
+        "accuracy": round(sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth), 4),
+        "f1": round(2 * precision * recall / max(1e-9, precision + recall), 4),
+        "examples": len(truth),
+    }
 
 
-def run_config(name: str, config: dict, image: str, model_dir: Path, rows: list[dict], cold_starts: int,
-               seconds: float) -> dict:
+def run_config(
+    name: str, config: dict, image: str, model_dir: Path, rows: list[dict], cold_starts: int, seconds: float
+) -> dict:
     reference = bool(config.get("reference"))
     starts = []
     for _ in range(cold_starts - 1):
@@ -76,38 +96,54 @@ def run_config(name: str, config: dict, image: str, model_dir: Path, rows: list[
         starts.append(container.wait_healthy())
         memory_ready = container.memory()
         singles = [json.dumps(r["sentence"]).encode() for r in rows]
-        batches = [json.dumps([r["sentence"] for r in rows[i:i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
+        batches = [json.dumps([r["sentence"] for r in rows[i : i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
         c1 = load(container.port, singles, 1, max_requests=400, max_seconds=seconds)
         c8 = load(container.port, singles, 8, max_requests=4000, max_seconds=seconds)
         c8_32, memory_peak = container.memory_while(
-            lambda: load(container.port, batches, 8, max_requests=600, max_seconds=seconds))
+            lambda: load(container.port, batches, 8, max_requests=600, max_seconds=seconds)
+        )
         memory_loaded = container.idle_memory()
         quality = accuracy(container.port, reference, rows)
     finally:
         container.stop()
-    result = {"name": name, "cold_start_s": round(median(starts), 2), "cold_starts": [round(s, 2) for s in starts],
-              "c1_single": c1.summary(), "c8_single": c8.summary(), "c8_batch32": c8_32.summary(),
-              "memory_ready": memory_ready, "memory_peak_under_load": memory_peak, "memory_after_load": memory_loaded,
-              "quality": quality}
-    print(f"  {name}: c1 p50 {result['c1_single']['p50_ms']} ms p99 {result['c1_single']['p99_ms']} ms; "
-          f"c8 {result['c8_single']['throughput_rps']} rps p99 {result['c8_single']['p99_ms']} ms; "
-          f"c8x32 {result['c8_batch32']['throughput_rps']} rps; cold {result['cold_start_s']} s; "
-          f"mem {memory_loaded}; acc {quality['accuracy']}", flush=True)
+    result = {
+        "name": name,
+        "cold_start_s": round(median(starts), 2),
+        "cold_starts": [round(s, 2) for s in starts],
+        "c1_single": c1.summary(),
+        "c8_single": c8.summary(),
+        "c8_batch32": c8_32.summary(),
+        "memory_ready": memory_ready,
+        "memory_peak_under_load": memory_peak,
+        "memory_after_load": memory_loaded,
+        "quality": quality,
+    }
+    print(
+        f"  {name}: c1 p50 {result['c1_single']['p50_ms']} ms p99 {result['c1_single']['p99_ms']} ms; "
+        f"c8 {result['c8_single']['throughput_rps']} rps p99 {result['c8_single']['p99_ms']} ms; "
+        f"c8x32 {result['c8_batch32']['throughput_rps']} rps; cold {result['cold_start_s']} s; "
+        f"mem {memory_loaded}; acc {quality['accuracy']}",
+        flush=True,
+    )
     return result
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| configuration | cold start s | c1 p50 ms | c1 p99 ms | c8 req/s (1 tweet) | c8 p99 ms | "
-             "c8 req/s (32 tweets) | c8 p99 ms (32) | memory MiB (cgroup / PSS): ready | peak under load | "
-             "idle after load | accuracy | F1 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| configuration | cold start s | c1 p50 ms | c1 p99 ms | c8 req/s (1 tweet) | c8 p99 ms | "
+        "c8 req/s (32 tweets) | c8 p99 ms (32) | memory MiB (cgroup / PSS): ready | peak under load | "
+        "idle after load | accuracy | F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         m, ready, peak = r["memory_after_load"], r["memory_ready"], r["memory_peak_under_load"]
-        lines.append(f"| {r['name']} | {r['cold_start_s']} | {r['c1_single']['p50_ms']} | {r['c1_single']['p99_ms']} | "
-                     f"{r['c8_single']['throughput_rps']} | {r['c8_single']['p99_ms']} | {r['c8_batch32']['throughput_rps']} | "
-                     f"{r['c8_batch32']['p99_ms']} | {ready['cgroup_mib']} / {ready['pss_sum_mib']} | "
-                     f"{peak['cgroup_mib']} / {peak['pss_sum_mib']} | {m['cgroup_mib']} / {m['pss_sum_mib']} | "
-                     f"{r['quality']['accuracy']} | {r['quality']['f1']} |")
+        lines.append(
+            f"| {r['name']} | {r['cold_start_s']} | {r['c1_single']['p50_ms']} | {r['c1_single']['p99_ms']} | "
+            f"{r['c8_single']['throughput_rps']} | {r['c8_single']['p99_ms']} | {r['c8_batch32']['throughput_rps']} | "
+            f"{r['c8_batch32']['p99_ms']} | {ready['cgroup_mib']} / {ready['pss_sum_mib']} | "
+            f"{peak['cgroup_mib']} / {peak['pss_sum_mib']} | {m['cgroup_mib']} / {m['pss_sum_mib']} | "
+            f"{r['quality']['accuracy']} | {r['quality']['f1']} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,11 +158,14 @@ def main() -> None:
     args = parser.parse_args()
     rows = test_rows()
     print(f"serving benchmark on {machine()}, model {args.model_dir}, image {args.image}", flush=True)
-    results = [run_config(name, CONFIGS[name], args.image, args.model_dir, rows, args.cold_starts, args.seconds)
-               for name in args.configs.split(",")]
+    results = [
+        run_config(name, CONFIGS[name], args.image, args.model_dir, rows, args.cold_starts, args.seconds)
+        for name in args.configs.split(",")
+    ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
-                                       "results": results}, indent=2))
+    args.output.write_text(
+        json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2)
+    )
     print()
     print(table(results))
 

@@ -15,6 +15,7 @@ and the image size.
 With --seeds: sagebert again with other seeds (the default is 42), to show the seed's share.
 Writes benchmarks/results/training_vs_reference.json and prints Markdown tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,15 +36,23 @@ class MemorySampler:
     """Samples a running container's memory cgroup (v1 or v2) from the host until the container is gone."""
 
     # (directory pattern, anonymous-memory key in memory.stat, the kernel's high-water mark file)
-    LAYOUTS = (("/sys/fs/cgroup/docker/{id}", "anon", "memory.peak"),
-               ("/sys/fs/cgroup/system.slice/docker-{id}.scope", "anon", "memory.peak"),
-               ("/sys/fs/cgroup/memory/docker/{id}", "total_rss", "memory.max_usage_in_bytes"))
+    LAYOUTS = (
+        ("/sys/fs/cgroup/docker/{id}", "anon", "memory.peak"),
+        ("/sys/fs/cgroup/system.slice/docker-{id}.scope", "anon", "memory.peak"),
+        ("/sys/fs/cgroup/memory/docker/{id}", "total_rss", "memory.max_usage_in_bytes"),
+    )
 
     def __init__(self, container_id: str, every: float = 0.5):
         self.peak_anon = 0
         self.kernel_peak = 0
-        self.layout = next(((Path(d.format(id=container_id)), key, peak) for d, key, peak in self.LAYOUTS
-                            if Path(d.format(id=container_id), "memory.stat").exists()), None)
+        self.layout = next(
+            (
+                (Path(d.format(id=container_id)), key, peak)
+                for d, key, peak in self.LAYOUTS
+                if Path(d.format(id=container_id), "memory.stat").exists()
+            ),
+            None,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         self._thread.start()
@@ -71,11 +80,13 @@ class MemorySampler:
 def run_container(args: list[str]) -> tuple[str, float, dict]:
     """`docker run -d` ARGS, wait for it, and return its log, wall seconds and peak memory."""
     started = time.monotonic()
-    container_id = subprocess.run(["docker", "run", "-d", *args], check=True, capture_output=True,
-                                  text=True).stdout.strip()
+    container_id = subprocess.run(
+        ["docker", "run", "-d", *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
     sampler = MemorySampler(container_id)
-    status = int(subprocess.run(["docker", "wait", container_id], check=True, capture_output=True,
-                                text=True).stdout.strip())
+    status = int(
+        subprocess.run(["docker", "wait", container_id], check=True, capture_output=True, text=True).stdout.strip()
+    )
     wall = time.monotonic() - started
     memory = sampler.stop()
     logs = subprocess.run(["docker", "logs", container_id], capture_output=True, text=True)
@@ -88,16 +99,44 @@ def run_container(args: list[str]) -> tuple[str, float, dict]:
 
 def reference(image: str, epochs: int) -> dict:
     model_dir = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "python", image, "-c",
-         "from sagebert.modeling import baked_in_model_dir; print(baked_in_model_dir())"],
-        check=True, capture_output=True, text=True).stdout.strip()
-    log, wall, memory = run_container([
-        "--entrypoint", "python", "-v", f"{REPO / 'benchmarks'}:/bench:ro", "-v", f"{DATA}:/data:ro", image,
-        "/bench/reference_training.py", "/data/training/train.csv", "/data/testing/test.csv", model_dir,
-        "--epochs", str(epochs)])
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "python",
+            image,
+            "-c",
+            "from sagebert.modeling import baked_in_model_dir; print(baked_in_model_dir())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    log, wall, memory = run_container(
+        [
+            "--entrypoint",
+            "python",
+            "-v",
+            f"{REPO / 'benchmarks'}:/bench:ro",
+            "-v",
+            f"{DATA}:/data:ro",
+            image,
+            "/bench/reference_training.py",
+            "/data/training/train.csv",
+            "/data/testing/test.csv",
+            model_dir,
+            "--epochs",
+            str(epochs),
+        ]
+    )
     history = [json.loads(line.split("REFERENCE ", 1)[1]) for line in log.splitlines() if line.startswith("REFERENCE ")]
-    return {"name": "reference recipe (pad 64, batch 64, lr 2e-5, fp32)", "wall_seconds": round(wall, 1),
-            **memory, "epochs": history}
+    return {
+        "name": "reference recipe (pad 64, batch 64, lr 2e-5, fp32)",
+        "wall_seconds": round(wall, 1),
+        **memory,
+        "epochs": history,
+    }
 
 
 def sagebert(image: str, epochs: int, seed: int | None = None) -> dict:
@@ -108,23 +147,45 @@ def sagebert(image: str, epochs: int, seed: int | None = None) -> dict:
         hyperparameters = json.loads((base / "model" / "sagebert.json").read_text()).get("hyperparameters", {})
     finally:
         subprocess.run(["rm", "-rf", str(base)])
-    precision = next((line.split("precision: ")[1].split(";")[0] for line in log.splitlines() if "precision: " in line), "?")
-    history = [{"epoch": r["epoch"], "train_seconds": r["train_seconds"], "eval_seconds": r["eval_seconds"],
-                "samples_per_second": None, "train_loss": round(r["train_loss"], 4),
-                "accuracy": round(r["eval_accuracy"], 4), "f1": round(r["eval_f1"], 4)} for r in rows]
-    examples = int(next(line.split("training on ")[1].split()[0] for line in log.splitlines() if "training on " in line))
+    precision = next(
+        (line.split("precision: ")[1].split(";")[0] for line in log.splitlines() if "precision: " in line), "?"
+    )
+    history = [
+        {
+            "epoch": r["epoch"],
+            "train_seconds": r["train_seconds"],
+            "eval_seconds": r["eval_seconds"],
+            "samples_per_second": None,
+            "train_loss": round(r["train_loss"], 4),
+            "accuracy": round(r["eval_accuracy"], 4),
+            "f1": round(r["eval_f1"], 4),
+        }
+        for r in rows
+    ]
+    examples = int(
+        next(line.split("training on ")[1].split()[0] for line in log.splitlines() if "training on " in line)
+    )
     for row in history:
         row["samples_per_second"] = round(examples / row["train_seconds"], 1)
     batch = hyperparameters.get("train_batch_size", "?")
     name = f"sagebert defaults (dynamic padding, batch {batch}, {precision})"
-    return {"name": name if seed is None else f"{name}, seed {seed}", "wall_seconds": round(wall, 1),
-            **memory, "epochs": history}
+    return {
+        "name": name if seed is None else f"{name}, seed {seed}",
+        "wall_seconds": round(wall, 1),
+        **memory,
+        "epochs": history,
+    }
 
 
 def build(tag: str) -> dict:
     started = time.monotonic()
-    subprocess.run(["container/build-image.sh", tag], cwd=REPO, check=True, capture_output=True,
-                   env={**os.environ, "DOCKER_BUILD_ARGS": "--no-cache"})
+    subprocess.run(
+        ["container/build-image.sh", tag],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_BUILD_ARGS": "--no-cache"},
+    )
     return {"uncached_build_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -133,14 +194,21 @@ def main() -> None:
     parser.add_argument("--image", default="sagebert:dev")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--build", action="store_true", help="time an uncached build of --image first")
-    parser.add_argument("--seeds", default="", help="also train sagebert with these seeds (comma-separated), "
-                        "to show how much accuracy moves with the seed alone")
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="also train sagebert with these seeds (comma-separated), "
+        "to show how much accuracy moves with the seed alone",
+    )
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "training_vs_reference.json")
     args = parser.parse_args()
     print(f"training benchmark (reference recipe vs sagebert) on {machine()}, image {args.image}", flush=True)
     image_facts = build(args.image) if args.build else {}
-    size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", args.image], check=True,
-                              capture_output=True, text=True).stdout)
+    size = int(
+        subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Size}}", args.image], check=True, capture_output=True, text=True
+        ).stdout
+    )
     image_facts["image_size_mb"] = round(size / 1e6)
     results = [reference(args.image, args.epochs), sagebert(args.image, args.epochs)]
     results += [sagebert(args.image, args.epochs, int(seed)) for seed in args.seeds.split(",") if seed]
@@ -149,15 +217,23 @@ def main() -> None:
     ref_epochs = results[0]["epochs"]
     ref_speed = sum(e["samples_per_second"] for e in ref_epochs) / len(ref_epochs)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
-                                       "image": image_facts, "results": results}, indent=2))
+    args.output.write_text(
+        json.dumps(
+            {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"), "image": image_facts, "results": results},
+            indent=2,
+        )
+    )
     print(f"\nimage: {image_facts}")
-    print("\n| run | epoch | samples/s | vs reference | train s | eval s | accuracy | F1 |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| run | epoch | samples/s | vs reference | train s | eval s | accuracy | F1 |\n|---|---|---|---|---|---|---|---|"
+    )
     for r in results:
         for e in r["epochs"]:
-            print(f"| {r['name']} | {e['epoch']} | {e['samples_per_second']} | "
-                  f"{e['samples_per_second'] / ref_speed:.2f}x | {e['train_seconds']} | {e['eval_seconds']} | "
-                  f"{e['accuracy']} | {e['f1']} |")
+            print(
+                f"| {r['name']} | {e['epoch']} | {e['samples_per_second']} | "
+                f"{e['samples_per_second'] / ref_speed:.2f}x | {e['train_seconds']} | {e['eval_seconds']} | "
+                f"{e['accuracy']} | {e['f1']} |"
+            )
     print("\n| run | wall s | peak anonymous memory MiB | memory.peak MiB |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['name']} | {r['wall_seconds']} | {r['peak_anon_mib']} | {r['memory_peak_mib']} |")

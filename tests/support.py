@@ -1,14 +1,15 @@
 """Helpers shared by every test layer: a tiny BERT, slices of the bundled tweets, a SageMaker
 /opt/ml tree builder, and `docker run`."""
+
 from __future__ import annotations
 
 import csv
 import json
 import os
-from collections import Counter
 import shutil
 import subprocess
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,14 @@ def make_tiny_bert(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -65,26 +72,40 @@ def make_tiny_model_dir(tiny_bert: Path, directory: Path, max_length: int = 32) 
 
     labels = ("Not a disaster", "Real disaster")
     tokenizer, model = load_for_training(BaseModelChoice(str(tiny_bert), "test", "tiny"), labels, max_length)
-    save_model_dir(directory, model, tokenizer, labels, max_length=max_length, base_model="tiny",
-                   hyperparameters={}, metrics={})
+    save_model_dir(
+        directory, model, tokenizer, labels, max_length=max_length, base_model="tiny", hyperparameters={}, metrics={}
+    )
     return directory
 
 
-def make_opt_ml(base: Path, *, train_rows: int = 200, test_rows: int | None = 80,
-                hyperparameters: dict | None = None, pretrained: Path | None = None,
-                hosts: list[str] | None = None, current_host: str = "algo-1") -> Path:
+def make_opt_ml(
+    base: Path,
+    *,
+    train_rows: int = 200,
+    test_rows: int | None = 80,
+    hyperparameters: dict | None = None,
+    pretrained: Path | None = None,
+    hosts: list[str] | None = None,
+    current_host: str = "algo-1",
+) -> Path:
     """A SageMaker /opt/ml tree under ``base`` with slices of the bundled split."""
     config = base / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     channels = {}
     rows = read_rows(TRAIN_CSV, train_rows)
-    write_csv(base / "input" / "data" / "training" / "train.csv", ["label", "sentence"],
-              [[r["label"], r["sentence"]] for r in rows])
+    write_csv(
+        base / "input" / "data" / "training" / "train.csv",
+        ["label", "sentence"],
+        [[r["label"], r["sentence"]] for r in rows],
+    )
     channels["training"] = {}
     if test_rows:
         rows = read_rows(TEST_CSV, test_rows)
-        write_csv(base / "input" / "data" / "testing" / "test.csv", ["label", "sentence"],
-                  [[r["label"], r["sentence"]] for r in rows])
+        write_csv(
+            base / "input" / "data" / "testing" / "test.csv",
+            ["label", "sentence"],
+            [[r["label"], r["sentence"]] for r in rows],
+        )
         channels["testing"] = {}
     if pretrained is not None:
         import shutil
@@ -92,12 +113,22 @@ def make_opt_ml(base: Path, *, train_rows: int = 200, test_rows: int | None = 80
         shutil.copytree(pretrained, base / "input" / "data" / "pretrained")
         channels["pretrained"] = {}
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in (hyperparameters or {}).items()}))
-    (config / "inputdataconfig.json").write_text(json.dumps(
-        {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-         for name in channels}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                name: {
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+                for name in channels
+            }
+        )
+    )
     hosts = hosts or ["algo-1"]
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": current_host, "hosts": hosts, "network_interface_name": "eth0"}))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": current_host, "hosts": hosts, "network_interface_name": "eth0"})
+    )
     for sub in ("model", "output/data", "checkpoints"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     return base
@@ -117,8 +148,14 @@ class Run:
     output: str
 
 
-def docker_run(image: str, *args: str, opt_ml: Path | None = None, hostname: str = "algo-1",
-               extra: tuple[str, ...] = (), timeout: int = 300) -> Run:
+def docker_run(
+    image: str,
+    *args: str,
+    opt_ml: Path | None = None,
+    hostname: str = "algo-1",
+    extra: tuple[str, ...] = (),
+    timeout: int = 300,
+) -> Run:
     """Run the image to completion (stdout and stderr together) and remove the container."""
     name = f"sagebert-test-{uuid.uuid4().hex[:8]}"
     command = ["docker", "run", "--rm", "--name", name, "--hostname", hostname, *extra]
@@ -148,8 +185,17 @@ class ServingContainer:
         self.name = f"sagebert-serve-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = ["docker", "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:8080",
-                   "-v", f"{opt_ml}:{volume_target}"]
+        command = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "-p",
+            f"127.0.0.1:{self.port}:8080",
+            "-v",
+            f"{opt_ml}:{volume_target}",
+        ]
         for key, value in (env or {}).items():
             command += ["-e", f"{key}={value}"]
         subprocess.run(command + [image, "serve"], check=True, capture_output=True)
@@ -173,7 +219,9 @@ class ServingContainer:
         raise AssertionError(f"{self.name} never became healthy:\n{self.logs()[-3000:]}")
 
     def running(self) -> bool:
-        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", self.name], capture_output=True, text=True)
+        state = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Running}}", self.name], capture_output=True, text=True
+        )
         return state.stdout.strip() == "true"
 
     def logs(self) -> str:
@@ -182,13 +230,15 @@ class ServingContainer:
 
     def exit_code(self) -> int:
         subprocess.run(["docker", "wait", self.name], capture_output=True, timeout=60)
-        state = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", self.name], capture_output=True, text=True)
+        state = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.ExitCode}}", self.name], capture_output=True, text=True
+        )
         return int(state.stdout.strip())
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
 
-    def __enter__(self) -> "ServingContainer":
+    def __enter__(self) -> ServingContainer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -211,8 +261,9 @@ class TrainingContainer:
         import time
 
         deadline = time.monotonic() + timeout
-        follow = subprocess.Popen(["docker", "logs", "-f", self.name], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+        follow = subprocess.Popen(
+            ["docker", "logs", "-f", self.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         try:
             for line in follow.stdout:
                 if re.search(pattern, line):

@@ -1,4 +1,5 @@
 """Entry point the sagemaker-training toolkit runs (copied to /opt/ml/code at job start)."""
+
 import sys
 
 from sagebert.container.train_entry import main

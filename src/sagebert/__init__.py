@@ -1,4 +1,5 @@
 """sagebert: fine-tune and serve a BERT text classifier in one SageMaker image."""
+
 from importlib import metadata
 
 try:

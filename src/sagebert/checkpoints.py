@@ -19,6 +19,7 @@ one is used. The fingerprint (seed, batch sizes, data, number of processes, ...)
 configuration: checkpoints of another configuration in the same place are never resumed, never
 overwritten and never deleted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,8 +99,11 @@ def list_step_dirs(directory: Path, fingerprint: str | None = None) -> list[tupl
     """(step, path) of every checkpoint folder (of one configuration, if given), newest first."""
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir()
-             if p.is_dir() and (m := STEP_DIR.match(p.name)) and fingerprint in (None, m.group(2))]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.iterdir()
+        if p.is_dir() and (m := STEP_DIR.match(p.name)) and fingerprint in (None, m.group(2))
+    ]
     return sorted(found, reverse=True)
 
 
@@ -122,7 +126,9 @@ def validate(path: Path, expected_fingerprint: str, world_size: int, *, verify_h
             raise ValueError(f"{name} does not match its sha256")
     state = json.loads((path / STATE).read_text())
     if state.get("fingerprint") != expected_fingerprint:
-        raise ValueError("it belongs to a job with other settings (seed, batch size, data, epochs or number of processes)")
+        raise ValueError(
+            "it belongs to a job with other settings (seed, batch size, data, epochs or number of processes)"
+        )
     if state.get("world_size") != world_size:
         raise ValueError(f"it was written by {state.get('world_size')} processes, this job has {world_size}")
     return state
@@ -132,8 +138,12 @@ def find_latest(directory: Path, expected_fingerprint: str, world_size: int) -> 
     """The newest valid checkpoint of this configuration; corrupt or partial ones are skipped with a warning."""
     others = len(list_step_dirs(directory)) - len(list_step_dirs(directory, expected_fingerprint))
     if others:
-        log.warning("%d checkpoint(s) in %s belong to a job with other settings (seed, batch size, data, epochs or "
-                    "number of processes): left as they are, not resumed", others, directory)
+        log.warning(
+            "%d checkpoint(s) in %s belong to a job with other settings (seed, batch size, data, epochs or "
+            "number of processes): left as they are, not resumed",
+            others,
+            directory,
+        )
     for step, path in list_step_dirs(directory, expected_fingerprint):
         try:
             state = validate(path, expected_fingerprint, world_size)
@@ -195,8 +205,13 @@ class CheckpointWriter:
             save_model(shared["model"], str(tmp / "model.safetensors"))
             torch.save(shared["optimizer"], tmp / "optimizer.pt")
             torch.save(shared["scheduler"], tmp / "scheduler.pt")
-            state = {**shared["state"], "fingerprint": self.fingerprint, "world_size": self.world_size,
-                     "format_version": FORMAT_VERSION, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            state = {
+                **shared["state"],
+                "fingerprint": self.fingerprint,
+                "world_size": self.world_size,
+                "format_version": FORMAT_VERSION,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
             (tmp / STATE).write_text(json.dumps(state, indent=2))
             for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", STATE):
                 written[name] = tmp / name
@@ -223,7 +238,7 @@ class CheckpointWriter:
     def _rotate(self, current: int) -> None:
         """Delete this configuration's checkpoints older than the newest ``keep``."""
         older = [path for step, path in list_step_dirs(self.directory, self.fingerprint) if step <= current]
-        for path in older[self.keep:]:
+        for path in older[self.keep :]:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -240,8 +255,9 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(found: Found, rank: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> dict:
+def load_checkpoint(
+    found: Found, rank: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> dict:
     """Restore the model, optimizer, scheduler and this rank's generators; return the trainer state."""
     from safetensors.torch import load_model
 
@@ -252,6 +268,9 @@ def load_checkpoint(found: Found, rank: int, model: torch.nn.Module, optimizer: 
     if rng_file.exists():
         set_rng_state(torch.load(rng_file, weights_only=True))
     else:
-        log.warning("checkpoint %s has no random-number state for rank %d: dropout will differ from an "
-                    "uninterrupted run", found.path.name, rank)
+        log.warning(
+            "checkpoint %s has no random-number state for rank %d: dropout will differ from an uninterrupted run",
+            found.path.name,
+            rank,
+        )
     return found.state

@@ -6,6 +6,7 @@ tweets also carry a lossy variety (UTF-8 read as Mac Roman with bytes dropped, e
 for a right single quote) that no decoder can reverse; the recurring sequences are mapped below,
 found by counting them in the raw competition file.
 """
+
 from __future__ import annotations
 
 import html

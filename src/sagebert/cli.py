@@ -4,6 +4,7 @@ Raw boto3 calls only (no SageMaker Python SDK). Every command returns an exit co
 success, 1 when AWS or the job reports a failure (one line on stderr with the fix; the traceback
 only with --debug), 2 for a command line argparse rejects, 130 when interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,8 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,8 +30,18 @@ from .hyperparameters import describe
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 # Hyperparameters that also have their own flag (any of them can be set with -H name=value).
-HYPERPARAMETER_FLAGS = ("epochs", "learning_rate", "train_batch_size", "eval_batch_size", "max_length",
-                        "warmup_ratio", "seed", "processes_per_host", "mixed_precision", "model_name_or_path")
+HYPERPARAMETER_FLAGS = (
+    "epochs",
+    "learning_rate",
+    "train_batch_size",
+    "eval_batch_size",
+    "max_length",
+    "warmup_ratio",
+    "seed",
+    "processes_per_host",
+    "mixed_precision",
+    "model_name_or_path",
+)
 
 
 # ---- output -----------------------------------------------------------------------------------------
@@ -93,8 +104,9 @@ def pairs_to_dict(items: Iterable[tuple[str, str]] | None, option: str) -> dict[
     result: dict[str, str] = {}
     for name, value in items or ():
         if name in result and result[name] != value:
-            raise InvalidRequestError(f"{option} {name} is given twice ({result[name]!r} and {value!r}).",
-                                      f"Give {option} {name}=... once.")
+            raise InvalidRequestError(
+                f"{option} {name} is given twice ({result[name]!r} and {value!r}).", f"Give {option} {name}=... once."
+            )
         result[name] = value
     return result
 
@@ -109,8 +121,10 @@ def cmd_upload_data(args, clients: AwsClients) -> int:
     say(f"Uploaded {count} file(s), {total:,} bytes, to {destination.uri}")
     present = actions.data_channels_present(clients, destination)
     if "training" not in present:
-        warn(f"nothing under {destination.child('training', '').uri}: `sagebert train --data` expects "
-             "the folder that holds training/ (and testing/)")
+        warn(
+            f"nothing under {destination.child('training', '').uri}: `sagebert train --data` expects "
+            "the folder that holds training/ (and testing/)"
+        )
     else:
         say(f"Channels: {', '.join(sorted(present))}. Next: sagebert train --data {destination.uri} ...")
     return 0
@@ -118,14 +132,18 @@ def cmd_upload_data(args, clients: AwsClients) -> int:
 
 # ---- train ------------------------------------------------------------------------------------------
 def _hyperparameters(args) -> dict[str, str]:
-    given = {name: getattr(args, f"hp_{name}") for name in HYPERPARAMETER_FLAGS
-             if getattr(args, f"hp_{name}") is not None}
+    given = {
+        name: getattr(args, f"hp_{name}") for name in HYPERPARAMETER_FLAGS if getattr(args, f"hp_{name}") is not None
+    }
     extra = pairs_to_dict(args.hyperparameter, "--hyperparameter")
     for name, value in extra.items():
         key = name.replace("-", "_")
         if key in given and given[key] != value:
-            raise InvalidRequestError(f"Hyperparameter {key} is given twice (--{key.replace('_', '-')} {given[key]} "
-                                      f"and --hyperparameter {name}={value}).", "Give it once.")
+            raise InvalidRequestError(
+                f"Hyperparameter {key} is given twice (--{key.replace('_', '-')} {given[key]} "
+                f"and --hyperparameter {name}={value}).",
+                "Give it once.",
+            )
         given[key] = value
     return requests.job_hyperparameters(given)
 
@@ -133,8 +151,10 @@ def _hyperparameters(args) -> dict[str, str]:
 def _image_region_warning(image: str, region: str | None) -> None:
     parts = image.split("/", 1)[0].split(".")
     if len(parts) >= 6 and parts[1:3] == ["dkr", "ecr"] and region and parts[3] != region:
-        warn(f"the image is in {parts[3]} but SageMaker runs in {region}: push it to {region} "
-             "(SageMaker pulls images from its own region)")
+        warn(
+            f"the image is in {parts[3]} but SageMaker runs in {region}: push it to {region} "
+            "(SageMaker pulls images from its own region)"
+        )
 
 
 def _training_spec(args, clients: AwsClients) -> requests.TrainingJobSpec:
@@ -142,18 +162,34 @@ def _training_spec(args, clients: AwsClients) -> requests.TrainingJobSpec:
     data = S3Location.parse(args.data, "--data location").as_prefix()
     pretrained = S3Location.parse(args.pretrained, "--pretrained location") if args.pretrained else None
     if pretrained is not None and not actions.has_objects(clients, pretrained.as_prefix()):
-        raise InvalidRequestError(f"There is nothing under {pretrained.as_prefix().uri} (--pretrained).",
-                                  "Upload the base model's files (config.json, weights, tokenizer) there first.")
+        raise InvalidRequestError(
+            f"There is nothing under {pretrained.as_prefix().uri} (--pretrained).",
+            "Upload the base model's files (config.json, weights, tokenizer) there first.",
+        )
     output = S3Location.parse(args.output, "--output location") if args.output else data.parent().child("output", "")
-    name = (requests.check_name("training job", args.job_name) if args.job_name
-            else requests.unique_name(args.base_job_name))
+    name = (
+        requests.check_name("training job", args.job_name)
+        if args.job_name
+        else requests.unique_name(args.base_job_name)
+    )
     channels = requests.channel_uris(data, actions.data_channels_present(clients, data), pretrained)
     return requests.TrainingJobSpec(
-        name=name, image=args.image, role_arn=actions.role_arn(clients, args.role), channels=channels,
-        output_path=output.as_prefix().uri, instance_type=args.instance_type, instance_count=args.instance_count,
-        volume_size_gb=args.volume_size, hyperparameters=hyperparameters, max_run=args.max_run, spot=args.spot,
-        max_wait=args.max_wait, checkpoint_s3=args.checkpoint_s3,
-        environment=pairs_to_dict(args.env, "--env"), tags=pairs_to_dict(args.tag, "--tag"))
+        name=name,
+        image=args.image,
+        role_arn=actions.role_arn(clients, args.role),
+        channels=channels,
+        output_path=output.as_prefix().uri,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        volume_size_gb=args.volume_size,
+        hyperparameters=hyperparameters,
+        max_run=args.max_run,
+        spot=args.spot,
+        max_wait=args.max_wait,
+        checkpoint_s3=args.checkpoint_s3,
+        environment=pairs_to_dict(args.env, "--env"),
+        tags=pairs_to_dict(args.tag, "--tag"),
+    )
 
 
 def cmd_train(args, clients: AwsClients) -> int:
@@ -210,8 +246,11 @@ def follow_job(clients: AwsClients, name: str, poll_interval: float, logs: bool 
             else:
                 job = event.description
     except KeyboardInterrupt:
-        print(f"\nStopped following; the job keeps running. Follow again: sagebert status --training-job {name} "
-              f"--follow; stop it: sagebert stop --training-job {name}", file=sys.stderr)
+        print(
+            f"\nStopped following; the job keeps running. Follow again: sagebert status --training-job {name} "
+            f"--follow; stop it: sagebert stop --training-job {name}",
+            file=sys.stderr,
+        )
         return 130
     status, secondary = job["TrainingJobStatus"], job.get("SecondaryStatus", "")
     if status == "Completed":
@@ -232,8 +271,9 @@ def cmd_stop(args, clients: AwsClients) -> int:
     if not args.wait:
         return 0
     try:
-        for event in watch.follow_training_job(clients, args.training_job, poll_interval=args.poll_interval,
-                                               logs=False):
+        for event in watch.follow_training_job(
+            clients, args.training_job, poll_interval=args.poll_interval, logs=False
+        ):
             if isinstance(event, watch.Finished):
                 say(f"Training job {args.training_job} is {event.description['TrainingJobStatus']}.")
     except KeyboardInterrupt:
@@ -248,8 +288,7 @@ def _await_endpoint(clients: AwsClients, args, endpoint: str, expected_config: s
         say(f"Not waiting. Check it: sagebert status --endpoint {endpoint}")
         return 0
     try:
-        for event in watch.wait_for_endpoint(clients, endpoint, poll_interval=args.poll_interval,
-                                             timeout=args.timeout):
+        for event in watch.wait_for_endpoint(clients, endpoint, poll_interval=args.poll_interval, timeout=args.timeout):
             if isinstance(event, watch.StatusChange):
                 say(f"==> {endpoint}: {event.status} ({duration(event.elapsed)})")
             else:
@@ -257,8 +296,7 @@ def _await_endpoint(clients: AwsClients, args, endpoint: str, expected_config: s
     except TimeoutError as exc:
         return fail(f"Stopped waiting: {exc}. It continues; check it with sagebert status --endpoint {endpoint}.")
     except KeyboardInterrupt:
-        print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}",
-              file=sys.stderr)
+        print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}", file=sys.stderr)
         return 130
     status, reason = final["EndpointStatus"], final.get("FailureReason") or "no reason given"
     if status != "InService":
@@ -279,8 +317,11 @@ def _model_source(args, clients: AwsClients) -> tuple[str | None, str | None, st
     """(model data, image, role) from --training-job (its artifacts, image and role) or the flags."""
     if getattr(args, "training_job", None):
         job = actions.describe_training_job(clients, args.training_job)
-        return (requests.model_artifacts(job), args.image or job["AlgorithmSpecification"]["TrainingImage"],
-                args.role or job["RoleArn"])
+        return (
+            requests.model_artifacts(job),
+            args.image or job["AlgorithmSpecification"]["TrainingImage"],
+            args.role or job["RoleArn"],
+        )
     return getattr(args, "model_data", None) or getattr(args, "multi_model", None), args.image, args.role
 
 
@@ -288,13 +329,23 @@ def cmd_deploy(args, clients: AwsClients) -> int:
     model_data, image, role = _model_source(args, clients)
     missing = [flag for flag, value in (("--image", image), ("--role", role)) if not value]
     if missing:
-        raise InvalidRequestError(f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
-                                  "Pass " + " and ".join(f"{m} ..." for m in missing) + ".")
+        raise InvalidRequestError(
+            f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
+            "Pass " + " and ".join(f"{m} ..." for m in missing) + ".",
+        )
     plan = requests.hosting_plan(
-        args.endpoint, image=image, role_arn=actions.role_arn(clients, role), model_data=model_data,
-        instance_type=args.instance_type, instance_count=args.instance_count, multi_model=bool(args.multi_model),
-        environment=pairs_to_dict(args.env, "--env"), startup_timeout=args.startup_timeout,
-        training_job=args.training_job, tags=pairs_to_dict(args.tag, "--tag"))
+        args.endpoint,
+        image=image,
+        role_arn=actions.role_arn(clients, role),
+        model_data=model_data,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        multi_model=bool(args.multi_model),
+        environment=pairs_to_dict(args.env, "--env"),
+        startup_timeout=args.startup_timeout,
+        training_job=args.training_job,
+        tags=pairs_to_dict(args.tag, "--tag"),
+    )
     _image_region_warning(image, clients.region)
     _show_created(actions.deploy(clients, plan))
     return _await_endpoint(clients, args, args.endpoint, plan.config_name)
@@ -303,12 +354,17 @@ def cmd_deploy(args, clients: AwsClients) -> int:
 def _policy(args) -> DeploymentPolicy:
     step_text = args.canary_size or args.linear_step
     if args.canary_size and args.linear_step:
-        raise InvalidRequestError("--canary-size and --linear-step are given together.",
-                                  "Give the one that matches --traffic.")
+        raise InvalidRequestError(
+            "--canary-size and --linear-step are given together.", "Give the one that matches --traffic."
+        )
     policy = DeploymentPolicy(
-        traffic=args.traffic.upper().replace("-", "_"), step=CapacitySize.parse(step_text) if step_text else None,
-        wait_interval=args.wait_interval, termination_wait=args.termination_wait,
-        max_execution_timeout=args.max_execution_timeout, alarms=tuple(args.alarm or ()))
+        traffic=args.traffic.upper().replace("-", "_"),
+        step=CapacitySize.parse(step_text) if step_text else None,
+        wait_interval=args.wait_interval,
+        termination_wait=args.termination_wait,
+        max_execution_timeout=args.max_execution_timeout,
+        alarms=tuple(args.alarm or ()),
+    )
     if policy.traffic != "ALL_AT_ONCE" and not policy.alarms:
         warn(f"{policy.traffic} without --alarm: nothing can roll the update back automatically while it bakes")
     return policy
@@ -327,19 +383,31 @@ def cmd_update(args, clients: AwsClients) -> int:
     model_data, image, role = _model_source(args, clients)
     environment = pairs_to_dict(args.env, "--env")
     if not any((model_data, image, role, environment, args.instance_type, args.instance_count)):
-        raise InvalidRequestError("Nothing to update.", "Give --training-job, --model-data, --image, --env, "
-                                  "--instance-type or --instance-count.")
+        raise InvalidRequestError(
+            "Nothing to update.",
+            "Give --training-job, --model-data, --image, --env, --instance-type or --instance-count.",
+        )
     plan = requests.updated_hosting_plan(
-        args.endpoint, current.model, current.variant, model_data=model_data, image=image,
-        role_arn=actions.role_arn(clients, role) if role else None, environment=environment,
-        instance_type=args.instance_type, instance_count=args.instance_count, training_job=args.training_job,
-        tags=pairs_to_dict(args.tag, "--tag"))
+        args.endpoint,
+        current.model,
+        current.variant,
+        model_data=model_data,
+        image=image,
+        role_arn=actions.role_arn(clients, role) if role else None,
+        environment=environment,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        training_job=args.training_job,
+        tags=pairs_to_dict(args.tag, "--tag"),
+    )
     update = requests.update_endpoint_request(args.endpoint, plan.config_name, _policy(args))
     previous = current.endpoint["EndpointConfigName"]
     _show_created(actions.start_update(clients, plan, update))
     actions.remember_previous_config(clients, current.endpoint, previous)
-    say(f"Updating {args.endpoint} to {plan.config_name} ({_describe_policy(update)}); "
-        f"{previous} and its model are kept for `sagebert rollback --endpoint {args.endpoint}`.")
+    say(
+        f"Updating {args.endpoint} to {plan.config_name} ({_describe_policy(update)}); "
+        f"{previous} and its model are kept for `sagebert rollback --endpoint {args.endpoint}`."
+    )
     return _await_endpoint(clients, args, args.endpoint, plan.config_name)
 
 
@@ -349,11 +417,14 @@ def cmd_rollback(args, clients: AwsClients) -> int:
     current = endpoint["EndpointConfigName"]
     target = args.endpoint_config or actions.previous_config(clients, endpoint)
     if not target:
-        raise InvalidRequestError(f"No previous endpoint config is recorded for {args.endpoint}.",
-                                  "Name the one to return to with --endpoint-config NAME.")
+        raise InvalidRequestError(
+            f"No previous endpoint config is recorded for {args.endpoint}.",
+            "Name the one to return to with --endpoint-config NAME.",
+        )
     if target == current:
-        raise InvalidRequestError(f"Endpoint {args.endpoint} already runs {target}.",
-                                  "Name another config with --endpoint-config NAME.")
+        raise InvalidRequestError(
+            f"Endpoint {args.endpoint} already runs {target}.", "Name another config with --endpoint-config NAME."
+        )
     clients.sagemaker.describe_endpoint_config(EndpointConfigName=target)  # it must still exist
     update = requests.update_endpoint_request(args.endpoint, target, _policy(args))
     actions.send(clients.sagemaker, "UpdateEndpoint", update)
@@ -366,7 +437,7 @@ def cmd_rollback(args, clients: AwsClients) -> int:
 def _texts(args) -> list[str]:
     texts = list(args.texts)
     if args.file:
-        handle = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        handle = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115 - closed by the with below
         with handle:
             texts.extend(line.rstrip("\n") for line in handle if line.strip())
     return texts
@@ -376,7 +447,7 @@ def prediction_lines(texts: Sequence[str], predictions) -> list[str]:
     """One line per text: the label (padded), its probability, the text (and [truncated])."""
     width = max(len(p.label) for p in predictions)
     lines = []
-    for text, prediction in zip(texts, predictions):
+    for text, prediction in zip(texts, predictions, strict=True):
         probability = f"{prediction.probability:.3f}" if prediction.probability is not None else "  -  "
         mark = "  [truncated]" if prediction.truncated else ""
         lines.append(f"{prediction.label:<{width}}  {probability}  {text}{mark}")
@@ -386,8 +457,7 @@ def prediction_lines(texts: Sequence[str], predictions) -> list[str]:
 def cmd_invoke(args, clients: AwsClients) -> int:
     texts = _texts(args)
     body = invocation_body(texts, CONTENT_TYPES[args.content_type])
-    answer = actions.invoke_endpoint(clients, args.endpoint, body, CONTENT_TYPES[args.content_type],
-                                     args.target_model)
+    answer = actions.invoke_endpoint(clients, args.endpoint, body, CONTENT_TYPES[args.content_type], args.target_model)
     if args.raw:
         say(answer.decode("utf-8", "replace"))
         return 0
@@ -423,8 +493,10 @@ def _status_endpoint(args, clients: AwsClients) -> int:
     previous = actions.previous_config(clients, endpoint)
     if previous:
         say(f"  previous config    {previous} (sagebert rollback --endpoint {args.endpoint})")
-    say(f"  variant            {variant['VariantName']}: {variant.get('InitialInstanceCount')} x "
-        f"{variant.get('InstanceType')}")
+    say(
+        f"  variant            {variant['VariantName']}: {variant.get('InitialInstanceCount')} x "
+        f"{variant.get('InstanceType')}"
+    )
     say(f"  model              {model['ModelName']} ({container.get('Mode', 'SingleModel')})")
     say(f"  image              {container.get('Image')}")
     say(f"  model data         {container.get('ModelDataUrl')}")
@@ -497,55 +569,108 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--region", default=default, help="AWS region (default: AWS_REGION or the profile's)")
     parser.add_argument("--profile", default=default, help="AWS profile from ~/.aws/config")
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="show the traceback of an error")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="show the traceback of an error",
+    )
 
 
 def _waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: bool = False) -> None:
-    parser.add_argument("--poll-interval", type=float, default=30, metavar="SECONDS",
-                        help="seconds between status polls (default 30)")
+    parser.add_argument(
+        "--poll-interval", type=float, default=30, metavar="SECONDS", help="seconds between status polls (default 30)"
+    )
     if timeout:
-        parser.add_argument("--timeout", type=seconds, default=3600, metavar="SECONDS",
-                            help="stop waiting after this long (default 3600)")
+        parser.add_argument(
+            "--timeout",
+            type=seconds,
+            default=3600,
+            metavar="SECONDS",
+            help="stop waiting after this long (default 3600)",
+        )
     if no_wait:
         parser.add_argument("--no-wait", action="store_true", help="return once the request is accepted")
 
 
 def _hosting_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    parser.add_argument("--image", help="image URI (default: the training job's image" +
-                        (")" if defaults else ", else the current model's)"))
-    parser.add_argument("--role", help="execution role ARN or name (default: the training job's role" +
-                        (")" if defaults else ", else the current model's)"))
-    parser.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE if defaults else None,
-                        help=f"default {DEFAULT_INSTANCE_TYPE}" if defaults else "default: the current one")
-    parser.add_argument("--instance-count", type=positive, default=1 if defaults else None,
-                        help="instances behind the endpoint" + (" (default 1)" if defaults else " (default: the current count)"))
-    parser.add_argument("--env", action="append", type=pair, metavar="NAME=VALUE",
-                        help="container environment, repeatable (e.g. SAGEBERT_INFERENCE_PRECISION=int8, "
-                             "SAGEMAKER_MODEL_SERVER_WORKERS=2)")
+    parser.add_argument(
+        "--image",
+        help="image URI (default: the training job's image" + (")" if defaults else ", else the current model's)"),
+    )
+    parser.add_argument(
+        "--role",
+        help="execution role ARN or name (default: the training job's role"
+        + (")" if defaults else ", else the current model's)"),
+    )
+    parser.add_argument(
+        "--instance-type",
+        default=DEFAULT_INSTANCE_TYPE if defaults else None,
+        help=f"default {DEFAULT_INSTANCE_TYPE}" if defaults else "default: the current one",
+    )
+    parser.add_argument(
+        "--instance-count",
+        type=positive,
+        default=1 if defaults else None,
+        help="instances behind the endpoint" + (" (default 1)" if defaults else " (default: the current count)"),
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        type=pair,
+        metavar="NAME=VALUE",
+        help="container environment, repeatable (e.g. SAGEBERT_INFERENCE_PRECISION=int8, "
+        "SAGEMAKER_MODEL_SERVER_WORKERS=2)",
+    )
     parser.add_argument("--tag", action="append", type=pair, metavar="KEY=VALUE", help="tag, repeatable")
 
 
 def _deployment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("blue/green deployment")
-    group.add_argument("--traffic", choices=("all-at-once", "canary", "linear"), default="all-at-once",
-                       help="how traffic moves to the new fleet (default all-at-once)")
+    group.add_argument(
+        "--traffic",
+        choices=("all-at-once", "canary", "linear"),
+        default="all-at-once",
+        help="how traffic moves to the new fleet (default all-at-once)",
+    )
     group.add_argument("--canary-size", metavar="N|P%", help="canary: instances or %% of the fleet (default 10%%)")
     group.add_argument("--linear-step", metavar="N|P%", help="linear: instances or %% per step (default 20%%)")
-    group.add_argument("--wait-interval", type=seconds, metavar="SECONDS",
-                       help="bake time between traffic shifts (default 0 all-at-once, 300 canary/linear)")
-    group.add_argument("--termination-wait", type=seconds, default=0, metavar="SECONDS",
-                       help="keep the old fleet this long after the shift (default 0)")
-    group.add_argument("--max-execution-timeout", type=seconds, metavar="SECONDS",
-                       help="give up the deployment after this long (600-28800)")
-    group.add_argument("--alarm", action="append", metavar="NAME",
-                       help="CloudWatch alarm that rolls the update back when it fires, repeatable (at most 10)")
+    group.add_argument(
+        "--wait-interval",
+        type=seconds,
+        metavar="SECONDS",
+        help="bake time between traffic shifts (default 0 all-at-once, 300 canary/linear)",
+    )
+    group.add_argument(
+        "--termination-wait",
+        type=seconds,
+        default=0,
+        metavar="SECONDS",
+        help="keep the old fleet this long after the shift (default 0)",
+    )
+    group.add_argument(
+        "--max-execution-timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="give up the deployment after this long (600-28800)",
+    )
+    group.add_argument(
+        "--alarm",
+        action="append",
+        metavar="NAME",
+        help="CloudWatch alarm that rolls the update back when it fires, repeatable (at most 10)",
+    )
 
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="start a training job (CreateTrainingJob)", description=(
-        "Start a training job on the sagebert image. --data s3://B/P gives the channels training=P/training/ "
-        "and, if it holds objects, testing=P/testing/."))
+    p = sub.add_parser(
+        "train",
+        help="start a training job (CreateTrainingJob)",
+        description=(
+            "Start a training job on the sagebert image. --data s3://B/P gives the channels training=P/training/ "
+            "and, if it holds objects, testing=P/testing/."
+        ),
+    )
     p.add_argument("--image", required=True, help="the sagebert image URI in ECR")
     p.add_argument("--role", required=True, help="SageMaker execution role ARN (or name in this account)")
     p.add_argument("--data", required=True, metavar="S3_URI", help="folder holding training/ and testing/")
@@ -560,16 +685,31 @@ def _train_parser(sub) -> None:
     helps = {name: (default, text) for name, default, text in describe()}
     for name in HYPERPARAMETER_FLAGS:
         default, text = helps[name]
-        hp.add_argument(f"--{name.replace('_', '-')}", dest=f"hp_{name}", metavar="VALUE",
-                        help=f"{text} (image default: {default or 'empty'})".replace("%", "%%"))
-    hp.add_argument("-H", "--hyperparameter", action="append", type=pair, metavar="NAME=VALUE",
-                    help="any hyperparameter, repeatable")
+        hp.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"hp_{name}",
+            metavar="VALUE",
+            help=f"{text} (image default: {default or 'empty'})".replace("%", "%%"),
+        )
+    hp.add_argument(
+        "-H",
+        "--hyperparameter",
+        action="append",
+        type=pair,
+        metavar="NAME=VALUE",
+        help="any hyperparameter, repeatable",
+    )
     cost = p.add_argument_group("time and cost")
-    cost.add_argument("--max-run", type=positive, default=86400, metavar="SECONDS",
-                      help="MaxRuntimeInSeconds (default 86400)")
+    cost.add_argument(
+        "--max-run", type=positive, default=86400, metavar="SECONDS", help="MaxRuntimeInSeconds (default 86400)"
+    )
     cost.add_argument("--spot", action="store_true", help="managed spot training")
-    cost.add_argument("--max-wait", type=positive, metavar="SECONDS",
-                      help="spot: MaxWaitTimeInSeconds, > --max-run (default 2 x --max-run)")
+    cost.add_argument(
+        "--max-wait",
+        type=positive,
+        metavar="SECONDS",
+        help="spot: MaxWaitTimeInSeconds, > --max-run (default 2 x --max-run)",
+    )
     cost.add_argument("--checkpoint-s3", metavar="S3_URI", help="CheckpointConfig: checkpoints go to S3_URI/<job>/")
     p.add_argument("--env", action="append", type=pair, metavar="NAME=VALUE", help="container environment, repeatable")
     p.add_argument("--tag", action="append", type=pair, metavar="KEY=VALUE", help="tag, repeatable")
@@ -587,8 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
     _common(common, suppress=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=lambda **kw: argparse.ArgumentParser(parents=[common], **kw))
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=lambda **kw: argparse.ArgumentParser(parents=[common], **kw),
+    )
 
     p = sub.add_parser("upload-data", help="upload a data folder (training/, testing/) to S3")
     p.add_argument("directory", metavar="LOCAL_DIR")
@@ -610,8 +754,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model-data", metavar="S3_URI", help="a model.tar.gz")
     source.add_argument("--multi-model", metavar="S3_PREFIX", help="a multi-model endpoint over this prefix")
     _hosting_options(p, defaults=True)
-    p.add_argument("--startup-timeout", type=seconds, metavar="SECONDS",
-                   help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)")
+    p.add_argument(
+        "--startup-timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)",
+    )
     _waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=cmd_deploy)
 

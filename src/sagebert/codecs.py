@@ -15,13 +15,14 @@ The "logits" format answers the reference handler's way (a JSON list of logit li
 that take argmax over it; pick it per request with the custom attribute ``output=logits`` or per
 endpoint with SAGEBERT_OUTPUT_FORMAT=logits.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .errors import RequestError
 
@@ -29,8 +30,13 @@ JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
-_JSONLINES_ALIASES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines",
-                      "application/x-ndjson"}
+_JSONLINES_ALIASES = {
+    JSONLINES,
+    "application/x-jsonlines",
+    "application/jsonl",
+    "application/json-lines",
+    "application/x-ndjson",
+}
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 REQUEST_TYPES = (JSON, JSONLINES, CSV, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
@@ -80,8 +86,9 @@ def canonical_request_type(content_type: str | None) -> str:
     if kind in REQUEST_TYPES:
         return kind
     shown = kind or "none"
-    raise RequestError(f"Unsupported Content-Type '{shown}'.",
-                       f"Send one of: {', '.join(REQUEST_TYPES)}.", http_status=415)
+    raise RequestError(
+        f"Unsupported Content-Type '{shown}'.", f"Send one of: {', '.join(REQUEST_TYPES)}.", http_status=415
+    )
 
 
 def negotiate_accept(accept: str | None, default: str = JSON) -> str:
@@ -108,8 +115,11 @@ def negotiate_accept(accept: str | None, default: str = JSON) -> str:
             return JSONLINES
         if kind in RESPONSE_TYPES:
             return kind
-    raise RequestError(f"Cannot answer in any type the Accept header asks for ('{accept}').",
-                       f"Accept one of: {', '.join(RESPONSE_TYPES)}.", http_status=406)
+    raise RequestError(
+        f"Cannot answer in any type the Accept header asks for ('{accept}').",
+        f"Accept one of: {', '.join(RESPONSE_TYPES)}.",
+        http_status=406,
+    )
 
 
 def parse_custom_attributes(header: str | None) -> dict[str, str]:
@@ -126,12 +136,15 @@ def output_format(custom_attributes: str | None, default: str = "predictions") -
     """``predictions`` or ``logits``: the request's ``output=`` attribute, else the endpoint default."""
     requested = parse_custom_attributes(custom_attributes).get("output", default).lower()
     if requested not in OUTPUT_FORMATS:
-        raise RequestError(f"Custom attribute output={requested!r} is not supported.",
-                           f"Use output={' or output='.join(OUTPUT_FORMATS)}.")
+        raise RequestError(
+            f"Custom attribute output={requested!r} is not supported.",
+            f"Use output={' or output='.join(OUTPUT_FORMATS)}.",
+        )
     return requested
 
 
 # ---- decoding -------------------------------------------------------------------------------------
+
 
 def _text_body(body: bytes | str, content_type: str | None) -> str:
     if isinstance(body, str):
@@ -142,7 +155,9 @@ def _text_body(body: bytes | str, content_type: str | None) -> str:
     except LookupError:
         raise RequestError(f"Unknown charset '{charset}' in the Content-Type.", "Send UTF-8 (charset=utf-8).") from None
     except UnicodeDecodeError as exc:
-        raise RequestError(f"The body is not valid {charset} (byte {exc.start}).", "Encode the texts as UTF-8.") from None
+        raise RequestError(
+            f"The body is not valid {charset} (byte {exc.start}).", "Encode the texts as UTF-8."
+        ) from None
 
 
 def _as_texts(value: object, where: str) -> list[str]:
@@ -151,23 +166,30 @@ def _as_texts(value: object, where: str) -> list[str]:
     if isinstance(value, list):
         for index, item in enumerate(value):
             if not isinstance(item, str):
-                raise RequestError(f"{where}[{index}] is {type(item).__name__}, not a string.",
-                                   'Send texts as JSON strings, e.g. {"inputs": ["first text", "second text"]}.')
+                raise RequestError(
+                    f"{where}[{index}] is {type(item).__name__}, not a string.",
+                    'Send texts as JSON strings, e.g. {"inputs": ["first text", "second text"]}.',
+                )
         return list(value)
-    raise RequestError(f"{where} is {type(value).__name__}; expected a string or a list of strings.",
-                       'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.')
+    raise RequestError(
+        f"{where} is {type(value).__name__}; expected a string or a list of strings.",
+        'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.',
+    )
 
 
 def _decode_json(text: str) -> list[str]:
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise RequestError(f"The body is not valid JSON ({exc}).",
-                           'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.') from None
+        raise RequestError(
+            f"The body is not valid JSON ({exc}).", 'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.'
+        ) from None
     if isinstance(document, dict):
         if "inputs" not in document:
-            raise RequestError(f"The JSON object has no 'inputs' key (keys: {', '.join(document) or 'none'}).",
-                               'Send {"inputs": ["text", ...]}.')
+            raise RequestError(
+                f"The JSON object has no 'inputs' key (keys: {', '.join(document) or 'none'}).",
+                'Send {"inputs": ["text", ...]}.',
+            )
         return _as_texts(document["inputs"], "inputs")
     return _as_texts(document, "the body")
 
@@ -180,17 +202,22 @@ def _decode_jsonlines(text: str) -> list[str]:
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise RequestError(f"Line {number} is not valid JSON ({exc}).",
-                               'Send one JSON string or {"inputs": "text"} per line.') from None
+            raise RequestError(
+                f"Line {number} is not valid JSON ({exc}).", 'Send one JSON string or {"inputs": "text"} per line.'
+            ) from None
         if isinstance(record, dict):
             key = "inputs" if "inputs" in record else "text" if "text" in record else None
             if key is None:
-                raise RequestError(f"Line {number} has neither an 'inputs' nor a 'text' key.",
-                                   'Send one JSON string or {"inputs": "text"} per line.')
+                raise RequestError(
+                    f"Line {number} has neither an 'inputs' nor a 'text' key.",
+                    'Send one JSON string or {"inputs": "text"} per line.',
+                )
             record = record[key]
         if not isinstance(record, str):
-            raise RequestError(f"Line {number} holds {type(record).__name__}, not a text.",
-                               'Send one JSON string or {"inputs": "text"} per line.')
+            raise RequestError(
+                f"Line {number} holds {type(record).__name__}, not a text.",
+                'Send one JSON string or {"inputs": "text"} per line.',
+            )
         texts.append(record)
     return texts
 
@@ -205,15 +232,22 @@ def _decode_csv(text: str) -> list[str]:
         texts = []
         for number, row in enumerate(rows[1:], start=2):
             if column >= len(row):
-                raise RequestError(f"CSV row {number} has no value in the 'text' column.",
-                                   "Give every row a value for each header column.")
+                raise RequestError(
+                    f"CSV row {number} has no value in the 'text' column.",
+                    "Give every row a value for each header column.",
+                )
             texts.append(row[column])
         return texts
     # No header: each line is one text; unquoted commas are part of it.
     return [",".join(row) for row in rows]
 
 
-_DECODERS = {JSON: _decode_json, JSONLINES: _decode_jsonlines, CSV: _decode_csv, TEXT: lambda text: [text.strip("\r\n")]}
+_DECODERS = {
+    JSON: _decode_json,
+    JSONLINES: _decode_jsonlines,
+    CSV: _decode_csv,
+    TEXT: lambda text: [text.strip("\r\n")],
+}
 
 
 def decode(body: bytes | str, content_type: str | None, max_texts: int | None = None) -> list[str]:
@@ -226,18 +260,24 @@ def decode(body: bytes | str, content_type: str | None, max_texts: int | None = 
     if not texts:
         raise RequestError("The request holds no texts.", "Send at least one text.")
     if max_texts and len(texts) > max_texts:
-        raise RequestError(f"The request holds {len(texts)} texts; this endpoint takes at most {max_texts} per request.",
-                           "Split the texts over several requests (batch transform does this for you).",
-                           http_status=413)
+        raise RequestError(
+            f"The request holds {len(texts)} texts; this endpoint takes at most {max_texts} per request.",
+            "Split the texts over several requests (batch transform does this for you).",
+            http_status=413,
+        )
     return texts
 
 
 # ---- encoding -------------------------------------------------------------------------------------
 
+
 def _record(prediction: Prediction, label_names: Sequence[str]) -> dict:
-    return {"label": prediction.label, "label_id": prediction.label_id,
-            "probabilities": {name: round(p, 6) for name, p in zip(label_names, prediction.probabilities)},
-            "truncated": prediction.truncated}
+    return {
+        "label": prediction.label,
+        "label_id": prediction.label_id,
+        "probabilities": {name: round(p, 6) for name, p in zip(label_names, prediction.probabilities, strict=True)},
+        "truncated": prediction.truncated,
+    }
 
 
 def encode(predictions: Predictions, accept: str, fmt: str = "predictions") -> tuple[bytes, str]:

@@ -2,6 +2,7 @@
 file in any column order) and JSON Lines, with errors that say which file, which line, and how
 to fix it. No torch here; the training loop turns these into tensors.
 """
+
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,9 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .cleaning import clean_text
 from .errors import DataError
@@ -23,8 +24,13 @@ TEXT_COLUMN_CANDIDATES = ("text", "sentence", "tweet", "content")
 LABEL_COLUMN_CANDIDATES = ("label", "target", "labels", "class")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
-_CONTENT_TYPE_FORMAT = {"text/csv": "csv", "application/jsonlines": "jsonl", "application/x-jsonlines": "jsonl",
-                        "application/jsonl": "jsonl", "application/json": "jsonl"}
+_CONTENT_TYPE_FORMAT = {
+    "text/csv": "csv",
+    "application/jsonlines": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/json": "jsonl",
+}
 _MAX_LISTED = 5  # bad rows quoted in one message
 
 
@@ -39,7 +45,7 @@ class LabelledTexts:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: Sequence[int], source: str | None = None) -> "LabelledTexts":
+    def subset(self, indices: Sequence[int], source: str | None = None) -> LabelledTexts:
         return LabelledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices], source or self.source)
 
     def class_counts(self) -> dict[int, int]:
@@ -74,8 +80,12 @@ def channel_files(directory: Path, channel: str, content_type: str | None = None
         fmt = _file_format(path, content_type)
         (found if fmt else skipped).append((path, fmt))
     if skipped:
-        log.warning("channel %s: ignoring %d file(s) that are neither CSV nor JSON Lines: %s", channel,
-                    len(skipped), ", ".join(str(p.relative_to(directory)) for p, _ in skipped[:_MAX_LISTED]))
+        log.warning(
+            "channel %s: ignoring %d file(s) that are neither CSV nor JSON Lines: %s",
+            channel,
+            len(skipped),
+            ", ".join(str(p.relative_to(directory)) for p, _ in skipped[:_MAX_LISTED]),
+        )
     if not found:
         seen = ", ".join(p.name for p, _ in skipped[:_MAX_LISTED]) or "no files at all"
         raise DataError(
@@ -93,13 +103,14 @@ def _decode(raw: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"{path.name}: the bytes at line {line} (byte offset {exc.start}: {raw[exc.start:exc.start + 4]!r}) are not valid UTF-8.",
+            f"{path.name}: the bytes at line {line} (byte offset {exc.start}: {raw[exc.start : exc.start + 4]!r}) are not valid UTF-8.",
             f"Save the file as UTF-8 (for example: iconv -f WINDOWS-1252 -t UTF-8 {path.name} > fixed.csv).",
         ) from None
 
 
-def _pick_column(available: Sequence[str], configured: str, candidates: Sequence[str], what: str,
-                 hyperparameter: str, path: Path) -> str:
+def _pick_column(
+    available: Sequence[str], configured: str, candidates: Sequence[str], what: str, hyperparameter: str, path: Path
+) -> str:
     by_lower = {name.strip().lower(): name for name in available}
     if configured:
         if configured in available:
@@ -161,7 +172,9 @@ def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader
     except StopIteration:
         header = []
     except csv.Error as exc:
-        raise DataError(f"{path.name}: not readable as CSV ({exc}).", "Save it as comma-separated CSV with a header row.") from None
+        raise DataError(
+            f"{path.name}: not readable as CSV ({exc}).", "Save it as comma-separated CSV with a header row."
+        ) from None
     header = [h.strip() for h in header]
     if not any(header):
         raise DataError(f"{path.name} is empty.", "Upload a CSV file with a header row and at least one labelled row.")
@@ -180,8 +193,10 @@ def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader
             texts.append(row[t_index])
             ids.append(labels(row[l_index], line))
     except csv.Error as exc:
-        raise DataError(f"{path.name}, line {reader.line_num}: not readable as CSV ({exc}).",
-                        "Quote fields that contain commas, quotes or newlines.") from None
+        raise DataError(
+            f"{path.name}, line {reader.line_num}: not readable as CSV ({exc}).",
+            "Quote fields that contain commas, quotes or newlines.",
+        ) from None
     if short_rows:
         raise DataError(
             f"{path.name}: {len(short_rows)} row(s) have fewer columns than the header (lines {', '.join(map(str, short_rows[:_MAX_LISTED]))}).",
@@ -199,23 +214,31 @@ def _read_jsonl(path: Path, text: str, columns: ColumnChoice, labels: _LabelRead
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise DataError(f"{path.name}, line {line_number}: not valid JSON ({exc.args[0]}).",
-                            'Write one JSON object per line, e.g. {"text": "...", "label": 1}.') from None
+            raise DataError(
+                f"{path.name}, line {line_number}: not valid JSON ({exc.args[0]}).",
+                'Write one JSON object per line, e.g. {"text": "...", "label": 1}.',
+            ) from None
         if not isinstance(record, dict):
-            raise DataError(f"{path.name}, line {line_number}: expected a JSON object, found {type(record).__name__}.",
-                            'Write one JSON object per line, e.g. {"text": "...", "label": 1}.')
+            raise DataError(
+                f"{path.name}, line {line_number}: expected a JSON object, found {type(record).__name__}.",
+                'Write one JSON object per line, e.g. {"text": "...", "label": 1}.',
+            )
         if not text_key:
             keys = list(record)
             text_key = _pick_column(keys, columns.text_column, TEXT_COLUMN_CANDIDATES, "text", "text_column", path)
             label_key = _pick_column(keys, columns.label_column, LABEL_COLUMN_CANDIDATES, "label", "label_column", path)
         if text_key not in record or label_key not in record:
             missing = text_key if text_key not in record else label_key
-            raise DataError(f"{path.name}, line {line_number}: the record has no '{missing}' key.",
-                            "Give every record the same text and label keys.")
+            raise DataError(
+                f"{path.name}, line {line_number}: the record has no '{missing}' key.",
+                "Give every record the same text and label keys.",
+            )
         value = record[text_key]
         if not isinstance(value, str):
-            raise DataError(f"{path.name}, line {line_number}: '{text_key}' must be a string, found {type(value).__name__}.",
-                            "Store each text as a JSON string.")
+            raise DataError(
+                f"{path.name}, line {line_number}: '{text_key}' must be a string, found {type(value).__name__}.",
+                "Store each text as a JSON string.",
+            )
         texts.append(value)
         ids.append(labels(record[label_key], line_number))
     if not texts:
@@ -223,23 +246,34 @@ def _read_jsonl(path: Path, text: str, columns: ColumnChoice, labels: _LabelRead
     return texts, ids
 
 
-def read_channel(directory: Path, *, channel: str, label_names: Sequence[str], columns: ColumnChoice = ColumnChoice(),
-                 content_type: str | None = None, clean: bool = False) -> LabelledTexts:
+def read_channel(
+    directory: Path,
+    *,
+    channel: str,
+    label_names: Sequence[str],
+    columns: ColumnChoice = ColumnChoice(),
+    content_type: str | None = None,
+    clean: bool = False,
+) -> LabelledTexts:
     """Every labelled text of a channel directory, in file order."""
     all_texts: list[str] = []
     all_labels: list[int] = []
     for path, fmt in channel_files(directory, channel, content_type):
         raw = path.read_bytes()
         if not raw.strip():
-            raise DataError(f"{path.name} in channel '{channel}' is empty (0 rows).",
-                            "Upload the file with its rows, or remove it from the channel's S3 prefix.")
+            raise DataError(
+                f"{path.name} in channel '{channel}' is empty (0 rows).",
+                "Upload the file with its rows, or remove it from the channel's S3 prefix.",
+            )
         text = _decode(raw, path)
         labels = _LabelReader(label_names)
         texts, ids = (_read_csv if fmt == "csv" else _read_jsonl)(path, text, columns, labels)
         labels.raise_if_bad(path)
         if not texts:
-            raise DataError(f"{path.name} in channel '{channel}' has a header but no rows.",
-                            "Upload the file with its labelled rows.")
+            raise DataError(
+                f"{path.name} in channel '{channel}' has a header but no rows.",
+                "Upload the file with its labelled rows.",
+            )
         all_texts.extend(texts)
         all_labels.extend(ids)
     if clean:
@@ -288,12 +322,16 @@ def shuffled_head(data: LabelledTexts, limit: int, seed: int) -> LabelledTexts:
 def report_conflicts(data: LabelledTexts, label_names: Sequence[str]) -> None:
     """Log identical texts that carry different labels (the raw Kaggle file has some)."""
     seen: dict[str, set[int]] = {}
-    for text, label in zip(data.texts, data.labels):
+    for text, label in zip(data.texts, data.labels, strict=True):
         seen.setdefault(text, set()).add(label)
     conflicts = [t for t, labels in seen.items() if len(labels) > 1]
     if conflicts:
-        log.warning("%s: %d distinct texts appear with conflicting labels (e.g. %r)", data.source, len(conflicts),
-                    conflicts[0][:80])
+        log.warning(
+            "%s: %d distinct texts appear with conflicting labels (e.g. %r)",
+            data.source,
+            len(conflicts),
+            conflicts[0][:80],
+        )
 
 
 def overlap(a: Iterable[str], b: Iterable[str]) -> int:

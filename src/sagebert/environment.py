@@ -3,13 +3,15 @@ and a snapshot of a training job's configuration read once at start.
 
 Nothing here imports torch, so the deploy tooling can share the names.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import DataError
 
@@ -132,7 +134,7 @@ class TrainingEnvironment:
     job_name: str = ""
 
     @classmethod
-    def read(cls, base: Path | str | None = None, environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+    def read(cls, base: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TrainingEnvironment:
         """Read hyperparameters.json, inputdataconfig.json, resourceconfig.json and checkpointconfig.json."""
         environ = os.environ if environ is None else environ
         paths = SageMakerPaths(Path(base) if base is not None else base_dir(environ))

@@ -4,6 +4,7 @@ Each carries what went wrong and how to fix it. Training turns them into the Sag
 file (/opt/ml/output/failure, first 1024 characters become FailureReason); serving turns them
 into an HTTP 4xx answer with a JSON reason; the CLI prints them as one line.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,14 +8,16 @@ argument on the command line wins over the file. Unknown names and bad values fa
 the hyperparameter and what it allows. Nothing here imports torch: the CLI validates a job's
 hyperparameters before it sends CreateTrainingJob.
 """
+
 from __future__ import annotations
 
 import ast
 import difflib
 import json
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import HyperparameterError
 
@@ -59,8 +61,13 @@ def _integer(minimum: int | None = None, maximum: int | None = None) -> Callable
     return parse
 
 
-def _number(minimum: float | None = None, maximum: float | None = None, *, exclusive_minimum: bool = False,
-            exclusive_maximum: bool = False) -> Callable[[Any], float]:
+def _number(
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+) -> Callable[[Any], float]:
     low = "greater than" if exclusive_minimum else "at least"
     high = "less than" if exclusive_maximum else "at most"
     parts = [f"{low} {minimum:g}" if minimum is not None else "", f"{high} {maximum:g}" if maximum is not None else ""]
@@ -152,7 +159,7 @@ def parse_name_list(value: Any) -> tuple[str, ...]:
     return names
 
 
-def _hp(default: Any, parse: Callable[[Any], Any], help: str) -> Any:  # noqa: A002 - "help" reads best here
+def _hp(default: Any, parse: Callable[[Any], Any], help: str) -> Any:
     factory = (lambda: default) if isinstance(default, (list, dict)) else None
     metadata = {"parse": parse, "help": help}
     if factory:
@@ -168,26 +175,60 @@ class Hyperparameters:
     train_batch_size: int = _hp(32, _integer(1, 4096), "examples per optimizer micro-batch, per process")
     eval_batch_size: int = _hp(64, _integer(1, 4096), "examples per evaluation batch")
     learning_rate: float = _hp(5e-5, _number(0.0, 1.0, exclusive_minimum=True), "peak AdamW learning rate")
-    warmup_ratio: float = _hp(0.1, _number(0.0, 1.0, exclusive_maximum=True), "share of optimizer steps spent warming up linearly")
+    warmup_ratio: float = _hp(
+        0.1, _number(0.0, 1.0, exclusive_maximum=True), "share of optimizer steps spent warming up linearly"
+    )
     weight_decay: float = _hp(0.01, _number(0.0, 1.0), "AdamW weight decay (not applied to biases and LayerNorm)")
     max_grad_norm: float = _hp(1.0, _number(0.0), "gradient clipping norm; 0 turns clipping off")
     max_length: int = _hp(128, _integer(8, 8192), "tokens per text; longer texts are truncated")
-    seed: int = _hp(42, _integer(0, 2**32 - 1), "seed for the head's initialisation, dropout, data order and hold-out split")
+    seed: int = _hp(
+        42, _integer(0, 2**32 - 1), "seed for the head's initialisation, dropout, data order and hold-out split"
+    )
     gradient_accumulation_steps: int = _hp(1, _integer(1, 1024), "micro-batches per optimizer step")
-    model_name_or_path: str = _hp("", _text, "base model: a Hugging Face model id or a path; empty = the baked-in all-MiniLM-L6-v2 (a `pretrained` channel overrides it)")
-    label_names: tuple[str, ...] = _hp(("Not a disaster", "Real disaster"), parse_name_list, "class names, in label-id order")
-    text_column: str = _hp("", _text, "column (CSV) or key (JSON Lines) holding the text; empty = the first of text, sentence, tweet, content")
-    label_column: str = _hp("", _text, "column or key holding the label; empty = the first of label, target, labels, class")
-    clean_text: bool = _hp(False, parse_bool, "remove URLs, HTML entities, @mentions, emoji and repair mojibake before training")
-    validation_fraction: float = _hp(0.2, _number(0.0, 0.5, exclusive_minimum=True), "stratified share of the training data held out when there is no `testing` channel")
+    model_name_or_path: str = _hp(
+        "",
+        _text,
+        "base model: a Hugging Face model id or a path; empty = the baked-in all-MiniLM-L6-v2 (a `pretrained` channel overrides it)",
+    )
+    label_names: tuple[str, ...] = _hp(
+        ("Not a disaster", "Real disaster"), parse_name_list, "class names, in label-id order"
+    )
+    text_column: str = _hp(
+        "",
+        _text,
+        "column (CSV) or key (JSON Lines) holding the text; empty = the first of text, sentence, tweet, content",
+    )
+    label_column: str = _hp(
+        "", _text, "column or key holding the label; empty = the first of label, target, labels, class"
+    )
+    clean_text: bool = _hp(
+        False, parse_bool, "remove URLs, HTML entities, @mentions, emoji and repair mojibake before training"
+    )
+    validation_fraction: float = _hp(
+        0.2,
+        _number(0.0, 0.5, exclusive_minimum=True),
+        "stratified share of the training data held out when there is no `testing` channel",
+    )
     max_train_samples: int = _hp(0, _integer(0), "use only the first N training examples (after shuffling); 0 = all")
     max_eval_samples: int = _hp(0, _integer(0), "evaluate on only the first N test examples; 0 = all")
     log_interval: int = _hp(50, _integer(1), "optimizer steps between progress lines")
-    checkpoint_steps: int = _hp(0, _integer(0), "also checkpoint every N optimizer steps; 0 = only by time and at each epoch end")
-    checkpoint_minutes: float = _hp(10.0, _number(0.0), "also checkpoint when this many minutes passed since the last one; 0 = off")
-    keep_checkpoints: int = _hp(2, _integer(0, 100), "checkpoints kept in /opt/ml/checkpoints; 0 turns checkpointing (and resuming) off")
-    processes_per_host: int = _hp(0, _integer(0, 64), "training processes per instance (data parallel); 0 = one per GPU, or one on CPU")
-    mixed_precision: str = _hp("auto", _choice("auto", "no", "fp16", "bf16"), "auto = bf16 (or fp16) on a GPU, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else none")
+    checkpoint_steps: int = _hp(
+        0, _integer(0), "also checkpoint every N optimizer steps; 0 = only by time and at each epoch end"
+    )
+    checkpoint_minutes: float = _hp(
+        10.0, _number(0.0), "also checkpoint when this many minutes passed since the last one; 0 = off"
+    )
+    keep_checkpoints: int = _hp(
+        2, _integer(0, 100), "checkpoints kept in /opt/ml/checkpoints; 0 turns checkpointing (and resuming) off"
+    )
+    processes_per_host: int = _hp(
+        0, _integer(0, 64), "training processes per instance (data parallel); 0 = one per GPU, or one on CPU"
+    )
+    mixed_precision: str = _hp(
+        "auto",
+        _choice("auto", "no", "fp16", "bf16"),
+        "auto = bf16 (or fp16) on a GPU, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else none",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for tuples), as written to the model's sagebert.json."""

@@ -7,13 +7,15 @@ sub-batch; texts longer than the model's limit are truncated and flagged ``trunc
 On CPU the model can run in float32, bfloat16, or with int8 dynamically quantized linear layers
 (SAGEBERT_INFERENCE_PRECISION); BENCHMARKS.md gives the speed and accuracy of each.
 """
+
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -47,17 +49,18 @@ class InferenceModel:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text, in input order."""
-        ids = self.tokenizer(list(texts), truncation=False, return_attention_mask=False,
-                             return_token_type_ids=False, verbose=False)["input_ids"]
+        ids = self.tokenizer(
+            list(texts), truncation=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+        )["input_ids"]
         truncated = [len(x) > self.max_length for x in ids]
         # Keep the sequence's closing special token ([SEP] / </s>) when cutting to max_length.
-        ids = [x[: self.max_length - 1] + x[-1:] if cut else x for x, cut in zip(ids, truncated)]
+        ids = [x[: self.max_length - 1] + x[-1:] if cut else x for x, cut in zip(ids, truncated, strict=True)]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         logits = [None] * len(ids)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+                chunk = order[start : start + self.batch_size]
                 width = max(len(ids[i]) for i in chunk)
                 if self.device.type == "cpu" and self.threads > 1:
                     torch.set_num_threads(1 if width * len(chunk) < SMALL_BATCH_TOKENS else self.threads)
@@ -67,13 +70,15 @@ class InferenceModel:
                     input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
                     attention[row, : len(ids[i])] = 1
                 out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-                for row, values in zip(chunk, out.float().cpu()):
+                for row, values in zip(chunk, out.float().cpu(), strict=True):
                     logits[row] = values
         stacked = torch.stack(logits)  # type: ignore[arg-type]
         probabilities = torch.softmax(stacked, dim=-1)
         best = probabilities.argmax(dim=-1).tolist()
-        return [Prediction(self.label_names[b], b, tuple(p), tuple(lg), cut)
-                for b, p, lg, cut in zip(best, probabilities.tolist(), stacked.tolist(), truncated)]
+        return [
+            Prediction(self.label_names[b], b, tuple(p), tuple(lg), cut)
+            for b, p, lg, cut in zip(best, probabilities.tolist(), stacked.tolist(), truncated, strict=True)
+        ]
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -109,10 +114,24 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     chosen = resolve_precision(precision, device)
     model = _apply_precision(trained.model.to(device), chosen)
     model.eval()
-    log.info("model loaded from %s: labels %s, max_length %d, precision %s, device %s", model_dir,
-             trained.label_names, trained.max_length, chosen, device)
-    return InferenceModel(trained.tokenizer, model, trained.label_names, trained.max_length, chosen, device, batch_size,
-                          threads=torch.get_num_threads())
+    log.info(
+        "model loaded from %s: labels %s, max_length %d, precision %s, device %s",
+        model_dir,
+        trained.label_names,
+        trained.max_length,
+        chosen,
+        device,
+    )
+    return InferenceModel(
+        trained.tokenizer,
+        model,
+        trained.label_names,
+        trained.max_length,
+        chosen,
+        device,
+        batch_size,
+        threads=torch.get_num_threads(),
+    )
 
 
 def input_fn(input_data: bytes | str, content_type: str, max_texts: int | None = None) -> list[str]:

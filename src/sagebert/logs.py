@@ -1,4 +1,5 @@
 """Log set-up shared by the training program and the server (one line per record, to stdout)."""
+
 from __future__ import annotations
 
 import logging

@@ -8,10 +8,11 @@ Training prints one per ``log_interval`` optimizer steps (progress) and one per 
 evaluating on the whole test set). The format is a contract: SageMaker extracts metrics from the
 CloudWatch log with the regexes below, and `sagebert train` sends them as MetricDefinitions.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 # Names (SageMaker metric names) → the key printed in the log line.
 _METRICS = {
@@ -33,7 +34,7 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
 
 
 def _format_value(value: object) -> str:
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, (bool, int)):
         return str(int(value))
     if isinstance(value, float):
         if value != 0 and abs(value) < 1e-3:

@@ -1,7 +1,8 @@
 """Classification metrics over a whole evaluation set."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,6 +7,7 @@ A trained model directory (the root of model.tar.gz, /opt/ml/model when serving)
     sagebert.json                         max_length, base model, hyperparameters, versions
     metrics.json                          the final evaluation on the whole test set
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,9 +15,10 @@ import json
 import logging
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .errors import ModelSourceError
@@ -63,9 +65,11 @@ def _unpack_model_archive(archive: Path) -> Path:
         tar.extractall(target, filter="data")  # refuses links and paths outside the target
     configs = sorted(target.rglob("config.json"), key=lambda p: len(p.parts))
     if not configs:
-        raise ModelSourceError(f"{archive.name} in the 'pretrained' channel holds no config.json.",
-                               "Upload a Hugging Face model directory (config.json, weights, tokenizer files) "
-                               "or a model.tar.gz made by a sagebert training job.")
+        raise ModelSourceError(
+            f"{archive.name} in the 'pretrained' channel holds no config.json.",
+            "Upload a Hugging Face model directory (config.json, weights, tokenizer files) "
+            "or a model.tar.gz made by a sagebert training job.",
+        )
     return configs[0].parent
 
 
@@ -112,8 +116,10 @@ def _load_error(choice: BaseModelChoice, exc: Exception) -> ModelSourceError:
             "without NAT), upload the model directory as a 'pretrained' channel instead, or leave "
             "model_name_or_path empty to use the baked-in all-MiniLM-L6-v2.",
         )
-    return ModelSourceError(f"Could not load base model from {choice.display_name} ({reason}).",
-                            "The directory must hold a model saved with save_pretrained() and its tokenizer.")
+    return ModelSourceError(
+        f"Could not load base model from {choice.display_name} ({reason}).",
+        "The directory must hold a model saved with save_pretrained() and its tokenizer.",
+    )
 
 
 def load_for_training(choice: BaseModelChoice, label_names: Sequence[str], max_length: int) -> tuple[Any, Any]:
@@ -124,23 +130,39 @@ def load_for_training(choice: BaseModelChoice, label_names: Sequence[str], max_l
     id2label = dict(enumerate(label_names))
     try:
         tokenizer = AutoTokenizer.from_pretrained(choice.source)
-        config = AutoConfig.from_pretrained(choice.source, num_labels=len(label_names), id2label=id2label,
-                                            label2id={name: i for i, name in id2label.items()})
-        model = AutoModelForSequenceClassification.from_pretrained(choice.source, config=config,
-                                                                   ignore_mismatched_sizes=True)
+        config = AutoConfig.from_pretrained(
+            choice.source,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={name: i for i, name in id2label.items()},
+        )
+        model = AutoModelForSequenceClassification.from_pretrained(
+            choice.source, config=config, ignore_mismatched_sizes=True
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(choice, exc) from exc
     limit = getattr(config, "max_position_embeddings", None)
     if limit and max_length > limit:
         from .errors import HyperparameterError
 
-        raise HyperparameterError(f"max_length is {max_length} but {choice.display_name} takes at most {limit} tokens.",
-                                  f"Set max_length to {limit} or less.")
+        raise HyperparameterError(
+            f"max_length is {max_length} but {choice.display_name} takes at most {limit} tokens.",
+            f"Set max_length to {limit} or less.",
+        )
     return tokenizer, model
 
 
-def save_model_dir(directory: Path, model: Any, tokenizer: Any, label_names: Sequence[str], *, max_length: int,
-                   base_model: str, hyperparameters: dict, metrics: dict) -> None:
+def save_model_dir(
+    directory: Path,
+    model: Any,
+    tokenizer: Any,
+    label_names: Sequence[str],
+    *,
+    max_length: int,
+    base_model: str,
+    hyperparameters: dict,
+    metrics: dict,
+) -> None:
     """Write everything `serve` needs at the root of ``directory`` (it becomes model.tar.gz)."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
@@ -148,16 +170,28 @@ def save_model_dir(directory: Path, model: Any, tokenizer: Any, label_names: Seq
     import torch
     import transformers
 
-    (directory / LABELS_FILE).write_text(json.dumps({"id2label": dict(enumerate(label_names)),
-                                                     "label2id": {n: i for i, n in enumerate(label_names)}}, indent=2))
-    (directory / SAGEBERT_FILE).write_text(json.dumps({
-        "format_version": FORMAT_VERSION,
-        "max_length": max_length,
-        "base_model": base_model,
-        "label_names": list(label_names),
-        "hyperparameters": hyperparameters,
-        "versions": {"sagebert": __version__, "transformers": transformers.__version__, "torch": torch.__version__},
-    }, indent=2))
+    (directory / LABELS_FILE).write_text(
+        json.dumps(
+            {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}, indent=2
+        )
+    )
+    (directory / SAGEBERT_FILE).write_text(
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "max_length": max_length,
+                "base_model": base_model,
+                "label_names": list(label_names),
+                "hyperparameters": hyperparameters,
+                "versions": {
+                    "sagebert": __version__,
+                    "transformers": transformers.__version__,
+                    "torch": torch.__version__,
+                },
+            },
+            indent=2,
+        )
+    )
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
 
 
@@ -179,7 +213,11 @@ def load_model_dir(directory: Path) -> TrainedModel:
     quiet_transformers()
     directory = Path(directory)
     if not (directory / "config.json").exists():
-        present = ", ".join(sorted(p.name for p in directory.iterdir())[:8]) if directory.is_dir() else "the directory does not exist"
+        present = (
+            ", ".join(sorted(p.name for p in directory.iterdir())[:8])
+            if directory.is_dir()
+            else "the directory does not exist"
+        )
         raise ModelSourceError(
             f"{directory} holds no model: config.json is missing ({present}).",
             "Deploy the model.tar.gz of a sagebert training job; its files must sit at the archive root, not in a folder.",
@@ -188,8 +226,10 @@ def load_model_dir(directory: Path) -> TrainedModel:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForSequenceClassification.from_pretrained(directory)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelSourceError(f"Could not load the model in {directory} ({' '.join(str(exc).split())[:300]}).",
-                               "Deploy the unmodified model.tar.gz of a sagebert training job.") from exc
+        raise ModelSourceError(
+            f"Could not load the model in {directory} ({' '.join(str(exc).split())[:300]}).",
+            "Deploy the unmodified model.tar.gz of a sagebert training job.",
+        ) from exc
     model.eval()
     info = {}
     if (directory / SAGEBERT_FILE).exists():

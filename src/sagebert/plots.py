@@ -1,13 +1,14 @@
 """The per-epoch training curves as a PNG (loss, accuracy, F1)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display in a training container
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_history(history: Sequence[dict], path: Path) -> Path:

@@ -5,6 +5,7 @@ lengths together, so dynamic padding pads little) with a generator seeded by ``s
 epoch, then dealt round-robin to the processes of a data-parallel run. Accelerate supplies the
 device, mixed precision, DistributedDataParallel and cross-process gathering.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,16 +13,15 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
-from . import checkpoints
+from . import checkpoints, modeling
 from . import data as data_io
-from . import modeling
 from .environment import PRETRAINED_CHANNEL, TESTING_CHANNEL, TRAINING_CHANNEL, TrainingEnvironment
 from .errors import SagebertError
 from .hyperparameters import Hyperparameters
@@ -47,8 +47,13 @@ def load_datasets(env: TrainingEnvironment, hp: Hyperparameters) -> Datasets:
     """Read the `training` channel and the `testing` channel (or hold out a stratified share)."""
     columns = data_io.ColumnChoice(hp.text_column, hp.label_column)
     read = lambda channel, directory: data_io.read_channel(  # noqa: E731
-        directory, channel=channel, label_names=hp.label_names, columns=columns,
-        content_type=env.channel_content_type(channel), clean=hp.clean_text)
+        directory,
+        channel=channel,
+        label_names=hp.label_names,
+        columns=columns,
+        content_type=env.channel_content_type(channel),
+        clean=hp.clean_text,
+    )
     train = read(TRAINING_CHANNEL, env.channel(TRAINING_CHANNEL, required=True))
     data_io.require_classes(train, hp.label_names)
     testing_dir = env.channel(TESTING_CHANNEL)
@@ -56,8 +61,12 @@ def load_datasets(env: TrainingEnvironment, hp: Hyperparameters) -> Datasets:
         evaluation = read(TESTING_CHANNEL, testing_dir)
     else:
         train_idx, held_idx = data_io.stratified_split(train.labels, hp.validation_fraction, hp.seed)
-        log.info("no '%s' channel: holding out a stratified %.0f%% of the training data (%d rows) for evaluation",
-                 TESTING_CHANNEL, 100 * hp.validation_fraction, len(held_idx))
+        log.info(
+            "no '%s' channel: holding out a stratified %.0f%% of the training data (%d rows) for evaluation",
+            TESTING_CHANNEL,
+            100 * hp.validation_fraction,
+            len(held_idx),
+        )
         train, evaluation = (train.subset(train_idx), train.subset(held_idx, f"{train.source} (held out)"))
         data_io.require_classes(train, hp.label_names)
     train = data_io.shuffled_head(train, hp.max_train_samples, hp.seed)
@@ -77,7 +86,7 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     generator = torch.Generator()
     generator.manual_seed(seed * 100_003 + epoch)
     order = get_length_grouped_indices(list(lengths), batch_size, generator=generator)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def shard_batches(batches: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
@@ -95,8 +104,10 @@ def _resolve_precision(requested: str) -> str:
         if requested == "fp16" and not torch.cuda.is_available():
             from .errors import HyperparameterError
 
-            raise HyperparameterError("mixed_precision is fp16 but this instance has no GPU.",
-                                      "Use mixed_precision=bf16 or auto on CPU instances.")
+            raise HyperparameterError(
+                "mixed_precision is fp16 but this instance has no GPU.",
+                "Use mixed_precision=bf16 or auto on CPU instances.",
+            )
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -123,10 +134,10 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 class LoopState:
     """Where training stands: enough to continue exactly from here."""
 
-    epoch: int = 1                # the epoch in progress (1-based)
-    batch_in_epoch: int = 0       # batches of this epoch already consumed by this process
-    global_step: int = 0          # optimizer steps taken
-    epoch_loss_sum: float = 0.0   # this process's summed batch losses in the current epoch
+    epoch: int = 1  # the epoch in progress (1-based)
+    batch_in_epoch: int = 0  # batches of this epoch already consumed by this process
+    global_step: int = 0  # optimizer steps taken
+    epoch_loss_sum: float = 0.0  # this process's summed batch losses in the current epoch
     epoch_loss_batches: int = 0
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
 
@@ -135,7 +146,11 @@ class TrainingInterrupted(Exception):
     """SIGTERM stopped training after a checkpoint was written."""
 
     def __init__(self, step: int, total: int, checkpoint: Path | None):
-        where = f"checkpoint {checkpoint.name} saved in {checkpoint.parent}" if checkpoint else "no checkpoint (checkpointing is off)"
+        where = (
+            f"checkpoint {checkpoint.name} saved in {checkpoint.parent}"
+            if checkpoint
+            else "no checkpoint (checkpointing is off)"
+        )
         super().__init__(f"Training was stopped by SIGTERM at optimizer step {step} of {total}; {where}.")
         self.step, self.total, self.checkpoint = step, total, checkpoint
 
@@ -154,8 +169,7 @@ class TrainingResult:
 class Trainer:
     """One fine-tuning run. Build it, then call ``run()``."""
 
-    def __init__(self, hp: Hyperparameters, env: TrainingEnvironment,
-                 should_stop: Callable[[], bool] = lambda: False):
+    def __init__(self, hp: Hyperparameters, env: TrainingEnvironment, should_stop: Callable[[], bool] = lambda: False):
         from accelerate import Accelerator
         from accelerate.utils import set_seed
         from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
@@ -171,18 +185,26 @@ class Trainer:
         self.tokenizer, model = modeling.load_for_training(self.base, hp.label_names, hp.max_length)
         self.train_encodings = self._encode(self.datasets.train)
         self.eval_encodings = self._encode(self.datasets.evaluation)
-        self.collate = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+        self.collate = DataCollatorWithPadding(
+            self.tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None
+        )
 
-        self.batches_per_process = len(shard_batches(
-            epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, 1), self.rank, self.world_size))
+        self.batches_per_process = len(
+            shard_batches(
+                epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, 1), self.rank, self.world_size
+            )
+        )
         if self.batches_per_process == 0:
             raise SagebertError(
                 f"{len(self.datasets.train)} training examples make fewer batches than there are processes ({self.world_size}).",
-                "Add training data, lower train_batch_size, or use fewer instances/processes.")
+                "Add training data, lower train_batch_size, or use fewer instances/processes.",
+            )
         self.steps_per_epoch = optimizer_steps_per_epoch(self.batches_per_process, hp.gradient_accumulation_steps)
         self.total_steps = self.steps_per_epoch * hp.epochs
         optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.learning_rate)
-        self.scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * self.total_steps), self.total_steps)
+        self.scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(hp.warmup_ratio * self.total_steps), self.total_steps
+        )
         # The scheduler stays outside prepare(): Accelerate would step it once per process.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = LoopState()
@@ -194,21 +216,40 @@ class Trainer:
     def _fingerprint(self) -> str:
         """What must be identical for a checkpoint of an earlier attempt to continue this job."""
         hp = self.hp.to_dict()
-        for name in ("log_interval", "eval_batch_size", "max_eval_samples", "checkpoint_steps",
-                     "checkpoint_minutes", "keep_checkpoints", "processes_per_host"):
+        for name in (
+            "log_interval",
+            "eval_batch_size",
+            "max_eval_samples",
+            "checkpoint_steps",
+            "checkpoint_minutes",
+            "keep_checkpoints",
+            "processes_per_host",
+        ):
             hp.pop(name)
         import hashlib
 
         data = hashlib.sha256()
-        for text, label in zip(self.datasets.train.texts, self.datasets.train.labels):
+        for text, label in zip(self.datasets.train.texts, self.datasets.train.labels, strict=True):
             data.update(f"{label}\t{text}\n".encode())
-        return checkpoints.fingerprint({"hyperparameters": hp, "train_data": data.hexdigest(),
-                                        "base_model": self.base.display_name, "world_size": self.world_size,
-                                        "precision": self.precision})
+        return checkpoints.fingerprint(
+            {
+                "hyperparameters": hp,
+                "train_data": data.hexdigest(),
+                "base_model": self.base.display_name,
+                "world_size": self.world_size,
+                "precision": self.precision,
+            }
+        )
 
-    def _checkpointer(self) -> "checkpoints.CheckpointWriter":
-        return checkpoints.CheckpointWriter(self.env.checkpoint_dir, self.hp.keep_checkpoints, self.rank,
-                                            self.accelerator.local_process_index, self.world_size, self._fingerprint())
+    def _checkpointer(self) -> checkpoints.CheckpointWriter:
+        return checkpoints.CheckpointWriter(
+            self.env.checkpoint_dir,
+            self.hp.keep_checkpoints,
+            self.rank,
+            self.accelerator.local_process_index,
+            self.world_size,
+            self._fingerprint(),
+        )
 
     def _resume(self) -> None:
         """Continue from the newest valid checkpoint, if any (rank 0 chooses; every process loads it)."""
@@ -217,7 +258,9 @@ class Trainer:
         writer = self.checkpointer
         writer.clear_leftovers()
         self.accelerator.wait_for_everyone()
-        found = checkpoints.find_latest(writer.directory, writer.fingerprint, self.world_size) if self.rank == 0 else None
+        found = (
+            checkpoints.find_latest(writer.directory, writer.fingerprint, self.world_size) if self.rank == 0 else None
+        )
         chosen = [found.step if found else None]
         if self.world_size > 1:
             broadcast_object_list(chosen, from_process=0)
@@ -228,14 +271,21 @@ class Trainer:
         if found is None:
             path = writer.directory / checkpoints.step_dir_name(chosen[0], writer.fingerprint)
             found = checkpoints.Found(path, chosen[0], json.loads((path / checkpoints.STATE).read_text()))
-        state = checkpoints.load_checkpoint(found, self.rank, self.accelerator.unwrap_model(self.model),
-                                            self.optimizer, self.scheduler)
+        state = checkpoints.load_checkpoint(
+            found, self.rank, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler
+        )
         loop = dict(state["loop"])
         sums = loop.pop("epoch_loss_sums")
         self.state = LoopState(**loop, epoch_loss_sum=sums[self.rank])
         writer.last_saved = (self.state.global_step, self.state.epoch)
-        log.info("resumed from step %d of %d (epoch %d, %d batches into it) using checkpoint %s",
-                 self.state.global_step, self.total_steps, self.state.epoch, self.state.batch_in_epoch, found.path)
+        log.info(
+            "resumed from step %d of %d (epoch %d, %d batches into it) using checkpoint %s",
+            self.state.global_step,
+            self.total_steps,
+            self.state.epoch,
+            self.state.batch_in_epoch,
+            found.path,
+        )
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current state (every process takes part)."""
@@ -244,17 +294,21 @@ class Trainer:
         if not self.checkpointer:
             return None
         if self.checkpointer.last_saved == (self.state.global_step, self.state.epoch):
-            return self.checkpointer.directory / checkpoints.step_dir_name(self.state.global_step,
-                                                                            self.checkpointer.fingerprint)
+            return self.checkpointer.directory / checkpoints.step_dir_name(
+                self.state.global_step, self.checkpointer.fingerprint
+            )
         sums = [self.state.epoch_loss_sum]
         if self.world_size > 1:
             sums = gather_object(sums)
         loop = {k: v for k, v in self.state.__dict__.items() if k != "epoch_loss_sum"}
         shared = {}
         if self.rank == 0:
-            shared = {"model": self.accelerator.unwrap_model(self.model), "optimizer": self.optimizer.state_dict(),
-                      "scheduler": self.scheduler.state_dict(),
-                      "state": {"loop": {**loop, "epoch_loss_sums": sums}, "total_steps": self.total_steps}}
+            shared = {
+                "model": self.accelerator.unwrap_model(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "state": {"loop": {**loop, "epoch_loss_sums": sums}, "total_steps": self.total_steps},
+            }
         gather = (lambda obj: gather_object([obj])) if self.world_size > 1 else (lambda obj: [obj])
         path = self.checkpointer.save(self.state.global_step, shared, self.accelerator.wait_for_everyone, gather)
         self.checkpointer.last_saved = (self.state.global_step, self.state.epoch)
@@ -268,7 +322,10 @@ class Trainer:
         hp = self.hp
         if hp.checkpoint_steps and self.state.global_step % hp.checkpoint_steps == 0:
             return True
-        return bool(hp.checkpoint_minutes) and time.monotonic() - self.checkpointer.last_saved_at >= hp.checkpoint_minutes * 60
+        return (
+            bool(hp.checkpoint_minutes)
+            and time.monotonic() - self.checkpointer.last_saved_at >= hp.checkpoint_minutes * 60
+        )
 
     def _agree(self, *flags: bool) -> list[bool]:
         """The flags OR-ed over every process, so that all stop or checkpoint at the same step."""
@@ -284,8 +341,13 @@ class Trainer:
         full = self.tokenizer(texts.texts, truncation=False)["input_ids"] if self.accelerator.is_main_process else []
         truncated = sum(len(ids) > self.hp.max_length for ids in full)
         if truncated:
-            log.info("%s: %d of %d texts are longer than max_length=%d tokens and were truncated",
-                     texts.source, truncated, len(texts), self.hp.max_length)
+            log.info(
+                "%s: %d of %d texts are longer than max_length=%d tokens and were truncated",
+                texts.source,
+                truncated,
+                len(texts),
+                self.hp.max_length,
+            )
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
         return [{**{k: encoded[k][i] for k in keys}, "labels": texts.labels[i]} for i in range(len(texts))]
 
@@ -302,16 +364,16 @@ class Trainer:
         """Loss and metrics over the WHOLE evaluation set, whatever the number of processes."""
         self.model.eval()
         order = sorted(range(len(self.eval_encodings)), key=lambda i: len(self.eval_encodings[i]["input_ids"]))
-        mine = order[self.rank::self.world_size]
+        mine = order[self.rank :: self.world_size]
         results: list[tuple[int, list[float]]] = []
         with torch.inference_mode():
             for start in range(0, len(mine), self.hp.eval_batch_size):
-                indices = mine[start:start + self.hp.eval_batch_size]
+                indices = mine[start : start + self.hp.eval_batch_size]
                 batch = self._batch(self.eval_encodings, indices)
                 batch.pop("labels")
                 with self.accelerator.autocast():
                     logits = self.model(**batch).logits.float().cpu().tolist()
-                results.extend(zip(indices, logits))
+                results.extend(zip(indices, logits, strict=True))
         if self.world_size > 1:
             from accelerate.utils import gather_object
 
@@ -332,33 +394,50 @@ class Trainer:
         started = time.monotonic()
         if accelerator.is_main_process:
             train_counts = {hp.label_names[k]: v for k, v in self.datasets.train.class_counts().items()}
-            log.info("base model: %s (%s); precision: %s; device: %s; processes: %d", self.base.display_name,
-                     self.base.origin, self.precision, accelerator.device, self.world_size)
-            log.info("training on %d examples %s, evaluating on %d (%s); %d optimizer steps per epoch, %d in all",
-                     len(self.datasets.train), train_counts, len(self.datasets.evaluation),
-                     self.datasets.evaluation.source, self.steps_per_epoch, self.total_steps)
+            log.info(
+                "base model: %s (%s); precision: %s; device: %s; processes: %d",
+                self.base.display_name,
+                self.base.origin,
+                self.precision,
+                accelerator.device,
+                self.world_size,
+            )
+            log.info(
+                "training on %d examples %s, evaluating on %d (%s); %d optimizer steps per epoch, %d in all",
+                len(self.datasets.train),
+                train_counts,
+                len(self.datasets.evaluation),
+                self.datasets.evaluation.source,
+                self.steps_per_epoch,
+                self.total_steps,
+            )
         self.model.train()
         while self.state.epoch <= hp.epochs:
             self._run_epoch()
-        return TrainingResult(self.state.history[-1]["metrics"] if self.state.history else {},
-                              self.state.history, self.state.global_step, self.total_steps,
-                              time.monotonic() - started)
+        return TrainingResult(
+            self.state.history[-1]["metrics"] if self.state.history else {},
+            self.state.history,
+            self.state.global_step,
+            self.total_steps,
+            time.monotonic() - started,
+        )
 
     def _run_epoch(self) -> None:
         hp, accelerator, state = self.hp, self.accelerator, self.state
-        batches = shard_batches(epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, state.epoch),
-                                self.rank, self.world_size)
+        batches = shard_batches(
+            epoch_batches(self.train_lengths, hp.train_batch_size, hp.seed, state.epoch), self.rank, self.world_size
+        )
         window_loss, window_batches, window_examples = 0.0, 0, 0
         window_start = epoch_start = time.monotonic()
         epoch_examples = 0
         accumulation = hp.gradient_accumulation_steps
         while state.batch_in_epoch < len(batches):
             group_start = state.batch_in_epoch
-            group = batches[group_start:group_start + accumulation]
+            group = batches[group_start : group_start + accumulation]
             for position, indices in enumerate(group):
                 batch = self._batch(self.train_encodings, indices)
                 last = position == len(group) - 1
-                with (nullcontext() if last else accelerator.no_sync(self.model)), accelerator.autocast():
+                with nullcontext() if last else accelerator.no_sync(self.model), accelerator.autocast():
                     loss = self.model(**batch).loss
                 accelerator.backward(loss / len(group))
                 window_loss += loss.item()
@@ -378,10 +457,17 @@ class Trainer:
                 elapsed = time.monotonic() - window_start
                 mean_loss = self._mean_across_processes(window_loss / max(window_batches, 1))
                 if accelerator.is_main_process:
-                    log.info(format_metric_line({
-                        "epoch": state.epoch, "step": state.global_step, "train_loss": mean_loss,
-                        "learning_rate": self.scheduler.get_last_lr()[0],
-                        "samples_per_second": window_examples * self.world_size / max(elapsed, 1e-9)}))
+                    log.info(
+                        format_metric_line(
+                            {
+                                "epoch": state.epoch,
+                                "step": state.global_step,
+                                "train_loss": mean_loss,
+                                "learning_rate": self.scheduler.get_last_lr()[0],
+                                "samples_per_second": window_examples * self.world_size / max(elapsed, 1e-9),
+                            }
+                        )
+                    )
                 window_loss, window_batches, window_examples = 0.0, 0, 0
                 window_start = time.monotonic()
             stop, due = self._agree(self.should_stop(), self._checkpoint_due())
@@ -390,8 +476,11 @@ class Trainer:
                 if stop:
                     raise TrainingInterrupted(state.global_step, self.total_steps, checkpoint)
         train_seconds = time.monotonic() - epoch_start
-        self._finish_epoch(self._mean_across_processes(state.epoch_loss_sum / max(state.epoch_loss_batches, 1)),
-                           train_seconds, epoch_examples * self.world_size)
+        self._finish_epoch(
+            self._mean_across_processes(state.epoch_loss_sum / max(state.epoch_loss_batches, 1)),
+            train_seconds,
+            epoch_examples * self.world_size,
+        )
         self.save_checkpoint()
 
     def _mean_across_processes(self, value: float) -> float:
@@ -406,18 +495,41 @@ class Trainer:
         eval_start = time.monotonic()
         metrics = self.evaluate()
         eval_seconds = time.monotonic() - eval_start
-        row = {"epoch": state.epoch, "step": state.global_step, "train_loss": train_loss,
-               "eval_loss": metrics["loss"], "eval_accuracy": metrics["accuracy"],
-               "eval_precision": metrics["precision"], "eval_recall": metrics["recall"], "eval_f1": metrics["f1"]}
+        row = {
+            "epoch": state.epoch,
+            "step": state.global_step,
+            "train_loss": train_loss,
+            "eval_loss": metrics["loss"],
+            "eval_accuracy": metrics["accuracy"],
+            "eval_precision": metrics["precision"],
+            "eval_recall": metrics["recall"],
+            "eval_f1": metrics["f1"],
+        }
         if self.accelerator.is_main_process:
             log.info(format_metric_line(row))
-            log.info("epoch %d confusion matrix (rows: true %s; columns: predicted): %s", state.epoch,
-                     list(self.hp.label_names), metrics["confusion_matrix"])
-            log.info("epoch %d timing: trained on %d examples in %.1f s (%.1f samples/s); evaluated %d in %.1f s",
-                     state.epoch, examples, train_seconds, examples / max(train_seconds, 1e-9),
-                     metrics["examples"], eval_seconds)
-        state.history.append({**row, "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
-                              "metrics": metrics})
+            log.info(
+                "epoch %d confusion matrix (rows: true %s; columns: predicted): %s",
+                state.epoch,
+                list(self.hp.label_names),
+                metrics["confusion_matrix"],
+            )
+            log.info(
+                "epoch %d timing: trained on %d examples in %.1f s (%.1f samples/s); evaluated %d in %.1f s",
+                state.epoch,
+                examples,
+                train_seconds,
+                examples / max(train_seconds, 1e-9),
+                metrics["examples"],
+                eval_seconds,
+            )
+        state.history.append(
+            {
+                **row,
+                "train_seconds": round(train_seconds, 2),
+                "eval_seconds": round(eval_seconds, 2),
+                "metrics": metrics,
+            }
+        )
         state.epoch += 1
         state.batch_in_epoch = 0
         state.epoch_loss_sum, state.epoch_loss_batches = 0.0, 0
@@ -430,13 +542,25 @@ class Trainer:
             return
         paths = self.env.paths
         final = dict(result.metrics)
-        final.update({"epochs": len(result.history), "optimizer_steps": result.global_step,
-                      "training_seconds": round(result.seconds, 1), "train_examples": len(self.datasets.train),
-                      "eval_source": self.datasets.evaluation.source})
+        final.update(
+            {
+                "epochs": len(result.history),
+                "optimizer_steps": result.global_step,
+                "training_seconds": round(result.seconds, 1),
+                "train_examples": len(self.datasets.train),
+                "eval_source": self.datasets.evaluation.source,
+            }
+        )
         modeling.save_model_dir(
-            paths.model_dir, self.accelerator.unwrap_model(self.model), self.tokenizer, self.hp.label_names,
-            max_length=self.hp.max_length, base_model=self.base.display_name,
-            hyperparameters=self.hp.to_dict(), metrics=final)
+            paths.model_dir,
+            self.accelerator.unwrap_model(self.model),
+            self.tokenizer,
+            self.hp.label_names,
+            max_length=self.hp.max_length,
+            base_model=self.base.display_name,
+            hyperparameters=self.hp.to_dict(),
+            metrics=final,
+        )
         write_history(paths.output_data_dir, result.history)
         log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)
 
@@ -457,7 +581,9 @@ def write_history(directory: Path, history: list[dict]) -> None:
         plot_history(history, directory / CURVES_PNG)
 
 
-def train(hp: Hyperparameters, env: TrainingEnvironment, should_stop: Callable[[], bool] = lambda: False) -> TrainingResult:
+def train(
+    hp: Hyperparameters, env: TrainingEnvironment, should_stop: Callable[[], bool] = lambda: False
+) -> TrainingResult:
     """Run a whole training job and write its artifacts; TrainingInterrupted if ``should_stop`` turns true."""
     trainer = Trainer(hp, env, should_stop)
     try:
@@ -465,8 +591,12 @@ def train(hp: Hyperparameters, env: TrainingEnvironment, should_stop: Callable[[
         trainer.save(result)
         if trainer.checkpointer and trainer.checkpointer.seconds_spent and trainer.accelerator.is_main_process:
             spent = trainer.checkpointer.seconds_spent
-            log.info("checkpoints: %d written, %.2f s each on average, %.1f%% of the training time",
-                     len(spent), sum(spent) / len(spent), 100 * sum(spent) / max(result.seconds, 1e-9))
+            log.info(
+                "checkpoints: %d written, %.2f s each on average, %.1f%% of the training time",
+                len(spent),
+                sum(spent) / len(spent),
+                100 * sum(spent) / max(result.seconds, 1e-9),
+            )
         return result
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

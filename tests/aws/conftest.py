@@ -6,6 +6,7 @@ only for the tests that ask for ``aws``. Registries are Debian's docker-registry
 auth whose user is the one ECR's GetAuthorizationToken hands out (moto: AWS /
 123456789012-auth-token), so build_and_push.sh's ECR-style login works against them unchanged.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,16 +18,16 @@ import sys
 import tarfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests as http
-from support import docker_usable, free_port
 
 from sagebert.aws.actions import AwsClients
 from sagebert.cli import main
+from support import docker_usable, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -84,9 +85,10 @@ def moto_server(tmp_path_factory) -> str:
     if not executable.exists():
         executable = Path(shutil.which("moto_server") or "moto_server")
     port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    process = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log,
-                               stderr=subprocess.STDOUT)
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/moto-api/", process, "moto_server")
@@ -208,8 +210,13 @@ def seed_logs(clients) -> Callable[[str, dict[str, list[str]]], None]:
         now = int(time.time() * 1000)  # CloudWatch refuses events older than 14 days
         for offset, (stream, messages) in enumerate(streams.items()):
             clients.logs.create_log_stream(logGroupName=group, logStreamName=f"{job}/{stream}")
-            clients.logs.put_log_events(logGroupName=group, logStreamName=f"{job}/{stream}", logEvents=[
-                {"timestamp": now + 10 * i + offset, "message": message} for i, message in enumerate(messages)])
+            clients.logs.put_log_events(
+                logGroupName=group,
+                logStreamName=f"{job}/{stream}",
+                logEvents=[
+                    {"timestamp": now + 10 * i + offset, "message": message} for i, message in enumerate(messages)
+                ],
+            )
 
     return seed
 
@@ -219,10 +226,20 @@ def endpoint_answers(aws) -> Callable[[list[str]], None]:
     """Queue the bodies moto's InvokeEndpoint returns (one per distinct request)."""
 
     def queue(bodies: list[str]) -> None:
-        results = [{"Body": body, "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic",
-                    "CustomAttributes": ""} for body in bodies]
-        http.post(f"{aws}/moto-api/static/sagemaker/endpoint-results", timeout=10,
-                  json={"account_id": ACCOUNT, "region": REGION, "results": results}).raise_for_status()
+        results = [
+            {
+                "Body": body,
+                "ContentType": "application/json",
+                "InvokedProductionVariant": "AllTraffic",
+                "CustomAttributes": "",
+            }
+            for body in bodies
+        ]
+        http.post(
+            f"{aws}/moto-api/static/sagemaker/endpoint-results",
+            timeout=10,
+            json={"account_id": ACCOUNT, "region": REGION, "results": results},
+        ).raise_for_status()
 
     return queue
 
@@ -239,8 +256,12 @@ class Registry:
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The Docker-Content-Digest of ``repository:reference``, or None if it is not there."""
-        answer = http.get(f"http://{self.host}/v2/{repository}/manifests/{reference}", auth=self.auth, timeout=10,
-                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        answer = http.get(
+            f"http://{self.host}/v2/{repository}/manifests/{reference}",
+            auth=self.auth,
+            timeout=10,
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
         return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
 
 
@@ -256,8 +277,9 @@ def start_registry(tmp_path_factory):
 
     def start(password: str = MOTO_TOKEN_PASSWORD, readonly: bool = False) -> Registry:
         root = tmp_path_factory.mktemp("registry")
-        htpasswd = subprocess.run(["htpasswd", "-Bbn", MOTO_TOKEN_USER, password], check=True,
-                                  capture_output=True, text=True).stdout
+        htpasswd = subprocess.run(
+            ["htpasswd", "-Bbn", MOTO_TOKEN_USER, password], check=True, capture_output=True, text=True
+        ).stdout
         (root / "htpasswd").write_text(htpasswd)
         port = free_port()
         maintenance = ", maintenance: {readonly: {enabled: true}}" if readonly else ""
@@ -265,10 +287,12 @@ def start_registry(tmp_path_factory):
             "version: 0.1\nlog: {level: error}\n"
             f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}{maintenance}}}\n"
             f"http: {{addr: 127.0.0.1:{port}}}\n"
-            f"auth: {{htpasswd: {{realm: sagebert-test, path: {root / 'htpasswd'}}}}}\n")
-        log = open(root / "registry.log", "wb")
-        process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log,
-                                   stderr=subprocess.STDOUT)
+            f"auth: {{htpasswd: {{realm: sagebert-test, path: {root / 'htpasswd'}}}}}\n"
+        )
+        log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed at teardown
+        process = subprocess.Popen(
+            ["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+        )
         registry = Registry(f"127.0.0.1:{port}", process, (MOTO_TOKEN_USER, password), root / "data")
         started.append(registry)
         wait_for_http(f"http://{registry.host}/v2/", process, "docker-registry")
@@ -278,8 +302,9 @@ def start_registry(tmp_path_factory):
     for registry in started:
         stop(registry.process)
         shutil.rmtree(registry.storage, ignore_errors=True)  # a real push leaves ~0.7 GB there
-        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                              text=True).stdout.split()
+        tags = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+        ).stdout.split()
         mine = [tag for tag in tags if tag.startswith(registry.host + "/")]
         if mine:
             subprocess.run(["docker", "rmi", *mine], capture_output=True)
@@ -309,17 +334,22 @@ def tiny_image(start_registry) -> str:
 def build_and_push(aws_environment, aws, tmp_path):
     """Run build_and_push.sh: ``build_and_push(*args, registry=..., env={...}, script=...)``."""
 
-    def run(*args: str, registry: Registry | None = None, env: dict[str, str] | None = None,
-            script: Path = REPO / "build_and_push.sh", timeout: int = 600) -> subprocess.CompletedProcess:
+    def run(
+        *args: str,
+        registry: Registry | None = None,
+        env: dict[str, str] | None = None,
+        script: Path = REPO / "build_and_push.sh",
+        timeout: int = 600,
+    ) -> subprocess.CompletedProcess:
         environment = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
         if registry is not None:
             environment["REGISTRY"] = registry.host
         environment.update(env or {})
-        return subprocess.run(["bash", str(script), *args], env=environment, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            ["bash", str(script), *args], env=environment, capture_output=True, text=True, timeout=timeout
+        )
 
     return run
-
 
 
 # ---- Stubber material -------------------------------------------------------------------------------
@@ -331,40 +361,78 @@ FIXED_TOKEN = "abcd"
 class Described:
     """Describe* responses valid for botocore's Stubber: the required fields plus what a test gives."""
 
-    def training_job(self, name: str, status: str = "Completed", secondary: str | None = None,
-                     transitions: tuple[str, ...] = (), **extra) -> dict:
+    def training_job(
+        self,
+        name: str,
+        status: str = "Completed",
+        secondary: str | None = None,
+        transitions: tuple[str, ...] = (),
+        **extra,
+    ) -> dict:
         return {
-            "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
             "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/sagebert/output/{name}/output/model.tar.gz"},
-            "TrainingJobStatus": status, "SecondaryStatus": secondary or status,
+            "TrainingJobStatus": status,
+            "SecondaryStatus": secondary or status,
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-            "RoleArn": ROLE_ARN, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}, "CreationTime": CREATED,
-            "SecondaryStatusTransitions": [{"Status": s, "StartTime": CREATED, "StatusMessage": f"{s} message"}
-                                           for s in transitions],
+            "RoleArn": ROLE_ARN,
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "CreationTime": CREATED,
+            "SecondaryStatusTransitions": [
+                {"Status": s, "StartTime": CREATED, "StatusMessage": f"{s} message"} for s in transitions
+            ],
             **extra,
         }
 
     def endpoint(self, name: str, status: str, config: str, **extra) -> dict:
-        return {"EndpointName": name, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
-                "EndpointConfigName": config, "EndpointStatus": status, "CreationTime": CREATED,
-                "LastModifiedTime": CREATED, **extra}
+        return {
+            "EndpointName": name,
+            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            "CreationTime": CREATED,
+            "LastModifiedTime": CREATED,
+            **extra,
+        }
 
     def endpoint_config(self, name: str, model: str, instance_type: str = "ml.m5.xlarge", count: int = 1) -> dict:
-        return {"EndpointConfigName": name,
-                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
-                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model, "InstanceType": instance_type,
-                                        "InitialInstanceCount": count, "InitialVariantWeight": 1.0}],
-                "CreationTime": CREATED}
+        return {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": instance_type,
+                    "InitialInstanceCount": count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            "CreationTime": CREATED,
+        }
 
     def model(self, name: str, data: str, image: str = IMAGE, environment: dict | None = None) -> dict:
-        return {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
-                "CreationTime": CREATED, "ExecutionRoleArn": ROLE_ARN,
-                "PrimaryContainer": {"Image": image, "Mode": "SingleModel", "ModelDataUrl": data,
-                                     "Environment": environment or {}}}
+        return {
+            "ModelName": name,
+            "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
+            "CreationTime": CREATED,
+            "ExecutionRoleArn": ROLE_ARN,
+            "PrimaryContainer": {
+                "Image": image,
+                "Mode": "SingleModel",
+                "ModelDataUrl": data,
+                "Environment": environment or {},
+            },
+        }
 
     def not_found(self, stubber, operation: str, what: str) -> None:
-        stubber.add_client_error(operation, service_error_code="ValidationException",
-                                 service_message=f"Could not find {what}.", http_status_code=400)
+        stubber.add_client_error(
+            operation,
+            service_error_code="ValidationException",
+            service_message=f"Could not find {what}.",
+            http_status_code=400,
+        )
 
 
 @pytest.fixture

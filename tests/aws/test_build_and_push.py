@@ -5,6 +5,7 @@ script itself); every other push uses a 3-byte image. The build is container/bui
 business: here only its arguments going through (VARIANT, BASE_IMAGE) and a failed build stopping
 the push are checked.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ import pytest
 import requests as http
 
 pytestmark = pytest.mark.aws
+
 
 def outputs(stdout: str) -> dict[str, str]:
     """The three ``key=value`` lines the script prints on stdout."""
@@ -40,15 +42,19 @@ def git_checkout(tmp_path):
     script = repo / "build_and_push.sh"
     shutil.copy(Path(__file__).resolve().parents[2] / "build_and_push.sh", script)
     (repo / "README.md").write_text("sagebert\n")
-    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
-                                                   "-qm", "first"]):
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first"],
+    ):
         subprocess.run(["git", "-C", str(repo), *command], check=True, capture_output=True)
     return script
 
 
 def head(script) -> str:
-    return subprocess.run(["git", "-C", str(script.parent), "rev-parse", "--short=12", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(script.parent), "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def built_image() -> str | None:
@@ -59,8 +65,9 @@ def built_image() -> str | None:
     for tag in (os.environ.get("SAGEBERT_TEST_IMAGE"), "sagebert:test", "sagebert:dev"):
         if not tag:
             continue
-        found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
-                               text=True)
+        found = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True
+        )
         if found.returncode == 0:
             return found.stdout.strip()
     return None
@@ -74,8 +81,9 @@ def test_pushes_the_real_image_and_prints_its_uri_and_digest(build_and_push, reg
     source_args = ("--source-image", source) if source else ()
 
     try:
-        result = build_and_push(*source_args, "--latest", "--scan-on-push", "sagebert", tag, registry=registry,
-                                timeout=1800)
+        result = build_and_push(
+            *source_args, "--latest", "--scan-on-push", "sagebert", tag, registry=registry, timeout=1800
+        )
     finally:
         if source is None:
             subprocess.run(["docker", "rmi", f"sagebert:{tag}"], capture_output=True)
@@ -101,8 +109,7 @@ def test_the_default_tag_is_the_git_revision(build_and_push, registry, tiny_imag
     assert "uncommitted" not in result.stderr
 
 
-def test_uncommitted_changes_are_warned_about_and_marked_in_the_tag(build_and_push, registry, tiny_image,
-                                                                    git_checkout):
+def test_uncommitted_changes_are_warned_about_and_marked_in_the_tag(build_and_push, registry, tiny_image, git_checkout):
     (git_checkout.parent / "README.md").write_text("changed\n")
 
     result = build_and_push("--source-image", tiny_image, "dirty-repo", registry=registry, script=git_checkout)
@@ -112,8 +119,7 @@ def test_uncommitted_changes_are_warned_about_and_marked_in_the_tag(build_and_pu
     assert "warning: uncommitted changes" in result.stderr
 
 
-def test_immutable_and_scan_options_apply_when_the_repository_is_created(build_and_push, registry, tiny_image,
-                                                                         clients):
+def test_immutable_and_scan_options_apply_when_the_repository_is_created(build_and_push, registry, tiny_image, clients):
     result = build_and_push("--source-image", tiny_image, "--immutable", "team/bert", "v1", registry=registry)
 
     assert result.returncode == 0, result.stderr
@@ -124,8 +130,9 @@ def test_immutable_and_scan_options_apply_when_the_repository_is_created(build_a
 
 
 def test_latest_is_refused_for_an_immutable_repository(build_and_push, registry, tiny_image):
-    result = build_and_push("--source-image", tiny_image, "--immutable", "--latest", "sagebert", "v1",
-                            registry=registry)
+    result = build_and_push(
+        "--source-image", tiny_image, "--immutable", "--latest", "sagebert", "v1", registry=registry
+    )
 
     assert result.returncode == 1
     assert "--latest cannot be used with --immutable" in result.stderr
@@ -154,8 +161,14 @@ def test_a_refused_push_is_reported(build_and_push, start_registry, tiny_image):
 
 
 def test_missing_credentials_are_reported_before_anything_is_pushed(build_and_push, registry, tiny_image):
-    result = build_and_push("--source-image", tiny_image, "no-creds", "v1", registry=registry,
-                            env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    result = build_and_push(
+        "--source-image",
+        tiny_image,
+        "no-creds",
+        "v1",
+        registry=registry,
+        env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+    )
 
     assert result.returncode == 1
     assert "error: no AWS credentials: run `aws configure`" in result.stderr
@@ -163,8 +176,9 @@ def test_missing_credentials_are_reported_before_anything_is_pushed(build_and_pu
 
 
 def test_a_missing_region_is_reported(build_and_push, registry, tiny_image):
-    result = build_and_push("--source-image", tiny_image, registry=registry,
-                            env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+    result = build_and_push(
+        "--source-image", tiny_image, registry=registry, env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}
+    )
 
     assert result.returncode == 1
     assert "error: no AWS region: set AWS_REGION" in result.stderr
@@ -194,8 +208,9 @@ def test_the_variant_reaches_build_image_and_a_failed_build_pushes_nothing(build
 
 
 def test_the_base_image_reaches_build_image(build_and_push, registry):
-    result = build_and_push("base-check", "v1", registry=registry,
-                            env={"BASE_IMAGE": "sagebert-test/no-such-base:none"})
+    result = build_and_push(
+        "base-check", "v1", registry=registry, env={"BASE_IMAGE": "sagebert-test/no-such-base:none"}
+    )
 
     assert result.returncode == 1
     assert "cannot pull the base image sagebert-test/no-such-base:none" in result.stderr

@@ -1,5 +1,6 @@
 """The users' CI workflow (.github/workflows/deploy.yml): valid YAML, the right triggers and
 permissions, the steps in order, and `sagebert` command lines our own parser accepts."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,10 @@ from sagebert.cli import build_parser
 pytestmark = pytest.mark.aws
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "deploy.yml"
-YAMLLINT_CONFIG = ("{extends: default, rules: {line-length: {max: 120}, truthy: {check-keys: false}, "
-                   "comments: {min-spaces-from-content: 1}}}")
+YAMLLINT_CONFIG = (
+    "{extends: default, rules: {line-length: {max: 120}, truthy: {check-keys: false}, "
+    "comments: {min-spaces-from-content: 1}}}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +47,9 @@ def sagebert_commands(script: str) -> list[list[str]]:
 
 
 def test_the_workflow_passes_yamllint():
-    result = subprocess.run([sys.executable, "-m", "yamllint", "-s", "-d", YAMLLINT_CONFIG, str(WORKFLOW)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "yamllint", "-s", "-d", YAMLLINT_CONFIG, str(WORKFLOW)], capture_output=True, text=True
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -63,8 +67,10 @@ def test_the_deploy_job_runs_after_the_tests_and_assumes_the_role_first(workflow
     credentials = next(i for i, u in enumerate(uses) if u.startswith("aws-actions/configure-aws-credentials@"))
     assert steps[credentials]["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
     runs = [(i, step["run"]) for i, step in enumerate(steps) if "run" in step]
-    order = [next(i for i, run in runs if needle in run)
-             for needle in ("./build_and_push.sh", "sagebert train", "sagebert update")]
+    order = [
+        next(i for i, run in runs if needle in run)
+        for needle in ("./build_and_push.sh", "sagebert train", "sagebert update")
+    ]
     assert credentials < order[0] < order[1] < order[2]
 
 
@@ -73,14 +79,16 @@ def test_the_test_job_runs_the_test_suite(workflow):
 
 
 def test_training_waits_so_a_failed_job_stops_the_rollout(workflow):
-    train = next(cmd for script in run_scripts(workflow, "deploy") for cmd in sagebert_commands(script)
-                 if cmd[0] == "train")
+    train = next(
+        cmd for script in run_scripts(workflow, "deploy") for cmd in sagebert_commands(script) if cmd[0] == "train"
+    )
     assert "--wait" in train
 
 
 def test_every_sagebert_command_in_the_workflow_is_accepted_by_the_cli(workflow):
-    commands = [cmd for job in workflow["jobs"] for script in run_scripts(workflow, job)
-                for cmd in sagebert_commands(script)]
+    commands = [
+        cmd for job in workflow["jobs"] for script in run_scripts(workflow, job) for cmd in sagebert_commands(script)
+    ]
     assert {cmd[0] for cmd in commands} == {"train", "status", "update", "deploy", "invoke"}
     parser = build_parser()
     for command in commands:

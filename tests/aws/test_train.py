@@ -1,4 +1,5 @@
 """`sagebert upload-data`, `train` (with --wait), and `stop`, against moto and botocore's Stubber."""
+
 from __future__ import annotations
 
 import re
@@ -38,21 +39,38 @@ def test_upload_data_to_a_missing_bucket_is_one_line_with_the_fix(cli, clients):
 
 
 # ---- what train sends -------------------------------------------------------------------------------
-def test_train_sends_file_mode_channels_string_hyperparameters_and_our_metric_regexes(cli, clients, sent, fake,
-                                                                                      training_data):
-    result = cli(*train_args(fake, training_data, "--epochs", "2", "--learning-rate", "2e-5",
-                             "--instance-type", "ml.g5.xlarge", "--job-name", "bert-run-1"), clients=clients)
+def test_train_sends_file_mode_channels_string_hyperparameters_and_our_metric_regexes(
+    cli, clients, sent, fake, training_data
+):
+    result = cli(
+        *train_args(
+            fake,
+            training_data,
+            "--epochs",
+            "2",
+            "--learning-rate",
+            "2e-5",
+            "--instance-type",
+            "ml.g5.xlarge",
+            "--job-name",
+            "bert-run-1",
+        ),
+        clients=clients,
+    )
 
     assert result.code == 0, result.err
     request = sent.one("CreateTrainingJob")
     assert request["TrainingJobName"] == "bert-run-1"
     assert request["AlgorithmSpecification"] == {
-        "TrainingImage": fake.image, "TrainingInputMode": "File", "MetricDefinitions": METRIC_DEFINITIONS,
-        "EnableSageMakerMetricsTimeSeries": True}
+        "TrainingImage": fake.image,
+        "TrainingInputMode": "File",
+        "MetricDefinitions": METRIC_DEFINITIONS,
+        "EnableSageMakerMetricsTimeSeries": True,
+    }
     assert request["HyperParameters"] == {"epochs": "2", "learning_rate": "2e-05"}
-    assert [(c["ChannelName"], c["DataSource"]["S3DataSource"]["S3Uri"], c["InputMode"])
-            for c in request["InputDataConfig"]] == [
-        ("training", f"{training_data}/training/", "File"), ("testing", f"{training_data}/testing/", "File")]
+    assert [
+        (c["ChannelName"], c["DataSource"]["S3DataSource"]["S3Uri"], c["InputMode"]) for c in request["InputDataConfig"]
+    ] == [("training", f"{training_data}/training/", "File"), ("testing", f"{training_data}/testing/", "File")]
     assert request["OutputDataConfig"] == {"S3OutputPath": f"s3://{fake.bucket}/sagebert/output/"}
     assert request["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
@@ -60,24 +78,41 @@ def test_train_sends_file_mode_channels_string_hyperparameters_and_our_metric_re
     assert "Follow it: sagebert status --training-job bert-run-1 --follow" in result.out
 
 
-def test_train_with_spot_sends_max_wait_above_max_run_and_a_per_job_checkpoint_folder(cli, clients, sent, fake,
-                                                                                     training_data):
-    result = cli(*train_args(fake, training_data, "--spot", "--max-run", "4000", "--max-wait", "5000",
-                             "--checkpoint-s3", f"s3://{fake.bucket}/sagebert/checkpoints", "--job-name", "spot-1"),
-                 clients=clients)
+def test_train_with_spot_sends_max_wait_above_max_run_and_a_per_job_checkpoint_folder(
+    cli, clients, sent, fake, training_data
+):
+    result = cli(
+        *train_args(
+            fake,
+            training_data,
+            "--spot",
+            "--max-run",
+            "4000",
+            "--max-wait",
+            "5000",
+            "--checkpoint-s3",
+            f"s3://{fake.bucket}/sagebert/checkpoints",
+            "--job-name",
+            "spot-1",
+        ),
+        clients=clients,
+    )
 
     assert result.code == 0, result.err
     request = sent.one("CreateTrainingJob")
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 4000, "MaxWaitTimeInSeconds": 5000}
-    assert request["CheckpointConfig"] == {"S3Uri": f"s3://{fake.bucket}/sagebert/checkpoints/spot-1/",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://{fake.bucket}/sagebert/checkpoints/spot-1/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
     echoed = clients.sagemaker.describe_training_job(TrainingJobName="spot-1")
     assert echoed["CheckpointConfig"]["S3Uri"] == f"s3://{fake.bucket}/sagebert/checkpoints/spot-1/"
 
 
-def test_train_spot_without_checkpoints_warns_that_an_interruption_restarts_from_scratch(cli, clients, fake,
-                                                                                         training_data):
+def test_train_spot_without_checkpoints_warns_that_an_interruption_restarts_from_scratch(
+    cli, clients, fake, training_data
+):
     result = cli(*train_args(fake, training_data, "--spot"), clients=clients)
 
     assert result.code == 0
@@ -85,8 +120,7 @@ def test_train_spot_without_checkpoints_warns_that_an_interruption_restarts_from
 
 
 def test_train_refuses_a_max_wait_not_above_max_run_before_sending_anything(cli, clients, sent, fake, training_data):
-    result = cli(*train_args(fake, training_data, "--spot", "--max-run", "4000", "--max-wait", "4000"),
-                 clients=clients)
+    result = cli(*train_args(fake, training_data, "--spot", "--max-run", "4000", "--max-wait", "4000"), clients=clients)
 
     assert result.code == 1
     assert "must be larger than MaxRuntimeInSeconds (4000, --max-run)" in result.err
@@ -94,8 +128,21 @@ def test_train_refuses_a_max_wait_not_above_max_run_before_sending_anything(cli,
 
 
 def test_train_multi_host_sets_instance_count_and_processes_per_host(cli, clients, sent, fake, training_data):
-    result = cli(*train_args(fake, training_data, "--instance-count", "2", "--processes-per-host", "4",
-                             "-H", "clean_text=True", "--hyperparameter", "label_names=No,Yes"), clients=clients)
+    result = cli(
+        *train_args(
+            fake,
+            training_data,
+            "--instance-count",
+            "2",
+            "--processes-per-host",
+            "4",
+            "-H",
+            "clean_text=True",
+            "--hyperparameter",
+            "label_names=No,Yes",
+        ),
+        clients=clients,
+    )
 
     assert result.code == 0, result.err
     request = sent.one("CreateTrainingJob")
@@ -131,12 +178,13 @@ def test_train_with_no_training_data_says_how_to_upload_it(cli, clients, fake, b
 def test_train_with_a_pretrained_location_adds_the_pretrained_channel(cli, clients, sent, fake, training_data):
     clients.s3.put_object(Bucket=fake.bucket, Key="models/minilm/config.json", Body=b"{}")
 
-    result = cli(*train_args(fake, training_data, "--pretrained", f"s3://{fake.bucket}/models/minilm"),
-                 clients=clients)
+    result = cli(*train_args(fake, training_data, "--pretrained", f"s3://{fake.bucket}/models/minilm"), clients=clients)
 
     assert result.code == 0, result.err
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in sent.one("CreateTrainingJob")["InputDataConfig"]}
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in sent.one("CreateTrainingJob")["InputDataConfig"]
+    }
     assert channels["pretrained"] == f"s3://{fake.bucket}/models/minilm/"
 
 
@@ -176,13 +224,23 @@ def test_train_dry_run_prints_the_request_and_creates_nothing(cli, clients, sent
 
 
 # ---- --wait: transitions, every host's logs, the outcome ------------------------------------------
-def test_train_wait_streams_every_hosts_log_lines_and_ends_with_the_final_metrics(cli, clients, fake, training_data,
-                                                                                  seed_logs):
-    seed_logs("wait-1", {"algo-1-1790000000": ["host one starting", "epoch=0 step=10 train_loss=0.6931"],
-                         "algo-2-1790000000": ["host two starting"]})
+def test_train_wait_streams_every_hosts_log_lines_and_ends_with_the_final_metrics(
+    cli, clients, fake, training_data, seed_logs
+):
+    seed_logs(
+        "wait-1",
+        {
+            "algo-1-1790000000": ["host one starting", "epoch=0 step=10 train_loss=0.6931"],
+            "algo-2-1790000000": ["host two starting"],
+        },
+    )
 
-    result = cli(*train_args(fake, training_data, "--instance-count", "2", "--job-name", "wait-1", "--wait",
-                             "--poll-interval", "0"), clients=clients)
+    result = cli(
+        *train_args(
+            fake, training_data, "--instance-count", "2", "--job-name", "wait-1", "--wait", "--poll-interval", "0"
+        ),
+        clients=clients,
+    )
 
     assert result.code == 0, result.err
     assert "[algo-1] host one starting" in result.lines
@@ -197,50 +255,81 @@ def test_the_log_reader_follows_new_lines_and_new_streams_without_repeating(clie
     reader = TrainingLogReader(clients.logs, "job-7")
     assert sorted((line.host, line.message) for line in reader.read_new()) == [("algo-1", "a1"), ("algo-2", "b1")]
 
-    clients.logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job-7/algo-2-1",
-                                logEvents=[{"timestamp": int(time.time() * 1000) + 100, "message": "b2"}])
+    clients.logs.put_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName="job-7/algo-2-1",
+        logEvents=[{"timestamp": int(time.time() * 1000) + 100, "message": "b2"}],
+    )
     seed_logs("job-7", {"algo-1-2": ["a1 again after a spot restart"]})
 
     assert sorted((line.host, line.message) for line in reader.read_new()) == [
-        ("algo-1", "a1 again after a spot restart"), ("algo-2", "b2")]
+        ("algo-1", "a1 again after a spot restart"),
+        ("algo-2", "b2"),
+    ]
     assert reader.read_new() == []
 
 
-def test_train_wait_shows_each_transition_and_fails_with_the_failure_reason(cli, clients, fake, training_data,
-                                                                             described):
+def test_train_wait_shows_each_transition_and_fails_with_the_failure_reason(
+    cli, clients, fake, training_data, described
+):
     steps = ("Starting", "Downloading", "Training")
     with Stubber(clients.sagemaker) as stub:
         stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x:1:training-job/f-1"})
         for count in range(1, 4):
-            stub.add_response("describe_training_job", described.training_job(
-                "f-1", "InProgress", steps[count - 1], steps[:count]), {"TrainingJobName": "f-1"})
-        stub.add_response("describe_training_job", described.training_job(
-            "f-1", "Failed", "Failed", (*steps, "Failed"),
-            FailureReason="Invalid hyperparameters: hyperparameter 'epochs' is '0'."))
+            stub.add_response(
+                "describe_training_job",
+                described.training_job("f-1", "InProgress", steps[count - 1], steps[:count]),
+                {"TrainingJobName": "f-1"},
+            )
+        stub.add_response(
+            "describe_training_job",
+            described.training_job(
+                "f-1",
+                "Failed",
+                "Failed",
+                (*steps, "Failed"),
+                FailureReason="Invalid hyperparameters: hyperparameter 'epochs' is '0'.",
+            ),
+        )
 
-        result = cli(*train_args(fake, training_data, "--job-name", "f-1", "--wait", "--poll-interval", "0"),
-                     clients=clients)
+        result = cli(
+            *train_args(fake, training_data, "--job-name", "f-1", "--wait", "--poll-interval", "0"), clients=clients
+        )
         stub.assert_no_pending_responses()
 
     assert result.code == 1
     shown = [line for line in result.lines if line.startswith("==> ")]
-    assert shown == ["==> Starting: Starting message", "==> Downloading: Downloading message",
-                     "==> Training: Training message", "==> Failed: Failed message"]
+    assert shown == [
+        "==> Starting: Starting message",
+        "==> Downloading: Downloading message",
+        "==> Training: Training message",
+        "==> Failed: Failed message",
+    ]
     assert "error: Training job f-1 Failed: Invalid hyperparameters: hyperparameter 'epochs' is '0'." in result.err
 
 
 def test_train_wait_reports_billable_time_and_the_spot_saving(cli, clients, fake, training_data, described):
     final = described.training_job(
-        "s-1", "Completed", "Completed", ("Starting", "Training", "Uploading", "Completed"),
-        EnableManagedSpotTraining=True, TrainingTimeInSeconds=1800, BillableTimeInSeconds=720,
+        "s-1",
+        "Completed",
+        "Completed",
+        ("Starting", "Training", "Uploading", "Completed"),
+        EnableManagedSpotTraining=True,
+        TrainingTimeInSeconds=1800,
+        BillableTimeInSeconds=720,
         ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 30},
-        FinalMetricDataList=[{"MetricName": "eval:accuracy", "Value": 0.8351, "Timestamp": "2026-11-26T12:00:00Z"}])
+        FinalMetricDataList=[{"MetricName": "eval:accuracy", "Value": 0.8351, "Timestamp": "2026-11-26T12:00:00Z"}],
+    )
     with Stubber(clients.sagemaker) as stub:
         stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x:1:training-job/s-1"})
         stub.add_response("describe_training_job", final, {"TrainingJobName": "s-1"})
 
-        result = cli(*train_args(fake, training_data, "--spot", "--job-name", "s-1", "--wait", "--no-logs",
-                                 "--poll-interval", "0"), clients=clients)
+        result = cli(
+            *train_args(
+                fake, training_data, "--spot", "--job-name", "s-1", "--wait", "--no-logs", "--poll-interval", "0"
+            ),
+            clients=clients,
+        )
 
     assert result.code == 0, result.err
     assert re.search(r"^  eval:accuracy\s+0\.8351$", result.out, re.M)
@@ -251,8 +340,15 @@ def test_train_wait_reports_billable_time_and_the_spot_saving(cli, clients, fake
 
 def test_a_stopped_job_exits_non_zero_naming_why(cli, clients, described):
     with Stubber(clients.sagemaker) as stub:
-        stub.add_response("describe_training_job", described.training_job(
-            "m-1", "Stopped", "MaxRuntimeExceeded", FailureReason="Training job runtime exceeded MaxRuntimeInSeconds"))
+        stub.add_response(
+            "describe_training_job",
+            described.training_job(
+                "m-1",
+                "Stopped",
+                "MaxRuntimeExceeded",
+                FailureReason="Training job runtime exceeded MaxRuntimeInSeconds",
+            ),
+        )
         result = cli("status", "--training-job", "m-1", "--follow", "--poll-interval", "0", clients=clients)
 
     assert result.code == 1
@@ -263,10 +359,16 @@ def test_a_stopped_job_exits_non_zero_naming_why(cli, clients, described):
 def test_stop_sends_stop_training_job_and_waits_until_stopped(cli, clients, described):
     with Stubber(clients.sagemaker) as stub:
         stub.add_response("stop_training_job", {}, {"TrainingJobName": "long-1"})
-        stub.add_response("describe_training_job", described.training_job("long-1", "Stopping", "Stopping"),
-                          {"TrainingJobName": "long-1"})
-        stub.add_response("describe_training_job", described.training_job("long-1", "Stopped", "Stopped"),
-                          {"TrainingJobName": "long-1"})
+        stub.add_response(
+            "describe_training_job",
+            described.training_job("long-1", "Stopping", "Stopping"),
+            {"TrainingJobName": "long-1"},
+        )
+        stub.add_response(
+            "describe_training_job",
+            described.training_job("long-1", "Stopped", "Stopped"),
+            {"TrainingJobName": "long-1"},
+        )
 
         result = cli("stop", "--training-job", "long-1", "--wait", "--poll-interval", "0", clients=clients)
         stub.assert_no_pending_responses()
@@ -279,14 +381,15 @@ def test_stop_sends_stop_training_job_and_waits_until_stopped(cli, clients, desc
 # ---- AWS errors: one line, the fix, a non-zero exit, a traceback only with --debug -------------------
 def deny_create(clients, code: str, message: str) -> Stubber:
     stub = Stubber(clients.sagemaker)
-    stub.add_client_error("create_training_job", service_error_code=code, service_message=message,
-                          http_status_code=400)
+    stub.add_client_error("create_training_job", service_error_code=code, service_message=message, http_status_code=400)
     return stub
 
 
 def test_access_denied_on_pass_role_names_the_permission_to_grant(cli, clients, fake, training_data):
-    message = (f"User: arn:aws:iam::{fake.account}:user/ci is not authorized to perform: iam:PassRole on resource: "
-               f"{fake.role_arn}")
+    message = (
+        f"User: arn:aws:iam::{fake.account}:user/ci is not authorized to perform: iam:PassRole on resource: "
+        f"{fake.role_arn}"
+    )
     with deny_create(clients, "AccessDeniedException", message):
         result = cli(*train_args(fake, training_data), clients=clients)
 
@@ -300,7 +403,9 @@ def test_access_denied_without_details_names_the_sagemaker_action(cli, clients, 
     with deny_create(clients, "AccessDeniedException", "Access denied"):
         result = cli(*train_args(fake, training_data), clients=clients)
 
-    assert "Fix: Allow the caller sagemaker:CreateTrainingJob (the permissions are listed in docs/aws.md)." in result.err
+    assert (
+        "Fix: Allow the caller sagemaker:CreateTrainingJob (the permissions are listed in docs/aws.md)." in result.err
+    )
 
 
 def test_resource_limit_exceeded_points_at_service_quotas(cli, clients, fake, training_data):

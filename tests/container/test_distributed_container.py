@@ -1,5 +1,6 @@
 """Two training containers, algo-1 and algo-2, on a private Docker network: data-parallel
 training through the toolkit's torchrun runner, one model, metrics over the whole test set."""
+
 import json
 import re
 import subprocess
@@ -22,9 +23,18 @@ def network():
 
 
 def test_two_hosts_train_one_model_like_one_host_with_the_same_global_batch(image, tiny_bert, tmp_path, network):
-    trees = {host: make_opt_ml(tmp_path / host, train_rows=640, test_rows=96, pretrained=tiny_bert,
-                               hyperparameters={**HP, "train_batch_size": 8}, hosts=HOSTS, current_host=host)
-             for host in HOSTS}
+    trees = {
+        host: make_opt_ml(
+            tmp_path / host,
+            train_rows=640,
+            test_rows=96,
+            pretrained=tiny_bert,
+            hyperparameters={**HP, "train_batch_size": 8},
+            hosts=HOSTS,
+            current_host=host,
+        )
+        for host in HOSTS
+    }
     containers = {host: TrainingContainer(image, trees[host], hostname=host, network=network) for host in HOSTS}
     try:
         codes = {host: c.wait() for host, c in containers.items()}
@@ -33,7 +43,9 @@ def test_two_hosts_train_one_model_like_one_host_with_the_same_global_batch(imag
         for c in containers.values():
             c.remove()
     assert codes == {"algo-1": 0, "algo-2": 0}, logs["algo-1"][-3000:] + logs["algo-2"][-3000:]
-    assert "torchrun --nnodes 2 --nproc_per_node 1 --master_addr algo-1 --master_port 7777 --node_rank 0" in logs["algo-1"]
+    assert (
+        "torchrun --nnodes 2 --nproc_per_node 1 --master_addr algo-1 --master_port 7777 --node_rank 0" in logs["algo-1"]
+    )
     assert "--node_rank 1" in logs["algo-2"]
     assert "processes: 2" in logs["algo-1"]
 
@@ -44,8 +56,13 @@ def test_two_hosts_train_one_model_like_one_host_with_the_same_global_batch(imag
     assert distributed["examples"] == 96
 
     # The same global batch (2 x 8) on one host.
-    single = make_opt_ml(tmp_path / "single", train_rows=640, test_rows=96, pretrained=tiny_bert,
-                         hyperparameters={**HP, "train_batch_size": 16})
+    single = make_opt_ml(
+        tmp_path / "single",
+        train_rows=640,
+        test_rows=96,
+        pretrained=tiny_bert,
+        hyperparameters={**HP, "train_batch_size": 16},
+    )
     run = docker_run(image, "train", opt_ml=single)
     assert run.returncode == 0, run.output[-2000:]
     one_host = json.loads((single / "model" / "metrics.json").read_text())

@@ -1,5 +1,6 @@
 """`serve` with SAGEMAKER_MULTI_MODEL=true: multi-model-server behind the front, real HTTP, two
 different trained models loaded from /opt/ml/models (read-only, as SageMaker mounts it)."""
+
 import shutil
 import subprocess
 import time
@@ -10,8 +11,10 @@ import requests
 from support import ServingContainer, make_opt_ml
 
 # SIGKILL every MMS model worker (not this shell, whose own command line names them).
-KILL_WORKERS = ('for f in /proc/[0-9]*/cmdline; do p=${f#/proc/}; p=${p%/cmdline}; [ "$p" = "$$" ] && continue; '
-                'if tr "\\0" " " < "$f" 2>/dev/null | grep -q "model_service_worker"; then kill -9 "$p"; fi; done')
+KILL_WORKERS = (
+    'for f in /proc/[0-9]*/cmdline; do p=${f#/proc/}; p=${p%/cmdline}; [ "$p" = "$$" ] && continue; '
+    'if tr "\\0" " " < "$f" 2>/dev/null | grep -q "model_service_worker"; then kill -9 "$p"; fi; done'
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +28,13 @@ def models_root(trained_in_container, tiny_bert, tmp_path_factory):
     base, run = trained_in_container
     assert run.returncode == 0
     shutil.copytree(base / "model", root / "tweets" / "model")
-    other = make_opt_ml(tmp_path_factory.mktemp("other") / "opt_ml", train_rows=120, test_rows=40, pretrained=tiny_bert,
-                        hyperparameters={"epochs": 1, "label_names": "calm,alarm", "keep_checkpoints": 0})
+    other = make_opt_ml(
+        tmp_path_factory.mktemp("other") / "opt_ml",
+        train_rows=120,
+        test_rows=40,
+        pretrained=tiny_bert,
+        hyperparameters={"epochs": 1, "label_names": "calm,alarm", "keep_checkpoints": 0},
+    )
     env = TrainingEnvironment.read(other)
     train(load(env.hyperparameters), env)
     shutil.copytree(other / "model", root / "alarms" / "model")
@@ -37,16 +45,20 @@ def models_root(trained_in_container, tiny_bert, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mme(image, models_root):
-    with ServingContainer(image, models_root, {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
-                                               "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"},
-                         volume_target="/opt/ml/models:ro") as server:
+    with ServingContainer(
+        image,
+        models_root,
+        {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"},
+        volume_target="/opt/ml/models:ro",
+    ) as server:
         server.wait_healthy()
         yield server
 
 
 def load(server, name):
-    return requests.post(server.url + "/models", json={"model_name": name, "url": f"/opt/ml/models/{name}/model"},
-                         timeout=120)
+    return requests.post(
+        server.url + "/models", json={"model_name": name, "url": f"/opt/ml/models/{name}/model"}, timeout=120
+    )
 
 
 def invoke(server, name, texts):
@@ -91,7 +103,9 @@ def test_a_bad_model_directory_is_a_clear_error_and_the_server_keeps_serving(mme
 
 def test_errors_are_json_and_the_payload_limit_applies(mme):
     load(mme, "tweets")
-    bad = requests.post(mme.url + "/models/tweets/invoke", data="x", headers={"Content-Type": "application/xml"}, timeout=30)
+    bad = requests.post(
+        mme.url + "/models/tweets/invoke", data="x", headers={"Content-Type": "application/xml"}, timeout=30
+    )
     assert bad.status_code == 415 and "Unsupported Content-Type" in bad.json()["error"] and "Traceback" not in bad.text
     too_big = requests.post(mme.url + "/models/tweets/invoke", json={"inputs": ["fire " * 100] * 2500}, timeout=30)
     assert too_big.status_code == 413
@@ -102,8 +116,9 @@ def test_the_server_settings_reach_mms(mme):
     workers = requests.get(mme.url + "/models/tweets", timeout=5).json()
     workers = (workers[0] if isinstance(workers, list) else workers)["workers"]
     assert len(workers) == 2  # SAGEMAKER_MODEL_SERVER_WORKERS
-    config = subprocess.run(["docker", "exec", mme.name, "cat", "/etc/sagemaker-mms.properties"],
-                            capture_output=True, text=True).stdout
+    config = subprocess.run(
+        ["docker", "exec", mme.name, "cat", "/etc/sagemaker-mms.properties"], capture_output=True, text=True
+    ).stdout
     assert "vmargs=-XX:-UseContainerSupport" in config  # the JVM sees every CPU
     assert f"max_request_size={1024 * 1024}" in config
     cpus = subprocess.run(["docker", "exec", mme.name, "nproc"], capture_output=True, text=True).stdout.strip()
@@ -121,15 +136,26 @@ def test_ping_turns_503_when_a_models_workers_die(mme):
             break
         time.sleep(0.25)
     assert statuses[-1] == 503, statuses
-    internal = subprocess.run(["docker", "exec", mme.name, "python", "-c",
-                               "import urllib.request as u; r = u.urlopen('http://127.0.0.1:8081/ping'); "
-                               "print(r.status, r.read().decode())"], capture_output=True, text=True).stdout
+    internal = subprocess.run(
+        [
+            "docker",
+            "exec",
+            mme.name,
+            "python",
+            "-c",
+            "import urllib.request as u; r = u.urlopen('http://127.0.0.1:8081/ping'); "
+            "print(r.status, r.read().decode())",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert internal.startswith("200")  # what SageMaker would have seen without the front
 
 
 def test_sigterm_stops_the_container_cleanly(image, models_root):
-    with ServingContainer(image, models_root, {"SAGEMAKER_MULTI_MODEL": "true"},
-                          volume_target="/opt/ml/models:ro") as server:
+    with ServingContainer(
+        image, models_root, {"SAGEMAKER_MULTI_MODEL": "true"}, volume_target="/opt/ml/models:ro"
+    ) as server:
         server.wait_healthy()
         load(server, "tweets")
         subprocess.run(["docker", "kill", "--signal", "TERM", server.name], check=True, capture_output=True)

@@ -1,6 +1,7 @@
 """Interrupt `docker run IMAGE train` (docker stop = SIGTERM, docker kill = SIGKILL) and run it
 again on the same /opt/ml/checkpoints: it resumes, in the same data order, and ends like an
 uninterrupted run."""
+
 import json
 import re
 import shutil
@@ -9,14 +10,26 @@ import pytest
 
 from support import TrainingContainer, docker_run, make_opt_ml
 
-HP = {"epochs": 1, "train_batch_size": 8, "log_interval": 1, "learning_rate": 1e-3, "checkpoint_steps": 5,
-      "checkpoint_minutes": 0, "keep_checkpoints": 3}
+HP = {
+    "epochs": 1,
+    "train_batch_size": 8,
+    "log_interval": 1,
+    "learning_rate": 1e-3,
+    "checkpoint_steps": 5,
+    "checkpoint_minutes": 0,
+    "keep_checkpoints": 3,
+}
 STEPS = 150  # 1200 examples / 8
 
 
 def fresh(tmp_path_factory, tiny_bert, name):
-    return make_opt_ml(tmp_path_factory.mktemp(name) / "opt_ml", train_rows=1200, test_rows=64,
-                       pretrained=tiny_bert, hyperparameters=HP)
+    return make_opt_ml(
+        tmp_path_factory.mktemp(name) / "opt_ml",
+        train_rows=1200,
+        test_rows=64,
+        pretrained=tiny_bert,
+        hyperparameters=HP,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +59,9 @@ def resume(image, base):
     return run, step, json.loads((base / "model" / "metrics.json").read_text())
 
 
-def test_docker_stop_checkpoints_and_a_second_run_resumes_to_the_same_result(image, tiny_bert, tmp_path_factory,
-                                                                             uninterrupted):
+def test_docker_stop_checkpoints_and_a_second_run_resumes_to_the_same_result(
+    image, tiny_bert, tmp_path_factory, uninterrupted
+):
     base = fresh(tmp_path_factory, tiny_bert, "stopped")
     log, code = interrupt(image, base, "TERM")
     assert code != 0

@@ -1,4 +1,5 @@
 """`docker run IMAGE serve` on the model the container training test produced: real HTTP."""
+
 import json
 import subprocess
 import threading
@@ -22,8 +23,9 @@ def served(image, trained_in_container):
 
 def post(server, body, content_type="application/json", timeout=30, **headers):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return requests.post(server.url + "/invocations", data=data, timeout=timeout,
-                         headers={"Content-Type": content_type, **headers})
+    return requests.post(
+        server.url + "/invocations", data=data, timeout=timeout, headers={"Content-Type": content_type, **headers}
+    )
 
 
 def test_ping_and_invocations_over_http(served):
@@ -42,9 +44,16 @@ def test_csv_and_jsonlines_round_trip(served):
 
 
 def test_a_burst_of_malformed_requests_leaves_the_server_healthy(served):
-    bad = [("[1, 2", "application/json"), ('{"x": 1}', "application/json"), ("", "text/plain"),
-           ("a", "application/xml"), (b"\xff\xfe\x00", "text/plain"), ("[]", "application/json"),
-           ("{" * 5000, "application/json"), ('"a"\n[1]\n', "application/jsonlines")]
+    bad = [
+        ("[1, 2", "application/json"),
+        ('{"x": 1}', "application/json"),
+        ("", "text/plain"),
+        ("a", "application/xml"),
+        (b"\xff\xfe\x00", "text/plain"),
+        ("[]", "application/json"),
+        ("{" * 5000, "application/json"),
+        ('"a"\n[1]\n', "application/jsonlines"),
+    ]
     statuses = []
     deadline = time.monotonic() + 60
 

@@ -1,13 +1,14 @@
 """`docker run IMAGE train` on a SageMaker-like /opt/ml tree: the real image, the real toolkit."""
+
 import json
 import re
 import subprocess
 
 import pytest
 
-from support import docker_run, make_opt_ml, write_csv
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.modeling import load_model_dir
+from support import docker_run, make_opt_ml, write_csv
 
 
 def test_train_writes_a_servable_model(trained_in_container):
@@ -41,19 +42,24 @@ def test_metrics_cover_the_whole_test_channel_every_epoch(trained_in_container):
         if definition["Name"].startswith("eval:"):
             assert re.search(definition["Regex"], epoch_lines[-1]), definition
     assert float(re.search(r"eval_accuracy=([0-9.]+)", epoch_lines[-1]).group(1)) == pytest.approx(
-        metrics["accuracy"], abs=1e-4)
+        metrics["accuracy"], abs=1e-4
+    )
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("bad_labels", "label outside the label set"),
-    ("bad_hyperparameter", "hyperparameter 'epochs' is 'two'"),
-    ("no_training_channel", "The required 'training' channel is missing"),
-    ("empty_file", "is empty"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("bad_labels", "label outside the label set"),
+        ("bad_hyperparameter", "hyperparameter 'epochs' is 'two'"),
+        ("no_training_channel", "The required 'training' channel is missing"),
+        ("empty_file", "is empty"),
+    ],
+)
 def test_bad_input_fails_with_a_reason_and_a_non_zero_exit(image, tmp_path, tiny_bert, case, expected):
     hyperparameters = {"epochs": "two"} if case == "bad_hyperparameter" else {"epochs": 1}
-    base = make_opt_ml(tmp_path / "opt_ml", train_rows=40, test_rows=20, pretrained=tiny_bert,
-                       hyperparameters=hyperparameters)
+    base = make_opt_ml(
+        tmp_path / "opt_ml", train_rows=40, test_rows=20, pretrained=tiny_bert, hyperparameters=hyperparameters
+    )
     train_csv = base / "input" / "data" / "training" / "train.csv"
     if case == "bad_labels":
         write_csv(train_csv, ["label", "sentence"], [["0", "calm"], ["3", "fire"], ["1", "flood"]])
@@ -73,8 +79,9 @@ def test_bad_input_fails_with_a_reason_and_a_non_zero_exit(image, tmp_path, tiny
 
 
 def test_image_metadata_and_hygiene(image):
-    inspect = json.loads(subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True,
-                                        check=True).stdout)[0]
+    inspect = json.loads(
+        subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
+    )[0]
     config = inspect["Config"]
     assert config["Entrypoint"] == ["/usr/local/bin/sagebert-entrypoint"]  # exec form
     labels = config["Labels"]
@@ -82,9 +89,13 @@ def test_image_metadata_and_hygiene(image):
     assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
     assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
-    probe = docker_run(image, "sh", "-c",
-                       "command -v gcc cc || echo no-compiler; pip config list; ls /build 2>&1; "
-                       "python -c 'import sagebert, torch; print(torch.__version__)'")
+    probe = docker_run(
+        image,
+        "sh",
+        "-c",
+        "command -v gcc cc || echo no-compiler; pip config list; ls /build 2>&1; "
+        "python -c 'import sagebert, torch; print(torch.__version__)'",
+    )
     assert "no-compiler" in probe.output and "/build" in probe.output and "No such file" in probe.output
     assert "cert" not in probe.output.lower()
     assert "+cpu" in probe.output

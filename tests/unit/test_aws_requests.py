@@ -1,4 +1,5 @@
 """The pure request builders of sagebert.aws.requests and the service-model checks: no AWS at all."""
+
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,24 @@ from datetime import datetime
 
 import pytest
 
-from sagebert.aws.requests import (CapacitySize, DeploymentPolicy, S3Location, TrainingJobSpec, channel_uris,
-                                   check_name, create_endpoint_config_request, create_model_request,
-                                   create_training_job_request, hosting_plan, job_hyperparameters, model_artifacts,
-                                   spot_saving_percent, unique_name, update_endpoint_request, updated_hosting_plan)
+from sagebert.aws.requests import (
+    CapacitySize,
+    DeploymentPolicy,
+    S3Location,
+    TrainingJobSpec,
+    channel_uris,
+    check_name,
+    create_endpoint_config_request,
+    create_model_request,
+    create_training_job_request,
+    hosting_plan,
+    job_hyperparameters,
+    model_artifacts,
+    spot_saving_percent,
+    unique_name,
+    update_endpoint_request,
+    updated_hosting_plan,
+)
 from sagebert.aws.validation import InvalidRequestError, request_problems, shape_limits, validate_request
 from sagebert.errors import HyperparameterError
 from sagebert.logs import FORMAT
@@ -22,8 +37,14 @@ NOW = datetime(2026, 11, 26, 12, 0, 0)
 
 
 def spec(**changes) -> TrainingJobSpec:
-    values = dict(name="bert-1", image=IMAGE, role_arn=ROLE, output_path="s3://bucket/sagebert/output/",
-                  channels={"training": "s3://bucket/data/training/"}, instance_type="ml.m5.xlarge")
+    values = dict(
+        name="bert-1",
+        image=IMAGE,
+        role_arn=ROLE,
+        output_path="s3://bucket/sagebert/output/",
+        channels={"training": "s3://bucket/data/training/"},
+        instance_type="ml.m5.xlarge",
+    )
     return TrainingJobSpec(**{**values, **changes})
 
 
@@ -35,16 +56,45 @@ def logged(message: str) -> str:
 
 # ---- metric definitions -----------------------------------------------------------------------------
 PROGRESS = {"epoch": 1, "step": 350, "train_loss": 0.41237, "learning_rate": 3.2e-05, "samples_per_second": 211.5}
-EPOCH_END = {"epoch": 1, "step": 358, "train_loss": 0.3412, "eval_loss": 0.4102, "eval_accuracy": 0.8351,
-             "eval_precision": 0.8123, "eval_recall": 0.7834, "eval_f1": 0.7975}
+EPOCH_END = {
+    "epoch": 1,
+    "step": 358,
+    "train_loss": 0.3412,
+    "eval_loss": 0.4102,
+    "eval_accuracy": 0.8351,
+    "eval_precision": 0.8123,
+    "eval_recall": 0.7834,
+    "eval_f1": 0.7975,
+}
 
 
-@pytest.mark.parametrize("values, expected", [
-    (PROGRESS, {"train:epoch": "1", "train:loss": "0.4124", "train:learning_rate": "3.200e-05",
-                "train:samples_per_second": "211.5000"}),
-    (EPOCH_END, {"train:epoch": "1", "train:loss": "0.3412", "eval:loss": "0.4102", "eval:accuracy": "0.8351",
-                 "eval:precision": "0.8123", "eval:recall": "0.7834", "eval:f1": "0.7975"}),
-], ids=["progress line", "epoch line"])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (
+            PROGRESS,
+            {
+                "train:epoch": "1",
+                "train:loss": "0.4124",
+                "train:learning_rate": "3.200e-05",
+                "train:samples_per_second": "211.5000",
+            },
+        ),
+        (
+            EPOCH_END,
+            {
+                "train:epoch": "1",
+                "train:loss": "0.3412",
+                "eval:loss": "0.4102",
+                "eval:accuracy": "0.8351",
+                "eval:precision": "0.8123",
+                "eval:recall": "0.7834",
+                "eval:f1": "0.7975",
+            },
+        ),
+    ],
+    ids=["progress line", "epoch line"],
+)
 def test_every_metric_regex_reads_its_value_from_the_lines_training_prints(values, expected):
     line = logged(format_metric_line(values))
 
@@ -72,32 +122,48 @@ def test_the_metric_definitions_fit_the_api_limits():
 
 # ---- training jobs ----------------------------------------------------------------------------------
 def test_a_training_request_has_file_mode_s3_prefix_channels_and_string_hyperparameters():
-    request = create_training_job_request(spec(
-        channels={"training": "s3://bucket/d/training/", "testing": "s3://bucket/d/testing/"},
-        hyperparameters=job_hyperparameters({"epochs": "3", "learning-rate": "2e-5"})))
+    request = create_training_job_request(
+        spec(
+            channels={"training": "s3://bucket/d/training/", "testing": "s3://bucket/d/testing/"},
+            hyperparameters=job_hyperparameters({"epochs": "3", "learning-rate": "2e-5"}),
+        )
+    )
 
     assert request["InputDataConfig"][1] == {
-        "ChannelName": "testing", "InputMode": "File", "CompressionType": "None",
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/d/testing/",
-                                        "S3DataDistributionType": "FullyReplicated"}}}
+        "ChannelName": "testing",
+        "InputMode": "File",
+        "CompressionType": "None",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": "s3://bucket/d/testing/",
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
     assert request["HyperParameters"] == {"epochs": "3", "learning_rate": "2e-05"}
     assert request["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     assert request["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
 
 
 def test_a_spot_request_has_max_wait_above_max_run_and_a_checkpoint_folder_per_job():
-    request = create_training_job_request(spec(spot=True, max_run=4000, max_wait=5000,
-                                                checkpoint_s3="s3://bucket/sagebert/checkpoints"))
+    request = create_training_job_request(
+        spec(spot=True, max_run=4000, max_wait=5000, checkpoint_s3="s3://bucket/sagebert/checkpoints")
+    )
 
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 4000, "MaxWaitTimeInSeconds": 5000}
-    assert request["CheckpointConfig"] == {"S3Uri": "s3://bucket/sagebert/checkpoints/bert-1/",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+    assert request["CheckpointConfig"] == {
+        "S3Uri": "s3://bucket/sagebert/checkpoints/bert-1/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
 
 
 def test_spot_without_max_wait_waits_twice_the_max_run():
-    assert spec(spot=True, max_run=3600).stopping_condition() == {"MaxRuntimeInSeconds": 3600,
-                                                                  "MaxWaitTimeInSeconds": 7200}
+    assert spec(spot=True, max_run=3600).stopping_condition() == {
+        "MaxRuntimeInSeconds": 3600,
+        "MaxWaitTimeInSeconds": 7200,
+    }
 
 
 @pytest.mark.parametrize("max_wait", [3000, 3600])
@@ -113,7 +179,10 @@ def test_max_wait_without_spot_is_refused():
 
 def test_hyperparameters_are_validated_and_sent_in_canonical_form_only_when_given():
     assert job_hyperparameters({"clean_text": "True", "label_names": '["No", "Yes"]', "sagemaker_x": "1"}) == {
-        "clean_text": "true", "label_names": "No,Yes", "sagemaker_x": "1"}
+        "clean_text": "true",
+        "label_names": "No,Yes",
+        "sagemaker_x": "1",
+    }
     with pytest.raises(HyperparameterError, match=r"'max_length' is '4'; allowed: an integer from 8 to 8192"):
         job_hyperparameters({"max_length": "4"})
 
@@ -123,9 +192,13 @@ def test_channels_take_testing_only_when_it_holds_objects():
 
     assert channel_uris(data, {"training"}) == {"training": "s3://bucket/sagebert/data/training/"}
     assert channel_uris(data, {"training", "testing"}, S3Location.parse("s3://bucket/base")) == {
-        "training": "s3://bucket/sagebert/data/training/", "testing": "s3://bucket/sagebert/data/testing/",
-        "pretrained": "s3://bucket/base/"}
-    with pytest.raises(InvalidRequestError, match="There is no training data under s3://bucket/sagebert/data/training/"):
+        "training": "s3://bucket/sagebert/data/training/",
+        "testing": "s3://bucket/sagebert/data/testing/",
+        "pretrained": "s3://bucket/base/",
+    }
+    with pytest.raises(
+        InvalidRequestError, match="There is no training data under s3://bucket/sagebert/data/training/"
+    ):
         channel_uris(data, {"testing"})
 
 
@@ -142,8 +215,12 @@ def test_only_a_completed_job_has_model_artifacts_to_deploy():
 
     with pytest.raises(InvalidRequestError, match=r"Training job j is Failed \(OOM\); only a Completed job"):
         model_artifacts(job)
-    assert model_artifacts({"TrainingJobStatus": "Completed",
-                            "ModelArtifacts": {"S3ModelArtifacts": "s3://bucket/m.tar.gz"}}) == "s3://bucket/m.tar.gz"
+    assert (
+        model_artifacts(
+            {"TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": "s3://bucket/m.tar.gz"}}
+        )
+        == "s3://bucket/m.tar.gz"
+    )
 
 
 # ---- names ------------------------------------------------------------------------------------------
@@ -191,24 +268,43 @@ def test_a_single_model_needs_a_tar_gz_and_a_multi_model_a_prefix():
     single = create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/out/model.tar.gz")
     multi = create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/models", multi_model=True)
 
-    assert single["PrimaryContainer"] == {"Image": IMAGE, "Mode": "SingleModel", "ModelDataUrl": "s3://bucket/out/model.tar.gz"}
+    assert single["PrimaryContainer"] == {
+        "Image": IMAGE,
+        "Mode": "SingleModel",
+        "ModelDataUrl": "s3://bucket/out/model.tar.gz",
+    }
     assert multi["PrimaryContainer"] == {"Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://bucket/models/"}
     with pytest.raises(InvalidRequestError, match="is not a .tar.gz file"):
         create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/models/")
 
 
 def test_an_endpoint_config_has_one_variant_with_all_the_traffic():
-    request = create_endpoint_config_request("c", model_name="m", instance_type="ml.g5.xlarge", instance_count=2,
-                                             startup_timeout=600)
+    request = create_endpoint_config_request(
+        "c", model_name="m", instance_type="ml.g5.xlarge", instance_count=2, startup_timeout=600
+    )
 
-    assert request["ProductionVariants"] == [{
-        "VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 2,
-        "InitialVariantWeight": 1.0, "ContainerStartupHealthCheckTimeoutInSeconds": 600}]
+    assert request["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": "m",
+            "InstanceType": "ml.g5.xlarge",
+            "InitialInstanceCount": 2,
+            "InitialVariantWeight": 1.0,
+            "ContainerStartupHealthCheckTimeoutInSeconds": 600,
+        }
+    ]
 
 
 def test_a_hosting_plan_names_and_tags_everything_after_the_endpoint():
-    plan = hosting_plan("disaster-tweets", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/m.tar.gz",
-                        instance_type="ml.m5.xlarge", training_job="job-1", now=NOW)
+    plan = hosting_plan(
+        "disaster-tweets",
+        image=IMAGE,
+        role_arn=ROLE,
+        model_data="s3://bucket/m.tar.gz",
+        instance_type="ml.m5.xlarge",
+        training_job="job-1",
+        now=NOW,
+    )
 
     assert plan.model_name == plan.config_name
     assert plan.model_name.startswith("disaster-tweets-20261126-120000-")
@@ -219,17 +315,32 @@ def test_a_hosting_plan_names_and_tags_everything_after_the_endpoint():
 
 
 def test_an_update_plan_keeps_what_runs_and_lays_the_changes_over_it():
-    model = {"ExecutionRoleArn": ROLE, "PrimaryContainer": {
-        "Image": "old:1", "Mode": "SingleModel", "ModelDataUrl": "s3://bucket/old/model.tar.gz",
-        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "fp32"}}}
+    model = {
+        "ExecutionRoleArn": ROLE,
+        "PrimaryContainer": {
+            "Image": "old:1",
+            "Mode": "SingleModel",
+            "ModelDataUrl": "s3://bucket/old/model.tar.gz",
+            "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "fp32"},
+        },
+    }
     variant = {"VariantName": "AllTraffic", "InstanceType": "ml.c5.xlarge", "InitialInstanceCount": 3}
 
-    plan = updated_hosting_plan("ep", model, variant, model_data="s3://bucket/new/model.tar.gz",
-                                environment={"SAGEBERT_INFERENCE_PRECISION": "int8"}, now=NOW)
+    plan = updated_hosting_plan(
+        "ep",
+        model,
+        variant,
+        model_data="s3://bucket/new/model.tar.gz",
+        environment={"SAGEBERT_INFERENCE_PRECISION": "int8"},
+        now=NOW,
+    )
 
     assert plan.model["PrimaryContainer"] == {
-        "Image": "old:1", "Mode": "SingleModel", "ModelDataUrl": "s3://bucket/new/model.tar.gz",
-        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "int8"}}
+        "Image": "old:1",
+        "Mode": "SingleModel",
+        "ModelDataUrl": "s3://bucket/new/model.tar.gz",
+        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "int8"},
+    }
     assert plan.endpoint_config["ProductionVariants"][0]["InstanceType"] == "ml.c5.xlarge"
     assert plan.endpoint_config["ProductionVariants"][0]["InitialInstanceCount"] == 3
 
@@ -237,17 +348,25 @@ def test_an_update_plan_keeps_what_runs_and_lays_the_changes_over_it():
 # ---- blue/green deployment configs ------------------------------------------------------------------
 def test_the_default_update_is_blue_green_all_at_once():
     assert update_endpoint_request("ep", "c2", DeploymentPolicy()) == {
-        "EndpointName": "ep", "EndpointConfigName": "c2",
-        "DeploymentConfig": {"BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-            "TerminationWaitInSeconds": 0}}}
+        "EndpointName": "ep",
+        "EndpointConfigName": "c2",
+        "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TerminationWaitInSeconds": 0,
+            }
+        },
+    }
 
 
 def test_canary_defaults_to_ten_percent_and_five_minutes_of_baking_with_alarms_for_rollback():
     config = DeploymentPolicy(traffic="CANARY", alarms=("errors",)).deployment_config()
 
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "WaitIntervalInSeconds": 300, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 300,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+    }
     assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "errors"}]}
 
 
@@ -255,17 +374,23 @@ def test_linear_takes_its_step_as_instances_or_a_percentage():
     config = DeploymentPolicy(traffic="LINEAR", step=CapacitySize.parse("2"), wait_interval=60).deployment_config()
 
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        "Type": "LINEAR", "WaitIntervalInSeconds": 60, "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 2}}
+        "Type": "LINEAR",
+        "WaitIntervalInSeconds": 60,
+        "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+    }
 
 
-@pytest.mark.parametrize("policy, message", [
-    (DeploymentPolicy(traffic="CANARY", step=CapacitySize("CAPACITY_PERCENT", 60)), "allows 1 to 50"),
-    (DeploymentPolicy(traffic="LINEAR", step=CapacitySize("CAPACITY_PERCENT", 5)), "allows 10 to 50"),
-    (DeploymentPolicy(wait_interval=3601), "WaitIntervalInSeconds is 3601; SageMaker allows 0 to 3600"),
-    (DeploymentPolicy(max_execution_timeout=300), "allows 600 to 28800"),
-    (DeploymentPolicy(step=CapacitySize("INSTANCE_COUNT", 1)), "only applies to CANARY and LINEAR"),
-    (DeploymentPolicy(alarms=tuple(f"a{i}" for i in range(11))), "at most 10"),
-])
+@pytest.mark.parametrize(
+    "policy, message",
+    [
+        (DeploymentPolicy(traffic="CANARY", step=CapacitySize("CAPACITY_PERCENT", 60)), "allows 1 to 50"),
+        (DeploymentPolicy(traffic="LINEAR", step=CapacitySize("CAPACITY_PERCENT", 5)), "allows 10 to 50"),
+        (DeploymentPolicy(wait_interval=3601), "WaitIntervalInSeconds is 3601; SageMaker allows 0 to 3600"),
+        (DeploymentPolicy(max_execution_timeout=300), "allows 600 to 28800"),
+        (DeploymentPolicy(step=CapacitySize("INSTANCE_COUNT", 1)), "only applies to CANARY and LINEAR"),
+        (DeploymentPolicy(alarms=tuple(f"a{i}" for i in range(11))), "at most 10"),
+    ],
+)
 def test_deployment_policies_outside_what_sagemaker_allows_are_refused(policy, message):
     with pytest.raises(InvalidRequestError, match=re.escape(message)):
         policy.deployment_config()
@@ -279,13 +404,20 @@ def test_capacity_sizes_must_be_a_count_or_a_percentage(text):
 
 # ---- the service-model check ------------------------------------------------------------------------
 def test_requests_are_checked_for_patterns_lengths_and_enums_botocore_lets_through():
-    request = create_training_job_request(spec(instance_type="ml.m5.xlarg", environment={"BAD-KEY": "x"},
-                                               hyperparameters={"model_name_or_path": "x" * 2501}))
+    request = create_training_job_request(
+        spec(
+            instance_type="ml.m5.xlarg",
+            environment={"BAD-KEY": "x"},
+            hyperparameters={"model_name_or_path": "x" * 2501},
+        )
+    )
 
     problems = request_problems("CreateTrainingJob", request)
 
-    assert any("ResourceConfig.InstanceType 'ml.m5.xlarg' is not one of the values" in p and "ml.m5.xlarge" in p
-               for p in problems)
+    assert any(
+        "ResourceConfig.InstanceType 'ml.m5.xlarg' is not one of the values" in p and "ml.m5.xlarge" in p
+        for p in problems
+    )
     assert any(p.startswith("Environment key 'BAD-KEY' does not match the pattern") for p in problems)
     assert any("HyperParameters['model_name_or_path']" in p and "at most 2500" in p for p in problems)
     with pytest.raises(InvalidRequestError, match="The CreateTrainingJob request would be rejected"):
@@ -293,8 +425,16 @@ def test_requests_are_checked_for_patterns_lengths_and_enums_botocore_lets_throu
 
 
 def test_every_request_sagebert_builds_passes_the_service_model_check():
-    plan = hosting_plan("ep", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/m.tar.gz", instance_type="ml.m5.xlarge",
-                        environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, tags={"team": "nlp"}, now=NOW)
+    plan = hosting_plan(
+        "ep",
+        image=IMAGE,
+        role_arn=ROLE,
+        model_data="s3://bucket/m.tar.gz",
+        instance_type="ml.m5.xlarge",
+        environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        tags={"team": "nlp"},
+        now=NOW,
+    )
     update = update_endpoint_request("ep", plan.config_name, DeploymentPolicy(traffic="CANARY", alarms=("a",)))
 
     assert request_problems("CreateTrainingJob", create_training_job_request(spec(spot=True))) == []

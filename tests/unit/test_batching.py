@@ -71,4 +71,3 @@ def test_max_texts_one_serves_every_request_alone():
     threads = [threading.Thread(target=batcher.submit, args=([n],)) for n in "abc"]
     queue_behind_the_first(threads, release)
     assert sorted(map(tuple, calls)) == [("a",), ("b",), ("c",)]
-

@@ -1,17 +1,26 @@
 """Checkpoint, interrupt and resume, in-process on the tiny BERT."""
+
 import json
 import logging
 
 import pytest
 
-from support import make_opt_ml
 from sagebert import checkpoints
 from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
 from sagebert.training import Trainer, TrainingInterrupted, train
+from support import make_opt_ml
 
-HP = {"epochs": 2, "train_batch_size": 16, "eval_batch_size": 32, "log_interval": 100, "learning_rate": 1e-3,
-      "checkpoint_steps": 3, "checkpoint_minutes": 0, "keep_checkpoints": 3}
+HP = {
+    "epochs": 2,
+    "train_batch_size": 16,
+    "eval_batch_size": 32,
+    "log_interval": 100,
+    "learning_rate": 1e-3,
+    "checkpoint_steps": 3,
+    "checkpoint_minutes": 0,
+    "keep_checkpoints": 3,
+}
 
 
 @pytest.fixture
@@ -20,9 +29,15 @@ def job(tmp_path, tiny_bert):
 
     def build(**hyperparameters):
         made.append(1)
-        base = make_opt_ml(tmp_path / f"job{len(made)}", train_rows=160, test_rows=48, pretrained=tiny_bert,
-                           hyperparameters={**HP, **hyperparameters})
+        base = make_opt_ml(
+            tmp_path / f"job{len(made)}",
+            train_rows=160,
+            test_rows=48,
+            pretrained=tiny_bert,
+            hyperparameters={**HP, **hyperparameters},
+        )
         return TrainingEnvironment.read(base)
+
     return build
 
 
@@ -32,6 +47,7 @@ def stop_after(steps):
 
     def should_stop():
         return holder["trainer"].state.global_step >= steps
+
     return holder, should_stop
 
 
@@ -61,7 +77,9 @@ def test_an_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(j
     assert resumed.global_step == reference.global_step == 20
     assert resumed.metrics["loss"] == pytest.approx(reference.metrics["loss"], abs=1e-6)
     assert resumed.metrics["confusion_matrix"] == reference.metrics["confusion_matrix"]
-    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in reference.history], abs=1e-6)
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx(
+        [h["train_loss"] for h in reference.history], abs=1e-6
+    )
 
 
 def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(job, caplog):
@@ -110,8 +128,13 @@ def test_only_the_newest_checkpoints_are_kept(job):
     names = sorted(p.name.rsplit("-", 1)[0] for p in env.checkpoint_dir.iterdir())
     assert names == ["step-0000018", "step-0000020"]
     manifest = json.loads((step_dir(env, 20) / checkpoints.MANIFEST).read_text())
-    assert set(manifest["files"]) == {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json",
-                                      "rng-rank0.pt"}
+    assert set(manifest["files"]) == {
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "trainer_state.json",
+        "rng-rank0.pt",
+    }
 
 
 def test_a_finished_run_resumed_again_rewrites_the_same_model(job, caplog):

@@ -1,4 +1,5 @@
 """The `sagebert` command line itself: what argparse accepts and refuses, before any AWS call."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,7 +40,9 @@ def test_a_name_value_option_without_equals_is_a_usage_error(capsys):
 
 
 def test_deploy_takes_exactly_one_model_source(capsys):
-    code, _, err = run(capsys, "deploy", "--endpoint", "ep", "--training-job", "j", "--model-data", "s3://bucket/m.tar.gz")
+    code, _, err = run(
+        capsys, "deploy", "--endpoint", "ep", "--training-job", "j", "--model-data", "s3://bucket/m.tar.gz"
+    )
 
     assert code == 2 and "not allowed with argument" in err
 
@@ -51,8 +54,9 @@ def test_counts_must_be_positive(capsys):
 
 
 def test_a_hyperparameter_given_twice_with_different_values_is_refused(capsys):
-    code, _, err = run(capsys, "train", "--image", "i", "--role", "r", "--data", "s3://bucket/d", "--epochs", "2",
-                       "-H", "epochs=3")
+    code, _, err = run(
+        capsys, "train", "--image", "i", "--role", "r", "--data", "s3://bucket/d", "--epochs", "2", "-H", "epochs=3"
+    )
 
     assert code == 1
     assert "Hyperparameter epochs is given twice (--epochs 2 and --hyperparameter epochs=3)" in err
@@ -64,9 +68,11 @@ def test_global_options_work_before_and_after_the_command(capsys):
 
 
 def test_the_cli_imports_neither_torch_nor_transformers_nor_the_training_code():
-    probe = ("import sys, sagebert.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('torch', 'transformers', 'accelerate') or m in ('sagebert.training', 'sagebert.modeling', "
-             "'sagebert.data')))")
+    probe = (
+        "import sys, sagebert.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'accelerate') or m in ('sagebert.training', 'sagebert.modeling', "
+        "'sagebert.data')))"
+    )
 
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 

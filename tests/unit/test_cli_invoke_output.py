@@ -1,12 +1,20 @@
 """What `sagebert invoke` sends and prints: request bodies, reading predictions, one line per text."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from sagebert.aws.invocation import (CSV, JSON, MAX_BODY_BYTES, InvocationError, Prediction, invocation_body,
-                                     parse_predictions)
+from sagebert.aws.invocation import (
+    CSV,
+    JSON,
+    MAX_BODY_BYTES,
+    InvocationError,
+    Prediction,
+    invocation_body,
+    parse_predictions,
+)
 from sagebert.cli import prediction_lines
 
 
@@ -32,9 +40,18 @@ def test_a_body_over_invoke_endpoints_limit_is_refused():
 
 
 def test_predictions_read_the_label_its_probability_and_truncation():
-    body = json.dumps({"predictions": [
-        {"label": "Real disaster", "label_id": 1, "probabilities": {"Not a disaster": 0.03, "Real disaster": 0.97},
-         "truncated": True}]}).encode()
+    body = json.dumps(
+        {
+            "predictions": [
+                {
+                    "label": "Real disaster",
+                    "label_id": 1,
+                    "probabilities": {"Not a disaster": 0.03, "Real disaster": 0.97},
+                    "truncated": True,
+                }
+            ]
+        }
+    ).encode()
 
     assert parse_predictions(body, 1) == [Prediction("Real disaster", 0.97, True)]
 
@@ -51,9 +68,13 @@ def test_a_prediction_count_different_from_the_text_count_is_an_error():
 
 
 def test_each_text_is_printed_after_its_label_and_probability_aligned():
-    lines = prediction_lines(["crash", "fruits", "??"], [
-        Prediction("Real disaster", 0.97), Prediction("Not a disaster", 0.881, truncated=True), Prediction("x")])
+    lines = prediction_lines(
+        ["crash", "fruits", "??"],
+        [Prediction("Real disaster", 0.97), Prediction("Not a disaster", 0.881, truncated=True), Prediction("x")],
+    )
 
-    assert lines == ["Real disaster   0.970  crash",
-                     "Not a disaster  0.881  fruits  [truncated]",
-                     "x                 -    ??"]
+    assert lines == [
+        "Real disaster   0.970  crash",
+        "Not a disaster  0.881  fruits  [truncated]",
+        "x                 -    ??",
+    ]

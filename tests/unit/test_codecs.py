@@ -7,37 +7,47 @@ from sagebert.codecs import Prediction, Predictions, decode, encode, negotiate_a
 from sagebert.errors import RequestError
 
 
-@pytest.mark.parametrize("body, content_type, texts", [
-    ('"one text"', "application/json", ["one text"]),
-    ('["a", "b"]', "application/json; charset=utf-8", ["a", "b"]),
-    ('{"inputs": "a"}', "application/json", ["a"]),
-    ('{"inputs": ["a", "b, c"]}', "Application/JSON", ["a", "b, c"]),
-    ('"a"\n{"inputs": "b"}\n\n{"text": "c"}\n', "application/jsonlines", ["a", "b", "c"]),
-    ('"a"\n"b"\n', "application/x-jsonlines", ["a", "b"]),
-    ("fire at the mall\nI love fruits, apples and pears\n", "text/csv", ["fire at the mall", "I love fruits, apples and pears"]),
-    ('"quoted, with comma"\nplain\n', "text/csv", ["quoted, with comma", "plain"]),
-    ('id,text\n1,"fire, smoke"\n2,calm\n', "text/csv", ["fire, smoke", "calm"]),
-    ("text\nonly column\n", "text/csv", ["only column"]),
-    ("Just one text, with a comma\n", "text/plain", ["Just one text, with a comma"]),
-])
+@pytest.mark.parametrize(
+    "body, content_type, texts",
+    [
+        ('"one text"', "application/json", ["one text"]),
+        ('["a", "b"]', "application/json; charset=utf-8", ["a", "b"]),
+        ('{"inputs": "a"}', "application/json", ["a"]),
+        ('{"inputs": ["a", "b, c"]}', "Application/JSON", ["a", "b, c"]),
+        ('"a"\n{"inputs": "b"}\n\n{"text": "c"}\n', "application/jsonlines", ["a", "b", "c"]),
+        ('"a"\n"b"\n', "application/x-jsonlines", ["a", "b"]),
+        (
+            "fire at the mall\nI love fruits, apples and pears\n",
+            "text/csv",
+            ["fire at the mall", "I love fruits, apples and pears"],
+        ),
+        ('"quoted, with comma"\nplain\n', "text/csv", ["quoted, with comma", "plain"]),
+        ('id,text\n1,"fire, smoke"\n2,calm\n', "text/csv", ["fire, smoke", "calm"]),
+        ("text\nonly column\n", "text/csv", ["only column"]),
+        ("Just one text, with a comma\n", "text/plain", ["Just one text, with a comma"]),
+    ],
+)
 def test_decode_every_content_type(body, content_type, texts):
     assert decode(body.encode(), content_type) == texts
 
 
-@pytest.mark.parametrize("body, content_type, status, fragment", [
-    (b"[1, 2", "application/json", 400, "not valid JSON"),
-    (b'[1, "a"]', "application/json", 400, "the body[0] is int"),
-    (b'{"text": "a"}', "application/json", 400, "no 'inputs' key"),
-    (b'{"inputs": 5}', "application/json", 400, "inputs is int"),
-    (b"   ", "application/json", 400, "body is empty"),
-    (b"[]", "application/json", 400, "holds no texts"),
-    (b"[1]\n", "application/jsonlines", 400, "Line 1 holds list"),
-    (b'{"x": 1}\n', "application/jsonlines", 400, "neither an 'inputs' nor a 'text' key"),
-    (b"\xff\xfe", "text/plain", 400, "not valid utf-8"),
-    (b"a", "application/xml", 415, "Unsupported Content-Type 'application/xml'"),
-    (b"a", None, 415, "Unsupported Content-Type 'none'"),
-    (b"a", "text/plain; charset=klingon", 400, "Unknown charset"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, status, fragment",
+    [
+        (b"[1, 2", "application/json", 400, "not valid JSON"),
+        (b'[1, "a"]', "application/json", 400, "the body[0] is int"),
+        (b'{"text": "a"}', "application/json", 400, "no 'inputs' key"),
+        (b'{"inputs": 5}', "application/json", 400, "inputs is int"),
+        (b"   ", "application/json", 400, "body is empty"),
+        (b"[]", "application/json", 400, "holds no texts"),
+        (b"[1]\n", "application/jsonlines", 400, "Line 1 holds list"),
+        (b'{"x": 1}\n', "application/jsonlines", 400, "neither an 'inputs' nor a 'text' key"),
+        (b"\xff\xfe", "text/plain", 400, "not valid utf-8"),
+        (b"a", "application/xml", 415, "Unsupported Content-Type 'application/xml'"),
+        (b"a", None, 415, "Unsupported Content-Type 'none'"),
+        (b"a", "text/plain; charset=klingon", 400, "Unknown charset"),
+    ],
+)
 def test_decode_errors_are_4xx_with_a_fix(body, content_type, status, fragment):
     with pytest.raises(RequestError) as info:
         decode(body, content_type)
@@ -51,17 +61,20 @@ def test_too_many_texts_is_413():
     assert info.value.http_status == 413 and "at most 10" in info.value.message
 
 
-@pytest.mark.parametrize("accept, expected", [
-    (None, "application/json"),
-    ("", "application/json"),
-    ("*/*", "application/json"),
-    ("text/csv", "text/csv"),
-    ("application/jsonlines", "application/jsonlines"),
-    ("application/x-jsonlines", "application/jsonlines"),
-    ("application/xml, text/csv;q=0.5", "text/csv"),
-    ("text/csv;q=0.2, application/json;q=0.9", "application/json"),
-    ("text/*", "text/csv"),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("application/jsonlines", "application/jsonlines"),
+        ("application/x-jsonlines", "application/jsonlines"),
+        ("application/xml, text/csv;q=0.5", "text/csv"),
+        ("text/csv;q=0.2, application/json;q=0.9", "application/json"),
+        ("text/*", "text/csv"),
+    ],
+)
 def test_accept_negotiation(accept, expected):
     assert negotiate_accept(accept) == expected
 
@@ -84,17 +97,24 @@ def test_output_format_from_custom_attributes():
         output_format("output=xml")
 
 
-PREDICTIONS = Predictions((
-    Prediction("Real disaster", 1, (0.1, 0.9), (-1.0, 1.2), False),
-    Prediction("Not, a disaster", 0, (0.75, 0.25), (0.5, -0.6), True),
-), ("Not, a disaster", "Real disaster"))
+PREDICTIONS = Predictions(
+    (
+        Prediction("Real disaster", 1, (0.1, 0.9), (-1.0, 1.2), False),
+        Prediction("Not, a disaster", 0, (0.75, 0.25), (0.5, -0.6), True),
+    ),
+    ("Not, a disaster", "Real disaster"),
+)
 
 
 def test_encode_json():
     body, content_type = encode(PREDICTIONS, "application/json")
     assert content_type == "application/json"
-    assert json.loads(body)["predictions"][0] == {"label": "Real disaster", "label_id": 1, "truncated": False,
-                                                  "probabilities": {"Not, a disaster": 0.1, "Real disaster": 0.9}}
+    assert json.loads(body)["predictions"][0] == {
+        "label": "Real disaster",
+        "label_id": 1,
+        "truncated": False,
+        "probabilities": {"Not, a disaster": 0.1, "Real disaster": 0.9},
+    }
 
 
 def test_encode_jsonlines_one_record_per_text():

@@ -1,9 +1,8 @@
-
 import pytest
 
-from support import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
 from sagebert.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
 from sagebert.errors import DataError
+from support import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
 
 LABELS = ("Not a disaster", "Real disaster")
 
@@ -45,16 +44,21 @@ def test_the_raw_kaggle_file_in_its_own_column_order(tmp_path):
 
 def test_raw_kaggle_columns_in_any_order(tmp_path):
     d = channel(tmp_path)
-    write_csv(d / "kaggle.csv", ["location", "text", "id", "target", "keyword"],
-              [["", "Fire at the mall", "1", "1", "fire"], ["NYC", "I love fruits", "2", "0", ""]])
+    write_csv(
+        d / "kaggle.csv",
+        ["location", "text", "id", "target", "keyword"],
+        [["", "Fire at the mall", "1", "1", "fire"], ["NYC", "I love fruits", "2", "0", ""]],
+    )
     data = read(d)
     assert data.texts == ["Fire at the mall", "I love fruits"] and data.labels == [1, 0]
 
 
 def test_json_lines(tmp_path):
     d = channel(tmp_path)
-    (d / "part-0.jsonl").write_text('{"text": "Just happened a terrible car crash", "label": 1}\n\n'
-                                    '{"text": "I met my friend today", "label": "Not a disaster"}\n')
+    (d / "part-0.jsonl").write_text(
+        '{"text": "Just happened a terrible car crash", "label": 1}\n\n'
+        '{"text": "I met my friend today", "label": "Not a disaster"}\n'
+    )
     data = read(d)
     assert data.labels == [1, 0] and data.texts[1] == "I met my friend today"
 
@@ -93,6 +97,7 @@ def test_cleaning_is_applied_when_asked(tmp_path):
 
 
 # ---- bad input: each gives a DataError that names the problem and the fix ----------------------
+
 
 def assert_data_error(directory, *fragments, **kwargs):
     with pytest.raises(DataError) as info:
@@ -136,15 +141,21 @@ def test_header_without_rows(tmp_path):
 
 def test_undecodable_bytes_name_the_line(tmp_path):
     d = channel(tmp_path)
-    (d / "train.csv").write_bytes("label,sentence\n1,fire\n0,caf".encode() + b"\xe9 ok\n")
+    (d / "train.csv").write_bytes(b"label,sentence\n1,fire\n0,caf" + b"\xe9 ok\n")
     assert_data_error(d, "line 3", "not valid UTF-8", "iconv")
 
 
 def test_labels_outside_the_label_set_are_listed_with_lines(tmp_path):
     d = channel(tmp_path)
     write_csv(d / "x.csv", ["label", "sentence"], [["1", "a"], ["2", "b"], ["maybe", "c"], ["", "d"]])
-    assert_data_error(d, "3 row(s) have a label outside the label set", "'2' (line 3)", "'maybe' (line 4)",
-                      "0 or 'Not a disaster'", "label_names")
+    assert_data_error(
+        d,
+        "3 row(s) have a label outside the label set",
+        "'2' (line 3)",
+        "'maybe' (line 4)",
+        "0 or 'Not a disaster'",
+        "label_names",
+    )
 
 
 def test_channel_without_data_files(tmp_path):
@@ -180,6 +191,7 @@ def test_a_single_class_is_refused(tmp_path):
 
 
 # ---- splits -------------------------------------------------------------------------------------
+
 
 def test_stratified_split_keeps_class_shares_and_is_deterministic():
     labels = [0] * 80 + [1] * 20

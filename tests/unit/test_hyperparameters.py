@@ -15,16 +15,29 @@ def test_defaults_when_nothing_is_given():
 
 
 def test_strings_from_hyperparameters_json_are_typed():
-    hp = load({"epochs": "3", "learning_rate": "2e-5", "clean_text": "true", "train_batch_size": "16",
-               "warmup_ratio": "0", "max_train_samples": "100"})
+    hp = load(
+        {
+            "epochs": "3",
+            "learning_rate": "2e-5",
+            "clean_text": "true",
+            "train_batch_size": "16",
+            "warmup_ratio": "0",
+            "max_train_samples": "100",
+        }
+    )
     assert (hp.epochs, hp.learning_rate, hp.clean_text, hp.train_batch_size) == (3, 2e-5, True, 16)
     assert hp.warmup_ratio == 0.0 and hp.max_train_samples == 100
 
 
 def test_json_encoded_strings_are_decoded_once():
     # The SageMaker Python SDK (>= 2.110) JSON-encodes every value a second time.
-    hp = load({"model_name_or_path": json.dumps("bert-base-uncased"), "epochs": json.dumps("4"),
-               "label_names": json.dumps("no,yes")})
+    hp = load(
+        {
+            "model_name_or_path": json.dumps("bert-base-uncased"),
+            "epochs": json.dumps("4"),
+            "label_names": json.dumps("no,yes"),
+        }
+    )
     assert hp.model_name_or_path == "bert-base-uncased"
     assert hp.epochs == 4
     assert hp.label_names == ("no", "yes")
@@ -45,12 +58,15 @@ def test_command_line_overrides_the_file():
     assert (hp.epochs, hp.seed, hp.learning_rate) == (5, 1, 1e-4)
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("a,b,c", ("a", "b", "c")),
-    ("['x', 'y']", ("x", "y")),          # the toolkit's str() of a decoded JSON list
-    ('["x", "y"]', ("x", "y")),
-    (" spam , eggs ", ("spam", "eggs")),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("a,b,c", ("a", "b", "c")),
+        ("['x', 'y']", ("x", "y")),  # the toolkit's str() of a decoded JSON list
+        ('["x", "y"]', ("x", "y")),
+        (" spam , eggs ", ("spam", "eggs")),
+    ],
+)
 def test_label_names_forms(value, expected):
     assert load({"label_names": value}).label_names == expected
 
@@ -69,21 +85,24 @@ def test_unknown_name_fails_with_a_suggestion_and_the_known_names():
     assert "learning_rate" in message  # the list of known names
 
 
-@pytest.mark.parametrize("name, value, allowed", [
-    ("epochs", "0", "an integer from 1 to 1000"),
-    ("epochs", "two", "an integer from 1 to 1000"),
-    ("epochs", "2.5", "an integer"),
-    ("learning_rate", "-1", "greater than 0"),
-    ("learning_rate", "nan", "a number"),
-    ("warmup_ratio", "1", "less than 1"),
-    ("clean_text", "maybe", "true or false"),
-    ("mixed_precision", "fp8", "one of auto, no, fp16, bf16"),
-    ("label_names", "onlyone", "at least two distinct"),
-    ("label_names", "a,a", "at least two distinct"),
-    ("label_names", "a,,b", "non-empty"),
-    ("max_length", "4", "an integer from 8"),
-    ("validation_fraction", "0.9", "at most 0.5"),
-])
+@pytest.mark.parametrize(
+    "name, value, allowed",
+    [
+        ("epochs", "0", "an integer from 1 to 1000"),
+        ("epochs", "two", "an integer from 1 to 1000"),
+        ("epochs", "2.5", "an integer"),
+        ("learning_rate", "-1", "greater than 0"),
+        ("learning_rate", "nan", "a number"),
+        ("warmup_ratio", "1", "less than 1"),
+        ("clean_text", "maybe", "true or false"),
+        ("mixed_precision", "fp8", "one of auto, no, fp16, bf16"),
+        ("label_names", "onlyone", "at least two distinct"),
+        ("label_names", "a,a", "at least two distinct"),
+        ("label_names", "a,,b", "non-empty"),
+        ("max_length", "4", "an integer from 8"),
+        ("validation_fraction", "0.9", "at most 0.5"),
+    ],
+)
 def test_invalid_values_name_the_hyperparameter_and_what_it_allows(name, value, allowed):
     with pytest.raises(HyperparameterError) as info:
         load({name: value})

@@ -6,8 +6,9 @@ from sagebert.metric_lines import METRIC_DEFINITIONS, format_metric_line, parse_
 
 
 def test_format_matches_the_documented_example():
-    line = format_metric_line({"epoch": 2, "step": 358, "train_loss": 0.34123, "eval_accuracy": 0.83512,
-                               "eval_f1": 0.79749})
+    line = format_metric_line(
+        {"epoch": 2, "step": 358, "train_loss": 0.34123, "eval_accuracy": 0.83512, "eval_f1": 0.79749}
+    )
     assert line == "epoch=2 step=358 train_loss=0.3412 eval_accuracy=0.8351 eval_f1=0.7975"
 
 
@@ -16,9 +17,20 @@ def test_small_values_use_e_notation():
 
 
 def test_every_metric_definition_captures_its_value_from_a_logged_line():
-    line = ("2026-01-01 12:00:00,000 INFO sagebert.training: " + format_metric_line({
-        "epoch": 1, "step": 179, "train_loss": 0.45, "learning_rate": 3.2e-5, "samples_per_second": 61.2,
-        "eval_loss": 0.41, "eval_accuracy": 0.83, "eval_precision": 0.81, "eval_recall": 0.77, "eval_f1": 0.79}))
+    line = "2026-01-01 12:00:00,000 INFO sagebert.training: " + format_metric_line(
+        {
+            "epoch": 1,
+            "step": 179,
+            "train_loss": 0.45,
+            "learning_rate": 3.2e-5,
+            "samples_per_second": 61.2,
+            "eval_loss": 0.41,
+            "eval_accuracy": 0.83,
+            "eval_precision": 0.81,
+            "eval_recall": 0.77,
+            "eval_f1": 0.79,
+        }
+    )
     values = parse_metric_line(line)
     for definition in METRIC_DEFINITIONS:
         match = re.search(definition["Regex"], line)

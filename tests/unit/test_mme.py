@@ -1,5 +1,6 @@
 """The multi-model front against a fake multi-model-server over real HTTP, and the MMS handler
 service with MMS's own Context."""
+
 import json
 import threading
 from dataclasses import replace
@@ -46,17 +47,27 @@ class FakeMMS:
         def describe(name):
             if name not in self.models:
                 return Response(json.dumps({"code": 404}), 404)
-            return Response(json.dumps([{"modelName": name, "workers": [{"status": s} for s in self.models[name]]}]),
-                            200, mimetype="application/json")
+            return Response(
+                json.dumps([{"modelName": name, "workers": [{"status": s} for s in self.models[name]]}]),
+                200,
+                mimetype="application/json",
+            )
 
         @app.post("/models/<name>/invoke")
         def invoke(name):
             if name not in self.models:
                 return Response(json.dumps({"code": 404, "message": "Model not found"}), 404)
-            return Response(json.dumps({"model": name, "body": request.get_data().decode(),
-                                        "accept": request.headers.get("Accept")}), 200,
-                            headers={"Content-Type": "application/json", "X-Amzn-SageMaker-Custom-Attributes": "x=1",
-                                     "X-Internal": "not for clients"})
+            return Response(
+                json.dumps(
+                    {"model": name, "body": request.get_data().decode(), "accept": request.headers.get("Accept")}
+                ),
+                200,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Amzn-SageMaker-Custom-Attributes": "x=1",
+                    "X-Internal": "not for clients",
+                },
+            )
 
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -135,8 +146,9 @@ def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_pat
     url = model_dir(tmp_path)
     assert load(client, "a", url).status_code == 200
     assert load(client, "a", url).status_code == 409
-    invoked = client.post("/models/a/invoke", data='["hi"]', headers={"Content-Type": "application/json",
-                                                                      "Accept": "text/csv"})
+    invoked = client.post(
+        "/models/a/invoke", data='["hi"]', headers={"Content-Type": "application/json", "Accept": "text/csv"}
+    )
     assert invoked.status_code == 200 and invoked.json == {"model": "a", "body": '["hi"]', "accept": "text/csv"}
     assert invoked.headers["X-Amzn-SageMaker-Custom-Attributes"] == "x=1" and "X-Internal" not in invoked.headers
     assert client.get("/models").json["models"][0]["modelName"] == "a"
@@ -144,13 +156,25 @@ def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_pat
     assert client.post("/models/zzz/invoke", data="x").status_code == 404
 
 
-@pytest.mark.parametrize("setup, fragment", [
-    (lambda d: None, "does not exist"),
-    (lambda d: (d.mkdir(parents=True), (d / "notes.txt").write_text("x")), "config.json is missing (found: notes.txt)"),
-    (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{}")), "no weights file"),
-    (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{"), (d / "model.safetensors").write_bytes(b"0")),
-     "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "setup, fragment",
+    [
+        (lambda d: None, "does not exist"),
+        (
+            lambda d: (d.mkdir(parents=True), (d / "notes.txt").write_text("x")),
+            "config.json is missing (found: notes.txt)",
+        ),
+        (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{}")), "no weights file"),
+        (
+            lambda d: (
+                d.mkdir(parents=True),
+                (d / "config.json").write_text("{"),
+                (d / "model.safetensors").write_bytes(b"0"),
+            ),
+            "not valid JSON",
+        ),
+    ],
+)
 def test_a_bad_model_directory_is_a_clear_400_and_never_reaches_mms(client, fake, tmp_path, setup, fragment):
     directory = tmp_path / "bad" / "model"
     setup(directory)
@@ -182,6 +206,7 @@ def test_mms_gets_a_loopback_port_of_its_own():
 
 
 # ---- the handler service inside MMS ---------------------------------------------------------------
+
 
 def mms_call(service, body, content_type="application/json", **headers):
     """One request the way MMS makes it: the model's one Context, with this request's processor."""
@@ -232,11 +257,14 @@ def test_mms_handler_formats_and_custom_attributes(service):
     assert status == 200 and len(json.loads(body)[0]) == 2
 
 
-@pytest.mark.parametrize("body, content_type, headers, status", [
-    (b"[1,", "application/json", {}, 400),
-    (b"x", "application/xml", {}, 415),
-    (b'"x"', "application/json", {"Accept": "application/xml"}, 406),
-])
+@pytest.mark.parametrize(
+    "body, content_type, headers, status",
+    [
+        (b"[1,", "application/json", {}, 400),
+        (b"x", "application/xml", {}, 415),
+        (b'"x"', "application/json", {"Accept": "application/xml"}, 406),
+    ],
+)
 def test_mms_handler_errors_are_json_without_traceback(service, body, content_type, headers, status):
     code, answer, content = mms_call(service, body, content_type, **headers)
     assert code == status and content == "application/json"

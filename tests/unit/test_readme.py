@@ -1,12 +1,13 @@
 """The README documents what the code does: every hyperparameter with its default, every metric
 regex, every server setting, and its two commands exist."""
+
 import os
 import re
 
-from support import REPO
 from sagebert.hyperparameters import describe
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.serving import settings
+from support import REPO
 
 README = (REPO / "README.md").read_text()
 

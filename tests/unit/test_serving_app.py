@@ -1,4 +1,5 @@
 """The Flask app with the Flask test client and the tiny model."""
+
 import json
 import threading
 from dataclasses import replace
@@ -36,6 +37,7 @@ def invoke(client, body, content_type="application/json", **headers):
 
 # ---- /ping ----------------------------------------------------------------------------------------
 
+
 def test_ping_is_503_while_loading_then_200_once_loaded_and_warmed(model):
     release = threading.Event()
 
@@ -70,16 +72,20 @@ def test_ping_is_503_with_the_reason_when_loading_failed(tmp_path):
 
 # ---- /invocations: formats -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, content_type, count", [
-    ("Just happened a terrible car crash", "text/plain", 1),
-    ('"one"', "application/json", 1),
-    (["one", "two", "three"], "application/json", 3),
-    ({"inputs": "one"}, "application/json", 1),
-    ({"inputs": ["one", "two"]}, "application/json", 2),
-    ('"one"\n{"inputs": "two"}\n', "application/jsonlines", 2),
-    ("one\ntwo, with comma\n", "text/csv", 2),
-    ("text,id\none,1\ntwo,2\n", "text/csv", 2),
-])
+
+@pytest.mark.parametrize(
+    "body, content_type, count",
+    [
+        ("Just happened a terrible car crash", "text/plain", 1),
+        ('"one"', "application/json", 1),
+        (["one", "two", "three"], "application/json", 3),
+        ({"inputs": "one"}, "application/json", 1),
+        ({"inputs": ["one", "two"]}, "application/json", 2),
+        ('"one"\n{"inputs": "two"}\n', "application/jsonlines", 2),
+        ("one\ntwo, with comma\n", "text/csv", 2),
+        ("text,id\none,1\ntwo,2\n", "text/csv", 2),
+    ],
+)
 def test_every_content_type_gets_one_prediction_per_text(client, body, content_type, count):
     response = invoke(client, body, content_type)
     assert response.status_code == 200, response.json
@@ -104,7 +110,7 @@ def test_predictions_do_not_depend_on_batching_or_order(client):
     texts = ["short", "a much longer text about a flood that destroyed the bridge", "mid length text", "x"]
     together = invoke(client, texts).json["predictions"]
     alone = [invoke(client, [t]).json["predictions"][0] for t in texts]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         assert a["label"] == b["label"]
         for name in a["probabilities"]:
             assert a["probabilities"][name] == pytest.approx(b["probabilities"][name], abs=1e-4)
@@ -148,16 +154,20 @@ def test_custom_attributes_are_passed_through(client):
 
 # ---- /invocations: errors ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, content_type, headers, status", [
-    ("[1, 2", "application/json", {}, 400),
-    ([1, 2], "application/json", {}, 400),
-    ({"text": "a"}, "application/json", {}, 400),
-    ("", "application/json", {}, 400),
-    ([], "application/json", {}, 400),
-    ("<a/>", "application/xml", {}, 415),
-    ("a", "text/plain", {"Accept": "application/xml"}, 406),
-    ("a", "text/plain", {"X-Amzn-SageMaker-Custom-Attributes": "output=xml"}, 400),
-])
+
+@pytest.mark.parametrize(
+    "body, content_type, headers, status",
+    [
+        ("[1, 2", "application/json", {}, 400),
+        ([1, 2], "application/json", {}, 400),
+        ({"text": "a"}, "application/json", {}, 400),
+        ("", "application/json", {}, 400),
+        ([], "application/json", {}, 400),
+        ("<a/>", "application/xml", {}, 415),
+        ("a", "text/plain", {"Accept": "application/xml"}, 406),
+        ("a", "text/plain", {"X-Amzn-SageMaker-Custom-Attributes": "output=xml"}, 400),
+    ],
+)
 def test_client_mistakes_are_4xx_with_a_json_reason(client, body, content_type, headers, status):
     response = invoke(client, body, content_type, **headers)
     assert response.status_code == status
@@ -201,9 +211,15 @@ def test_an_internal_error_is_500_without_traceback_and_the_server_keeps_serving
 
 
 def test_settings_from_the_environment():
-    settings = ServingSettings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
-                                         "SAGEMAKER_BIND_TO_PORT": "9090", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-                                         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30"})
+    settings = ServingSettings.from_env(
+        {
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+            "SAGEMAKER_BIND_TO_PORT": "9090",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
+        }
+    )
     assert (settings.workers, settings.port, settings.default_accept, settings.timeout) == (3, 9090, "text/csv", 30)
     assert settings.max_concurrent_transforms == 5  # 5 x 20 MB stays within batch transform's 100 MB
     from sagebert.errors import SagebertError

@@ -6,8 +6,16 @@ import pytest
 
 from support import REPO
 
-SCRIPTS = sorted([*REPO.glob("container/*.sh"), *REPO.glob("local_test/*.sh"), *REPO.glob("scripts/*.sh"),
-                  REPO / ".ci" / "run", REPO / "requirements" / "update-locks.sh", REPO / "container" / "entrypoint.sh"])
+SCRIPTS = sorted(
+    [
+        *REPO.glob("container/*.sh"),
+        *REPO.glob("local_test/*.sh"),
+        *REPO.glob("scripts/*.sh"),
+        REPO / ".ci" / "run",
+        REPO / "requirements" / "update-locks.sh",
+        REPO / "container" / "entrypoint.sh",
+    ]
+)
 
 
 @pytest.mark.parametrize("script", sorted(set(SCRIPTS)), ids=lambda p: str(p.relative_to(REPO)))

@@ -1,15 +1,16 @@
 """The training program in-process, on the tiny BERT (given through the `pretrained` channel)."""
+
 import json
 
 import pytest
 
-from support import make_opt_ml, write_csv
 from sagebert.container.train_entry import main as train_main
 from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.modeling import load_model_dir
 from sagebert.training import epoch_batches, shard_batches, train
+from support import make_opt_ml, write_csv
 
 FAST = {"epochs": 2, "train_batch_size": 16, "eval_batch_size": 32, "log_interval": 4, "learning_rate": 1e-3}
 
@@ -24,6 +25,7 @@ def opt_ml(tmp_path, tiny_bert, monkeypatch):
         base = make_opt_ml(tmp_path / f"opt_ml{len(made)}", pretrained=tiny_bert, **kwargs)
         monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
         return base
+
     return build
 
 
@@ -99,6 +101,7 @@ def test_sharding_deals_batches_round_robin_and_evenly():
 
 # ---- the program: failures reach /opt/ml/output/failure -------------------------------------------
 
+
 def test_bad_data_writes_a_failure_reason_and_exits_non_zero(opt_ml):
     base = opt_ml(train_rows=20, test_rows=None)
     write_csv(base / "input" / "data" / "training" / "train.csv", ["label", "sentence"], [["7", "x"], ["0", "y"]])
@@ -122,8 +125,10 @@ def test_a_missing_training_channel(opt_ml):
     cfg = base / "input" / "config" / "inputdataconfig.json"
     cfg.write_text(json.dumps({k: v for k, v in json.loads(cfg.read_text()).items() if k != "training"}))
     assert train_main([]) == 2
-    assert "The required 'training' channel is missing (channels present: pretrained, testing)" in \
-        (base / "output" / "failure").read_text()
+    assert (
+        "The required 'training' channel is missing (channels present: pretrained, testing)"
+        in (base / "output" / "failure").read_text()
+    )
 
 
 def test_an_unreadable_pretrained_channel(opt_ml, tmp_path):
@@ -137,8 +142,9 @@ def test_an_unreadable_pretrained_channel(opt_ml, tmp_path):
 
 
 def test_an_unreachable_hub_model_says_to_use_the_pretrained_channel(tmp_path, monkeypatch):
-    base = make_opt_ml(tmp_path / "opt_ml", train_rows=20,
-                       hyperparameters={"model_name_or_path": "no-such-org/no-such-model-xyz"})
+    base = make_opt_ml(
+        tmp_path / "opt_ml", train_rows=20, hyperparameters={"model_name_or_path": "no-such-org/no-such-model-xyz"}
+    )
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
     # As in a network-isolated job, but without waiting on connection timeouts: huggingface_hub
     # reads HF_HUB_OFFLINE once, at import, so the flag itself is set for this test.

@@ -5,13 +5,14 @@ service model (``validation``) before it is sent. Functions return data or yield
 never print. AWS errors propagate as botocore exceptions; the CLI turns them into one line
 (``errors.translate``).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator
 
 import boto3
 from botocore import xform_name
@@ -36,8 +37,9 @@ class AwsClients:
     instance roles...) unless ``region``/``profile`` are given; AWS_ENDPOINT_URL is honoured.
     """
 
-    def __init__(self, session: boto3.session.Session | None = None, *, region: str | None = None,
-                 profile: str | None = None):
+    def __init__(
+        self, session: boto3.session.Session | None = None, *, region: str | None = None, profile: str | None = None
+    ):
         self._session = session
         self._region = region
         self._profile = profile
@@ -47,8 +49,9 @@ class AwsClients:
         return self._session or boto3.session.Session(region_name=self._region, profile_name=self._profile)
 
     def _client(self, service: str, **config):
-        settings = Config(retries={"mode": "standard", "max_attempts": 5},
-                          user_agent_extra=f"sagebert/{__version__}", **config)
+        settings = Config(
+            retries={"mode": "standard", "max_attempts": 5}, user_agent_extra=f"sagebert/{__version__}", **config
+        )
         return self.session.client(service, config=settings)
 
     @cached_property
@@ -120,16 +123,19 @@ def local_files(directory: Path) -> list[tuple[Path, str]]:
     """Every file under ``directory`` (hidden ones skipped) with its key relative to it, sorted."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise InvalidRequestError(f"{directory} is not a directory.",
-                                  "Pass the folder that holds training/ (and testing/), e.g. local_test/data.")
+        raise InvalidRequestError(
+            f"{directory} is not a directory.",
+            "Pass the folder that holds training/ (and testing/), e.g. local_test/data.",
+        )
     files = sorted(
         (path, path.relative_to(directory).as_posix())
         for path in directory.rglob("*")
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)
     )
     if not files:
-        raise InvalidRequestError(f"{directory} holds no files to upload.",
-                                  "Put training/train.csv (and testing/test.csv) in it.")
+        raise InvalidRequestError(
+            f"{directory} holds no files to upload.", "Put training/train.csv (and testing/test.csv) in it."
+        )
     return files
 
 
@@ -171,8 +177,9 @@ def stop_training_job(clients: AwsClients, name: str) -> None:
 
 
 def recent_training_jobs(clients: AwsClients, count: int = 10) -> list[dict]:
-    return clients.sagemaker.list_training_jobs(SortBy="CreationTime", SortOrder="Descending",
-                                                MaxResults=count)["TrainingJobSummaries"]
+    return clients.sagemaker.list_training_jobs(SortBy="CreationTime", SortOrder="Descending", MaxResults=count)[
+        "TrainingJobSummaries"
+    ]
 
 
 # ---- endpoints ------------------------------------------------------------------------------------
@@ -219,8 +226,9 @@ def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[
             sleep(VISIBILITY_DELAY_SECONDS)
 
 
-def create_model_and_config(clients: AwsClients, plan: HostingPlan,
-                            sleep: Callable[[float], None] = time.sleep) -> Iterator[Created]:
+def create_model_and_config(
+    clients: AwsClients, plan: HostingPlan, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[Created]:
     """CreateModel, then CreateEndpointConfig, then wait until SageMaker can read the config."""
     send(clients.sagemaker, "CreateModel", plan.model)
     yield Created("model", plan.model_name)
@@ -261,12 +269,15 @@ def require_in_service(description: dict) -> None:
     status = description["EndpointStatus"]
     if status != "InService":
         name = description["EndpointName"]
-        raise InvalidRequestError(f"Endpoint {name} is {status}; it can only be updated when InService.",
-                                  f"Wait for it (sagebert status --endpoint {name}) and retry.")
+        raise InvalidRequestError(
+            f"Endpoint {name} is {status}; it can only be updated when InService.",
+            f"Wait for it (sagebert status --endpoint {name}) and retry.",
+        )
 
 
-def start_update(clients: AwsClients, plan: HostingPlan, update_request: dict,
-                 sleep: Callable[[float], None] = time.sleep) -> Iterator[Created]:
+def start_update(
+    clients: AwsClients, plan: HostingPlan, update_request: dict, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[Created]:
     """A new model and config, then UpdateEndpoint (the previous config and model are kept)."""
     yield from create_model_and_config(clients, plan, sleep)
     send(clients.sagemaker, "UpdateEndpoint", update_request)
@@ -284,8 +295,9 @@ def previous_config(clients: AwsClients, endpoint: dict) -> str | None:
 
 def remember_previous_config(clients: AwsClients, endpoint: dict, config_name: str) -> None:
     """Record ``config_name`` on the endpoint as the one to roll back to."""
-    clients.sagemaker.add_tags(ResourceArn=endpoint["EndpointArn"],
-                               Tags=[{"Key": PREVIOUS_CONFIG_TAG, "Value": config_name}])
+    clients.sagemaker.add_tags(
+        ResourceArn=endpoint["EndpointArn"], Tags=[{"Key": PREVIOUS_CONFIG_TAG, "Value": config_name}]
+    )
 
 
 # ---- deletion -------------------------------------------------------------------------------------
@@ -303,8 +315,7 @@ def endpoint_configs(clients: AwsClients, endpoint: dict) -> list[str]:
     name = endpoint["EndpointName"]
     found = [endpoint["EndpointConfigName"]]
     paginator = clients.sagemaker.get_paginator("list_endpoint_configs")
-    pages = paginator.paginate(NameContains=endpoint_resource_stem(name), SortBy="CreationTime",
-                               SortOrder="Descending")
+    pages = paginator.paginate(NameContains=endpoint_resource_stem(name), SortBy="CreationTime", SortOrder="Descending")
     for page in pages:
         for summary in page["EndpointConfigs"]:
             config = summary["EndpointConfigName"]
@@ -356,8 +367,9 @@ def delete_model(clients: AwsClients, name: str) -> bool:
 
 
 # ---- invocation -----------------------------------------------------------------------------------
-def invoke_endpoint(clients: AwsClients, endpoint: str, body: bytes, content_type: str,
-                    target_model: str | None = None) -> bytes:
+def invoke_endpoint(
+    clients: AwsClients, endpoint: str, body: bytes, content_type: str, target_model: str | None = None
+) -> bytes:
     """InvokeEndpoint (Accept: application/json); the answer's body."""
     request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": "application/json"}
     if target_model:

@@ -5,12 +5,21 @@ boto3 raises ``ClientError`` (the service answered with an error code) or a ``Bo
 message names the call and the service's own words, and whose fix names the permission, quota
 or setting to change.
 """
+
 from __future__ import annotations
 
 import re
 
-from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
-                                 NoRegionError, ParamValidationError, PartialCredentialsError, ProfileNotFound)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from ..errors import SagebertError
 
@@ -31,11 +40,20 @@ _IAM_ACTIONS = {
     "GetCallerIdentity": "sts:GetCallerIdentity",
 }
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "403", "Forbidden", "UnauthorizedOperation"}
-_BAD_CREDENTIALS = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
-                    "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidSignatureException"}
+_BAD_CREDENTIALS = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidSignatureException",
+}
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "SlowDown"}
-_NO_CREDENTIALS_FIX = ("Configure credentials: `aws configure`, AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
-                       "AWS_SECRET_ACCESS_KEY (in CI: assume a role by OIDC).")
+_NO_CREDENTIALS_FIX = (
+    "Configure credentials: `aws configure`, AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY (in CI: assume a role by OIDC)."
+)
 
 
 class AwsError(SagebertError):
@@ -61,42 +79,67 @@ def _client_error(exc: ClientError) -> AwsError:
         denied = re.search(r"not authorized to perform: ([\w-]+:\w+)(?: on resource: (\S+))?", message)
         action = denied.group(1) if denied else iam_action(operation)
         if action == "iam:PassRole":
-            fix = ("Allow the caller iam:PassRole on the execution role (condition iam:PassedToService = "
-                   "sagemaker.amazonaws.com).")
+            fix = (
+                "Allow the caller iam:PassRole on the execution role (condition iam:PassedToService = "
+                "sagemaker.amazonaws.com)."
+            )
         else:
             on = f" on {denied.group(2)}" if denied and denied.group(2) else ""
             fix = f"Allow the caller {action}{on} (the permissions are listed in {DOCS})."
         return AwsError(f"Access denied: {said}", fix, code=code)
     if code == "ResourceLimitExceeded":
-        return AwsError(f"Quota reached: {said}", (
-            "Request a higher quota in Service Quotas > Amazon SageMaker (e.g. '<instance type> for training "
-            "job usage', '... for spot training job usage', '... for endpoint usage'), pick another instance "
-            "type, or stop/delete what you no longer use."), code=code)
+        return AwsError(
+            f"Quota reached: {said}",
+            (
+                "Request a higher quota in Service Quotas > Amazon SageMaker (e.g. '<instance type> for training "
+                "job usage', '... for spot training job usage', '... for endpoint usage'), pick another instance "
+                "type, or stop/delete what you no longer use."
+            ),
+            code=code,
+        )
     if code in _BAD_CREDENTIALS:
-        return AwsError(f"AWS rejected the credentials: {said}",
-                        "Refresh them (aws sso login, or a new session token) or check AWS_PROFILE.", code=code)
+        return AwsError(
+            f"AWS rejected the credentials: {said}",
+            "Refresh them (aws sso login, or a new session token) or check AWS_PROFILE.",
+            code=code,
+        )
     if code in _THROTTLED:
         return AwsError(f"Throttled: {said}", "Wait a minute and retry.", code=code)
     if code in ("NoSuchBucket", "404") and operation in ("HeadBucket", "ListObjectsV2", "PutObject"):
-        return AwsError(f"The S3 bucket does not exist: {said}",
-                        "Create it (aws s3 mb s3://BUCKET) in the same region, or check the name.", code=code)
+        return AwsError(
+            f"The S3 bucket does not exist: {said}",
+            "Create it (aws s3 mb s3://BUCKET) in the same region, or check the name.",
+            code=code,
+        )
     if code == "ModelError":
         original = exc.response.get("OriginalMessage") or message
         status = exc.response.get("OriginalStatusCode", "an error")
         log = exc.response.get("LogStreamArn")
         where = f" Its log: {log}." if log else ""
-        return AwsError(f"The model container answered {status}: {original}",
-                        f"Check the texts and content type; the container's log says why.{where}", code=code)
+        return AwsError(
+            f"The model container answered {status}: {original}",
+            f"Check the texts and content type; the container's log says why.{where}",
+            code=code,
+        )
     if code in ("ValidationException", "ValidationError") and re.search(r"[Cc]ould not find|does not exist", message):
-        return AwsError(f"Not found: {said}", (
-            "Check the name (sagebert status lists endpoints and recent training jobs) and the region "
-            "(--region or AWS_REGION)."), code=code)
+        return AwsError(
+            f"Not found: {said}",
+            (
+                "Check the name (sagebert status lists endpoints and recent training jobs) and the region "
+                "(--region or AWS_REGION)."
+            ),
+            code=code,
+        )
     if code in ("ValidationException", "ValidationError"):
-        return AwsError(f"SageMaker rejected the request: {said}",
-                        "Correct the value the message names (see `sagebert <command> --help`).", code=code)
+        return AwsError(
+            f"SageMaker rejected the request: {said}",
+            "Correct the value the message names (see `sagebert <command> --help`).",
+            code=code,
+        )
     if code in ("ResourceInUse", "ResourceInUseException"):
-        return AwsError(f"In use: {said}", "Choose another name, or wait until the resource is no longer in use.",
-                        code=code)
+        return AwsError(
+            f"In use: {said}", "Choose another name, or wait until the resource is no longer in use.", code=code
+        )
     return AwsError(f"AWS error {code}: {said}", None, code=code)
 
 
@@ -107,13 +150,15 @@ def translate(exc: BaseException) -> SagebertError:
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return AwsError("No AWS credentials found.", _NO_CREDENTIALS_FIX)
     if isinstance(exc, NoRegionError):
-        return AwsError("No AWS region is configured.",
-                        "Pass --region, set AWS_REGION, or `aws configure set region eu-west-1`.")
+        return AwsError(
+            "No AWS region is configured.", "Pass --region, set AWS_REGION, or `aws configure set region eu-west-1`."
+        )
     if isinstance(exc, ProfileNotFound):
         return AwsError(f"{exc}.", "Check AWS_PROFILE / --profile against ~/.aws/config.")
     if isinstance(exc, EndpointConnectionError):
-        return AwsError(f"Cannot reach AWS: {exc}.",
-                        "Check the network, the region, and AWS_ENDPOINT_URL if you set it.")
+        return AwsError(
+            f"Cannot reach AWS: {exc}.", "Check the network, the region, and AWS_ENDPOINT_URL if you set it."
+        )
     if isinstance(exc, ParamValidationError):
         return AwsError(" ".join(str(exc).split()), "Correct the option that sets that field.")
     if isinstance(exc, BotoCoreError):

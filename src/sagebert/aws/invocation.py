@@ -5,13 +5,14 @@ per line (a CSV record of one field, quoted only where a comma or quote needs it
 server answers ``application/json``:
 ``{"predictions": [{"label": ..., "label_id": ..., "probabilities": {label: p}, "truncated": bool}]}``.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import SagebertError
 
@@ -77,6 +78,8 @@ def parse_predictions(body: bytes, count: int) -> list[Prediction]:
             "or print the raw answer with --raw.",
         ) from None
     if len(predictions) != count:
-        raise InvocationError(f"Sent {count} texts but the endpoint answered {len(predictions)} predictions.",
-                              "Print the raw answer with --raw and check the endpoint's logs.")
+        raise InvocationError(
+            f"Sent {count} texts but the endpoint answered {len(predictions)} predictions.",
+            "Print the raw answer with --raw and check the endpoint's logs.",
+        )
     return predictions

@@ -5,13 +5,14 @@ CreateEndpointConfig, CreateEndpoint, UpdateEndpoint), so a request can be compa
 reference line by line. Rules the API states but botocore does not check (name patterns and
 lengths, spot's MaxWait > MaxRuntime, deployment-policy ranges) are checked here, with the fix.
 """
+
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from datetime import UTC, datetime
 
 from ..environment import PRETRAINED_CHANNEL, TESTING_CHANNEL, TRAINING_CHANNEL
 from ..hyperparameters import from_mapping
@@ -47,7 +48,7 @@ class S3Location:
     key: str = ""
 
     @classmethod
-    def parse(cls, uri: str, what: str = "S3 location") -> "S3Location":
+    def parse(cls, uri: str, what: str = "S3 location") -> S3Location:
         """``s3://bucket/key`` → S3Location; a SagebertError naming ``what`` if it is not one."""
         match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?", uri or "")
         if not match:
@@ -61,16 +62,16 @@ class S3Location:
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
-    def as_prefix(self) -> "S3Location":
+    def as_prefix(self) -> S3Location:
         """The same location as a "folder": empty or ending in ``/``."""
         key = self.key.strip("/")
         return S3Location(self.bucket, key + "/" if key else "")
 
-    def child(self, *parts: str) -> "S3Location":
+    def child(self, *parts: str) -> S3Location:
         """A location below this one (``child("training", "")`` → ``.../training/``)."""
         return S3Location(self.bucket, self.as_prefix().key + "/".join(parts))
 
-    def parent(self) -> "S3Location":
+    def parent(self) -> S3Location:
         """The folder that holds this location (the bucket root for a top-level one)."""
         key = self.key.strip("/")
         return S3Location(self.bucket, key.rsplit("/", 1)[0] + "/" if "/" in key else "")
@@ -102,7 +103,7 @@ def unique_name(stem: str, now: datetime | None = None, token: str | None = None
 
     The random part keeps two runs started in the same second (two CI jobs) apart.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     token = token or secrets.token_hex(2)
     stem = name_stem(stem)[: 63 - _SUFFIX_LENGTH].rstrip("-")
     return f"{stem}-{now.strftime(_STAMP_FORMAT)}-{token}"
@@ -177,8 +178,9 @@ class TrainingJobSpec:
         """MaxRuntimeInSeconds, and for spot MaxWaitTimeInSeconds, strictly larger."""
         if not self.spot:
             if self.max_wait is not None:
-                raise InvalidRequestError("--max-wait only applies to managed spot training.",
-                                          "Add --spot, or drop --max-wait.")
+                raise InvalidRequestError(
+                    "--max-wait only applies to managed spot training.", "Add --spot, or drop --max-wait."
+                )
             return {"MaxRuntimeInSeconds": self.max_run}
         max_wait = self.max_wait if self.max_wait is not None else 2 * self.max_run
         if max_wait <= self.max_run:
@@ -200,8 +202,9 @@ class TrainingJobSpec:
 def _channel(name: str, uri: str) -> dict:
     return {
         "ChannelName": name,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                        "S3DataDistributionType": "FullyReplicated"}},
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
         "InputMode": "File",
         "CompressionType": "None",
     }
@@ -222,8 +225,11 @@ def create_training_job_request(spec: TrainingJobSpec) -> dict:
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": [_channel(name, uri) for name, uri in spec.channels.items()],
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
-                           "VolumeSizeInGB": spec.volume_size_gb},
+        "ResourceConfig": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+            "VolumeSizeInGB": spec.volume_size_gb,
+        },
         "StoppingCondition": spec.stopping_condition(),
         "EnableManagedSpotTraining": spec.spot,
     }
@@ -274,12 +280,23 @@ def model_data_url(uri: str, multi_model: bool) -> str:
     return location.uri
 
 
-def create_model_request(name: str, *, image: str, role_arn: str, model_data: str, multi_model: bool = False,
-                         environment: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None) -> dict:
+def create_model_request(
+    name: str,
+    *,
+    image: str,
+    role_arn: str,
+    model_data: str,
+    multi_model: bool = False,
+    environment: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict:
     """CreateModel with one container: ``SingleModel`` or ``MultiModel`` (ModelDataUrl = a prefix)."""
     check_name("model", name)
-    container = {"Image": image, "Mode": "MultiModel" if multi_model else "SingleModel",
-                 "ModelDataUrl": model_data_url(model_data, multi_model)}
+    container = {
+        "Image": image,
+        "Mode": "MultiModel" if multi_model else "SingleModel",
+        "ModelDataUrl": model_data_url(model_data, multi_model),
+    }
     if environment:
         container["Environment"] = dict(environment)
     request = {"ModelName": name, "ExecutionRoleArn": role_arn, "PrimaryContainer": container}
@@ -288,14 +305,26 @@ def create_model_request(name: str, *, image: str, role_arn: str, model_data: st
     return request
 
 
-def create_endpoint_config_request(name: str, *, model_name: str, instance_type: str, instance_count: int = 1,
-                                   variant_name: str = DEFAULT_VARIANT, startup_timeout: int | None = None,
-                                   tags: Mapping[str, str] | None = None) -> dict:
+def create_endpoint_config_request(
+    name: str,
+    *,
+    model_name: str,
+    instance_type: str,
+    instance_count: int = 1,
+    variant_name: str = DEFAULT_VARIANT,
+    startup_timeout: int | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict:
     """CreateEndpointConfig with one production variant taking all the traffic."""
     check_name("endpoint config", name)
     check_name("variant", variant_name)
-    variant = {"VariantName": variant_name, "ModelName": model_name, "InstanceType": instance_type,
-               "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}
+    variant = {
+        "VariantName": variant_name,
+        "ModelName": model_name,
+        "InstanceType": instance_type,
+        "InitialInstanceCount": instance_count,
+        "InitialVariantWeight": 1.0,
+    }
     if startup_timeout is not None:
         variant["ContainerStartupHealthCheckTimeoutInSeconds"] = startup_timeout
     request = {"EndpointConfigName": name, "ProductionVariants": [variant]}
@@ -334,11 +363,22 @@ class HostingPlan:
         return self.endpoint["EndpointName"]
 
 
-def hosting_plan(endpoint: str, *, image: str, role_arn: str, model_data: str, instance_type: str,
-                 instance_count: int = 1, multi_model: bool = False, environment: Mapping[str, str] | None = None,
-                 startup_timeout: int | None = None, variant_name: str = DEFAULT_VARIANT,
-                 training_job: str | None = None, tags: Mapping[str, str] | None = None,
-                 now: datetime | None = None) -> HostingPlan:
+def hosting_plan(
+    endpoint: str,
+    *,
+    image: str,
+    role_arn: str,
+    model_data: str,
+    instance_type: str,
+    instance_count: int = 1,
+    multi_model: bool = False,
+    environment: Mapping[str, str] | None = None,
+    startup_timeout: int | None = None,
+    variant_name: str = DEFAULT_VARIANT,
+    training_job: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> HostingPlan:
     """A new model and endpoint config for ``endpoint``, named ``<endpoint>-<time>-<random>``.
 
     The model and config carry the ``sagebert:endpoint`` tag (and the model the training job it
@@ -351,11 +391,24 @@ def hosting_plan(endpoint: str, *, image: str, role_arn: str, model_data: str, i
     # One name for the model and its config (different resource types): easy to match up.
     model_name = config_name = unique_name(stem, now)
     return HostingPlan(
-        model=create_model_request(model_name, image=image, role_arn=role_arn, model_data=model_data,
-                                   multi_model=multi_model, environment=environment, tags=model_tags),
+        model=create_model_request(
+            model_name,
+            image=image,
+            role_arn=role_arn,
+            model_data=model_data,
+            multi_model=multi_model,
+            environment=environment,
+            tags=model_tags,
+        ),
         endpoint_config=create_endpoint_config_request(
-            config_name, model_name=model_name, instance_type=instance_type, instance_count=instance_count,
-            variant_name=variant_name, startup_timeout=startup_timeout, tags=owned),
+            config_name,
+            model_name=model_name,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            variant_name=variant_name,
+            startup_timeout=startup_timeout,
+            tags=owned,
+        ),
         endpoint=create_endpoint_request(endpoint, config_name, tags),
     )
 
@@ -369,12 +422,14 @@ class CapacitySize:
     value: int
 
     @classmethod
-    def parse(cls, text: str) -> "CapacitySize":
+    def parse(cls, text: str) -> CapacitySize:
         """``"2"`` → 2 instances; ``"10%"`` → 10 % of the fleet."""
         match = re.fullmatch(r"\s*([0-9]+)\s*(%?)\s*", str(text))
         if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(1)) > 100):
-            raise InvalidRequestError(f"{text!r} is not a capacity size.",
-                                      "Give a number of instances (e.g. 1) or a percentage of the fleet (e.g. 10%).")
+            raise InvalidRequestError(
+                f"{text!r} is not a capacity size.",
+                "Give a number of instances (e.g. 1) or a percentage of the fleet (e.g. 10%).",
+            )
         kind = "CAPACITY_PERCENT" if match.group(2) else "INSTANCE_COUNT"
         return cls(kind, int(match.group(1)))
 
@@ -384,8 +439,9 @@ class CapacitySize:
 
 def _in_range(what: str, value: int, low: int, high: int, option: str) -> None:
     if not low <= value <= high:
-        raise InvalidRequestError(f"{what} is {value}; SageMaker allows {low} to {high}.",
-                                  f"Pass {option} between {low} and {high}.")
+        raise InvalidRequestError(
+            f"{what} is {value}; SageMaker allows {low} to {high}.", f"Pass {option} between {low} and {high}."
+        )
 
 
 @dataclass(frozen=True)
@@ -402,8 +458,9 @@ class DeploymentPolicy:
     def deployment_config(self) -> dict:
         """The DeploymentConfig: BlueGreenUpdatePolicy and, with alarms, AutoRollbackConfiguration."""
         if self.traffic not in TRAFFIC_TYPES:
-            raise InvalidRequestError(f"Unknown traffic routing {self.traffic!r}.",
-                                      "Use one of " + ", ".join(TRAFFIC_TYPES) + ".")
+            raise InvalidRequestError(
+                f"Unknown traffic routing {self.traffic!r}.", "Use one of " + ", ".join(TRAFFIC_TYPES) + "."
+            )
         default_wait = 0 if self.traffic == "ALL_AT_ONCE" else 300
         wait = default_wait if self.wait_interval is None else self.wait_interval
         _in_range("WaitIntervalInSeconds", wait, 0, 3600, "--wait-interval")
@@ -414,18 +471,23 @@ class DeploymentPolicy:
         elif self.traffic == "LINEAR":
             routing["LinearStepSize"] = self._step(CapacitySize("CAPACITY_PERCENT", 20), 10, 50, "--linear-step")
         elif self.step is not None:
-            raise InvalidRequestError("A step size only applies to CANARY and LINEAR traffic routing.",
-                                      "Drop --canary-size/--linear-step, or choose --traffic canary or linear.")
+            raise InvalidRequestError(
+                "A step size only applies to CANARY and LINEAR traffic routing.",
+                "Drop --canary-size/--linear-step, or choose --traffic canary or linear.",
+            )
         policy: dict = {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": self.termination_wait}
         if self.max_execution_timeout is not None:
-            _in_range("MaximumExecutionTimeoutInSeconds", self.max_execution_timeout, 600, 28800,
-                      "--max-execution-timeout")
+            _in_range(
+                "MaximumExecutionTimeoutInSeconds", self.max_execution_timeout, 600, 28800, "--max-execution-timeout"
+            )
             policy["MaximumExecutionTimeoutInSeconds"] = self.max_execution_timeout
         config: dict = {"BlueGreenUpdatePolicy": policy}
         if self.alarms:
             if len(self.alarms) > 10:
-                raise InvalidRequestError(f"{len(self.alarms)} alarms given; SageMaker watches at most 10.",
-                                          "Pass --alarm at most 10 times (a composite alarm can combine more).")
+                raise InvalidRequestError(
+                    f"{len(self.alarms)} alarms given; SageMaker watches at most 10.",
+                    "Pass --alarm at most 10 times (a composite alarm can combine more).",
+                )
             config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in self.alarms]}
         return config
 
@@ -439,15 +501,24 @@ class DeploymentPolicy:
 def update_endpoint_request(endpoint: str, config_name: str, policy: DeploymentPolicy) -> dict:
     """UpdateEndpoint to a new config with an explicit blue/green DeploymentConfig."""
     check_name("endpoint", endpoint)
-    return {"EndpointName": endpoint, "EndpointConfigName": config_name,
-            "DeploymentConfig": policy.deployment_config()}
+    return {"EndpointName": endpoint, "EndpointConfigName": config_name, "DeploymentConfig": policy.deployment_config()}
 
 
-def updated_hosting_plan(endpoint: str, current_model: Mapping, current_variant: Mapping, *,
-                         model_data: str | None = None, image: str | None = None, role_arn: str | None = None,
-                         environment: Mapping[str, str] | None = None, instance_type: str | None = None,
-                         instance_count: int | None = None, training_job: str | None = None,
-                         tags: Mapping[str, str] | None = None, now: datetime | None = None) -> HostingPlan:
+def updated_hosting_plan(
+    endpoint: str,
+    current_model: Mapping,
+    current_variant: Mapping,
+    *,
+    model_data: str | None = None,
+    image: str | None = None,
+    role_arn: str | None = None,
+    environment: Mapping[str, str] | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    training_job: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> HostingPlan:
     """The next model and config of a live endpoint: what is running, with the given changes.
 
     Everything not given is carried over from the current model and variant — image, role,

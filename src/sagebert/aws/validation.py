@@ -5,11 +5,12 @@ botocore validates required members, unknown members, types and minimums on the 
 (and local stand-ins such as moto accept them). Reading the limits from the installed service
 model keeps them in step with the API instead of copying them here.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import botocore.session
@@ -22,7 +23,7 @@ class InvalidRequestError(SagebertError):
     """A request sagebert was about to send breaks one of the API's own rules."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(service: str = "sagemaker"):
     """The installed botocore model of ``service`` (read once)."""
     return botocore.session.get_session().get_service_model(service)
@@ -37,7 +38,7 @@ def shape_limits(shape_name: str, service: str = "sagemaker") -> dict[str, Any]:
     return limits
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str) -> re.Pattern | None:
     try:
         return re.compile(pattern)
@@ -52,8 +53,7 @@ def _string_problem(shape: Shape, value: str) -> str | None:
     if shape.enum and value not in shape.enum:
         close = difflib.get_close_matches(value, shape.enum, n=3)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        return (f"is not one of the values this boto3 knows{hint}; if it is new, upgrade boto3 "
-                "(pip install -U boto3)")
+        return f"is not one of the values this boto3 knows{hint}; if it is new, upgrade boto3 (pip install -U boto3)"
     pattern = _compiled(limits["pattern"]) if "pattern" in limits else None
     if pattern is not None and not pattern.fullmatch(value):
         return f"does not match the pattern {limits['pattern']}"
@@ -82,9 +82,13 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
         if problem:
             shown = value if len(value) <= 80 else value[:77] + "..."
             problems.append(f"{path} {shown!r} {problem}")
-    elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
-        if "max" in shape.metadata and value > shape.metadata["max"]:
-            problems.append(f"{path} is {value}; at most {shape.metadata['max']} is allowed")
+    elif (
+        kind in ("integer", "long", "float", "double")
+        and isinstance(value, (int, float))
+        and "max" in shape.metadata
+        and value > shape.metadata["max"]
+    ):
+        problems.append(f"{path} is {value}; at most {shape.metadata['max']} is allowed")
 
 
 def request_problems(operation: str, request: dict, service: str = "sagemaker") -> list[str]:

@@ -4,12 +4,13 @@ Both are generators of events (status changes, log lines, the final description)
 show them as they happen; neither prints. Polling intervals and ``sleep`` are parameters, so
 tests run them without waiting.
 """
+
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -69,7 +70,8 @@ class TrainingLogReader:
         names: list[str] = []
         try:
             pages = self._logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=self._prefix)
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=self._prefix
+            )
             for page in pages:
                 names.extend(stream["logStreamName"] for stream in page["logStreams"])
         except ClientError as exc:
@@ -95,12 +97,19 @@ class TrainingLogReader:
         """Every line written since the last call, all hosts interleaved by time."""
         events = [event for stream in self._streams() for event in self._read_stream(stream)]
         events.sort(key=lambda event: event["timestamp"])
-        return [LogLine(host_of(event["stream"]), event["message"].rstrip("\n"), event["timestamp"])
-                for event in events]
+        return [
+            LogLine(host_of(event["stream"]), event["message"].rstrip("\n"), event["timestamp"]) for event in events
+        ]
 
 
-def follow_training_job(clients: AwsClients, job_name: str, *, poll_interval: float = 30, logs: bool = True,
-                        sleep: Callable[[float], None] = time.sleep) -> Iterator[StatusChange | LogLine | Finished]:
+def follow_training_job(
+    clients: AwsClients,
+    job_name: str,
+    *,
+    poll_interval: float = 30,
+    logs: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[StatusChange | LogLine | Finished]:
     """Poll DescribeTrainingJob until the job ends, yielding its status transitions and log lines."""
     reader = TrainingLogReader(clients.logs, job_name) if logs else None
     shown: list[tuple[str, str]] = []
@@ -124,9 +133,16 @@ def follow_training_job(clients: AwsClients, job_name: str, *, poll_interval: fl
         sleep(poll_interval)
 
 
-def wait_for_endpoint(clients: AwsClients, endpoint: str, *, poll_interval: float = 30, timeout: float = 3600,
-                      heartbeat: float = 60, sleep: Callable[[float], None] = time.sleep,
-                      clock: Callable[[], float] = time.monotonic) -> Iterator[StatusChange | Finished]:
+def wait_for_endpoint(
+    clients: AwsClients,
+    endpoint: str,
+    *,
+    poll_interval: float = 30,
+    timeout: float = 3600,
+    heartbeat: float = 60,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[StatusChange | Finished]:
     """Poll DescribeEndpoint until it settles (InService, Failed, ...), yielding status changes.
 
     A StatusChange is also yielded every ``heartbeat`` seconds while nothing changes, so a long

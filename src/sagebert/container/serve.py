@@ -15,11 +15,12 @@ requests finish (graceful timeout 25 s, inside SageMaker's 30 s), and exit 0.
 With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front instead
 (serving.mms).
 """
+
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
@@ -102,9 +103,9 @@ def run_gunicorn(settings: ServingSettings, options: dict, load: Callable[[objec
 
 def serve_single_model(settings: ServingSettings) -> None:
     """Serve the model in settings.model_dir until SIGTERM."""
-    from ..serving.app import ModelHolder, create_app
-
     import torch
+
+    from ..serving.app import ModelHolder, create_app
 
     gpu = torch.cuda.is_available()
 
@@ -122,8 +123,15 @@ def serve_single_model(settings: ServingSettings) -> None:
             gc.freeze()
         return app
 
-    log.info("serving %s on port %d: %d worker(s) x %d thread(s), precision %s%s", settings.model_dir, settings.port,
-             settings.workers, settings.threads, settings.precision, ", one model copy per GPU" if gpu else "")
+    log.info(
+        "serving %s on port %d: %d worker(s) x %d thread(s), precision %s%s",
+        settings.model_dir,
+        settings.port,
+        settings.workers,
+        settings.threads,
+        settings.precision,
+        ", one model copy per GPU" if gpu else "",
+    )
     run_gunicorn(settings, gunicorn_options(settings, gpu), load)
 
 

@@ -4,6 +4,7 @@ It reads the job's configuration, trains, and writes the model. On an error it w
 reason (what went wrong and how to fix it, no traceback) to /opt/ml/output/failure, logs the
 traceback, and exits non-zero; the toolkit keeps an existing failure file as it is.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import logs
 from ..environment import TrainingEnvironment
@@ -75,10 +76,12 @@ def _run(stop: threading.Event, argv: Sequence[str] | None) -> int:
         reason = str(exc)
         log.error("training failed: %s", reason)
         code = EXIT_USER_ERROR
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
+    except Exception as exc:
         log.exception("training failed with an internal error")
-        reason = (f"Internal error: {type(exc).__name__}: {exc}. The traceback is in the training log "
-                  "(CloudWatch log group /aws/sagemaker/TrainingJobs).")
+        reason = (
+            f"Internal error: {type(exc).__name__}: {exc}. The traceback is in the training log "
+            "(CloudWatch log group /aws/sagemaker/TrainingJobs)."
+        )
         code = EXIT_INTERNAL_ERROR
     if env is None:
         from ..environment import SageMakerPaths, base_dir

@@ -11,8 +11,10 @@ The toolkit does not pass SIGTERM on to the program (sagemaker-training-toolkit 
 ``main()`` forwards it to every descendant: `docker stop`, StopTrainingJob, MaxRuntime and spot
 interruptions then reach the training loop, which checkpoints and exits.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -48,10 +50,8 @@ def _forward_sigterm_to_children() -> None:
         children = psutil.Process().children(recursive=True)
         log.warning("received signal %d: forwarding it to %d training process(es)", signum, len(children))
         for child in children:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 child.send_signal(signum)
-            except psutil.NoSuchProcess:
-                pass
 
     signal.signal(signal.SIGTERM, forward)
 
@@ -72,8 +72,12 @@ def main() -> None:
         # gloo (CPU) picks its interface from this variable; the toolkit sets NCCL's itself.
         if _interface_exists(env.network_interface_name):
             os.environ.setdefault("GLOO_SOCKET_IFNAME", env.network_interface_name)
-        log.info("data-parallel training: %d host(s) x %d process(es), master %s", len(env.hosts), per_host,
-                 env.master_hostname)
+        log.info(
+            "data-parallel training: %d host(s) x %d process(es), master %s",
+            len(env.hosts),
+            per_host,
+            env.master_hostname,
+        )
     # capture_error=True: entry_point.run passes (wait, capture_error) positionally and the
     # TorchDistributed runner takes them in the opposite order; only True/True means the same to both.
     entry_point.run(

@@ -6,13 +6,14 @@ warm-up prediction succeeded in this process; it never touches the model, so it 
 inference is busy. Client mistakes are 4xx with a JSON reason; anything else is a 500 whose
 traceback goes to the log, never to the client.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flask import Flask, Response, request
 
@@ -30,8 +31,9 @@ WARM_UP_TEXT = "sagebert warm-up: Just happened a terrible car crash"
 class ModelHolder:
     """The served model and its readiness: loading → ready (after a warm-up), or failed."""
 
-    def __init__(self, loader: Callable[[], object] | None = None, model: object | None = None,
-                 micro_batch_texts: int = 64):
+    def __init__(
+        self, loader: Callable[[], object] | None = None, model: object | None = None, micro_batch_texts: int = 64
+    ):
         self._loader = loader
         self.model = model
         self.error: str | None = None
@@ -40,12 +42,14 @@ class ModelHolder:
         self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
 
     @classmethod
-    def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> "ModelHolder":
+    def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
         """A holder that loads ``model_dir`` with the settings' precision and batch size."""
         from ..inference import model_fn
 
-        return cls(loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size),
-                   micro_batch_texts=settings.micro_batch_texts)
+        return cls(
+            loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size),
+            micro_batch_texts=settings.micro_batch_texts,
+        )
 
     def _batcher(self) -> MicroBatcher:
         return MicroBatcher(self._predict_texts, self._micro_batch_texts)
@@ -53,19 +57,19 @@ class ModelHolder:
     def _predict_texts(self, texts: list[str]):
         return self.model.predict(texts)  # type: ignore[union-attr]
 
-    def load(self) -> "ModelHolder":
+    def load(self) -> ModelHolder:
         """Load now (in this thread); a failure is kept (and logged), not raised."""
         started = time.monotonic()
         try:
             self.model = self._loader()  # type: ignore[misc]
             self.batcher = self._batcher()
             log.info("model ready in %.2f s", time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - the server stays up and says why on /ping
+        except Exception as exc:
             self.error = str(exc) if isinstance(exc, SagebertError) else f"{type(exc).__name__}: {exc}"
             log.exception("loading the model failed: %s", self.error)
         return self
 
-    def load_in_background(self) -> "ModelHolder":
+    def load_in_background(self) -> ModelHolder:
         threading.Thread(target=self.load, name="sagebert-model-loader", daemon=True).start()
         return self
 
@@ -77,7 +81,7 @@ class ModelHolder:
             return False
         try:
             self.batcher.submit([WARM_UP_TEXT])  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.error = f"warm-up prediction failed: {type(exc).__name__}: {exc}"
             log.exception(self.error)
             return False
@@ -92,14 +96,15 @@ class ModelHolder:
 
     def require_ready(self) -> None:
         if not self.ready:
-            raise ModelNotReadyError(f"The model is not ready: {self.error or 'still loading'}.",
-                                     "Retry once GET /ping answers 200; the endpoint log says why if it never does.")
+            raise ModelNotReadyError(
+                f"The model is not ready: {self.error or 'still loading'}.",
+                "Retry once GET /ping answers 200; the endpoint log says why if it never does.",
+            )
 
     def predict(self, texts: list[str]) -> codecs.Predictions:
         self.require_ready()
         items = self.batcher.submit(texts)  # type: ignore[union-attr]
         return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]
-
 
 
 def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
@@ -112,7 +117,9 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     def ping() -> Response:
         if holder.ready:
             return json_response({"status": "healthy"}, 200)
-        return json_response({"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503)
+        return json_response(
+            {"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503
+        )
 
     @app.post("/invocations")
     def invocations() -> Response:
@@ -130,9 +137,14 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:
-        return json_response({"MaxConcurrentTransforms": settings.max_concurrent_transforms,
-                      "BatchStrategy": "MULTI_RECORD",
-                      "MaxPayloadInMB": int(max(1, settings.max_payload_mb))}, 200)
+        return json_response(
+            {
+                "MaxConcurrentTransforms": settings.max_concurrent_transforms,
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": int(max(1, settings.max_payload_mb)),
+            },
+            200,
+        )
 
     @app.errorhandler(SagebertError)
     def user_error(error: SagebertError) -> Response:

@@ -2,6 +2,7 @@
 forward pass. Nothing waits on purpose, so a lone request is never delayed; under concurrency the
 model sees fewer, larger batches, which is where a CPU gains most.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -10,8 +11,9 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,11 +85,11 @@ class MicroBatcher(Generic[T]):
         texts = [text for job_texts, _ in jobs for text in job_texts]
         try:
             results = list(self._predict(texts))
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+        except BaseException as exc:
             for _, future in jobs:
                 future.set_exception(exc)
             return
         start = 0
         for job_texts, future in jobs:
-            future.set_result(results[start:start + len(job_texts)])
+            future.set_result(results[start : start + len(job_texts)])
             start += len(job_texts)

@@ -13,6 +13,7 @@ POST /models/<name>/invoke) is passed to MMS unchanged, with two exceptions:
 
 No torch here: this process stays small.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,30 +29,44 @@ from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
-FORWARDED_HEADERS = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
-                     "x-amzn-sagemaker-target-model", "x-amzn-sagemaker-inference-id")
+FORWARDED_HEADERS = (
+    "content-type",
+    "accept",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-inference-id",
+)
 RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WORKER_BASELINE_MB = 300  # a model worker's Python, torch and tokenizer before the weights
-
 
 
 def check_model_dir(url: str) -> tuple[str, str] | None:
     """(problem, fix) if ``url`` is not a loadable sagebert model directory, else None."""
     directory = Path(url)
     if not directory.is_dir():
-        return (f"The model directory {url} does not exist.",
-                "Check the model's S3 key: SageMaker extracts <TargetModel>.tar.gz there before loading it.")
+        return (
+            f"The model directory {url} does not exist.",
+            "Check the model's S3 key: SageMaker extracts <TargetModel>.tar.gz there before loading it.",
+        )
     names = {p.name for p in directory.iterdir()}
     if "config.json" not in names:
-        return (f"{url} holds no model: config.json is missing (found: {', '.join(sorted(names)[:8]) or 'nothing'}).",
-                "Upload the model.tar.gz of a sagebert training job; its files must sit at the archive root.")
+        return (
+            f"{url} holds no model: config.json is missing (found: {', '.join(sorted(names)[:8]) or 'nothing'}).",
+            "Upload the model.tar.gz of a sagebert training job; its files must sit at the archive root.",
+        )
     if not names & set(WEIGHT_FILES):
-        return (f"{url} has no weights file (model.safetensors).", "Upload the unmodified model.tar.gz of a training job.")
+        return (
+            f"{url} has no weights file (model.safetensors).",
+            "Upload the unmodified model.tar.gz of a training job.",
+        )
     try:
         json.loads((directory / "config.json").read_text())
     except (ValueError, OSError) as exc:
-        return (f"{url}/config.json is not valid JSON ({exc}).", "Upload the unmodified model.tar.gz of a training job.")
+        return (
+            f"{url}/config.json is not valid JSON ({exc}).",
+            "Upload the unmodified model.tar.gz of a training job.",
+        )
     return None
 
 
@@ -61,9 +76,14 @@ def memory_available_mb() -> float:
 
     host = psutil.virtual_memory().available / 2**20
     for limit_file, usage_file, stat_file, cache_key in (
-            ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
-            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-             "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file")):
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup/memory/memory.stat",
+            "total_inactive_file",
+        ),
+    ):
         try:
             limit_text = Path(limit_file).read_text().strip()
             if limit_text == "max" or int(limit_text) >= 2**60:
@@ -91,10 +111,21 @@ class Backend:
         self.loading: set[str] = set()
         self.lock = threading.Lock()
 
-    def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-             timeout: float | None = None):
-        return self.http.request(method, self.url + path, body=body, headers=headers or {},
-                                 timeout=urllib3.Timeout(connect=1.0, read=timeout or self.timeout))
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict | None = None,
+        timeout: float | None = None,
+    ):
+        return self.http.request(
+            method,
+            self.url + path,
+            body=body,
+            headers=headers or {},
+            timeout=urllib3.Timeout(connect=1.0, read=timeout or self.timeout),
+        )
 
     def health(self) -> tuple[bool, str]:
         """(healthy, reason).
@@ -111,8 +142,11 @@ class Backend:
             status = json.loads(answer.data).get("status", "")
             names, token = [], ""
             while True:
-                listing = json.loads(self.call("GET", "/models?limit=100" + (f"&next_page_token={token}" if token else ""),
-                                               timeout=1.0).data)
+                listing = json.loads(
+                    self.call(
+                        "GET", "/models?limit=100" + (f"&next_page_token={token}" if token else ""), timeout=1.0
+                    ).data
+                )
                 names += [m["modelName"] for m in listing.get("models", [])]
                 token = listing.get("nextPageToken")
                 if not token:
@@ -140,8 +174,12 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         query = request.query_string.decode()
         try:
-            answer = backend.call(request.method, path + (f"?{query}" if query else ""),
-                                  body if body is not None else request.get_data(), headers)
+            answer = backend.call(
+                request.method,
+                path + (f"?{query}" if query else ""),
+                body if body is not None else request.get_data(),
+                headers,
+            )
         except urllib3.exceptions.HTTPError as exc:
             log.error("multi-model-server did not answer %s %s: %s", request.method, path, exc)
             return json_response({"error": "The model server did not answer; the endpoint's log has the details."}, 502)
@@ -153,7 +191,9 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
         healthy, reason = backend.health()
         if not healthy:
             log.warning("unhealthy: %s", reason)
-        return json_response({"status": "healthy" if healthy else "unhealthy", "reason": reason}, 200 if healthy else 503)
+        return json_response(
+            {"status": "healthy" if healthy else "unhealthy", "reason": reason}, 200 if healthy else 503
+        )
 
     @app.post("/models")
     def load_model() -> Response:
@@ -162,16 +202,26 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
             spec = json.loads(body)
             name, url = spec["model_name"], spec["url"]
         except (ValueError, KeyError, TypeError):
-            return json_response({"error": "The body must be JSON with model_name and url.",
-                          "fix": 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}'}, 400)
+            return json_response(
+                {
+                    "error": "The body must be JSON with model_name and url.",
+                    "fix": 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}',
+                },
+                400,
+            )
         problem = check_model_dir(url)
         if problem:
             return json_response({"error": problem[0], "fix": problem[1]}, 400)
         needed, available = memory_needed_mb(url, settings.workers), memory_available_mb()
         if needed > available:
-            return json_response({"error": f"Not enough memory to load {name}: it needs about {needed:.0f} MB, "
-                                   f"{available:.0f} MB are free.",
-                          "fix": "SageMaker unloads other models and retries; or use an instance with more memory."}, 507)
+            return json_response(
+                {
+                    "error": f"Not enough memory to load {name}: it needs about {needed:.0f} MB, "
+                    f"{available:.0f} MB are free.",
+                    "fix": "SageMaker unloads other models and retries; or use an instance with more memory.",
+                },
+                507,
+            )
         with backend.lock:
             backend.loading.add(name)
         try:

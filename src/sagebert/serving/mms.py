@@ -6,6 +6,7 @@
 and forwards SIGTERM to both. If either exits, the other is stopped and the container exits
 non-zero, so SageMaker replaces it. As PID 1 it also reaps orphaned processes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,10 +38,12 @@ def run_multi_model_server(settings: ServingSettings) -> int:
     """Start MMS and the front; return when either exits (or after SIGTERM)."""
     port = internal_port(settings.port, os.environ.get(SAFE_PORT_RANGE_ENV))
     log.info("multi-model endpoint: front on port %d, multi-model-server on 127.0.0.1:%d", settings.port, port)
-    mms = subprocess.Popen([sys.executable, "-m", "sagebert.serving.mms_server"],
-                           env={**os.environ, BIND_TO_PORT_ENV: str(port)})
-    front = subprocess.Popen([sys.executable, "-m", "sagebert.container.serve", "--multi-model-front",
-                              f"http://127.0.0.1:{port}"])
+    mms = subprocess.Popen(
+        [sys.executable, "-m", "sagebert.serving.mms_server"], env={**os.environ, BIND_TO_PORT_ENV: str(port)}
+    )
+    front = subprocess.Popen(
+        [sys.executable, "-m", "sagebert.container.serve", "--multi-model-front", f"http://127.0.0.1:{port}"]
+    )
     children = {mms.pid: ("multi-model-server", mms), front.pid: ("front", front)}
     stopping = []
 

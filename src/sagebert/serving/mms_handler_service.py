@@ -3,6 +3,7 @@
 MMS insists that this module define exactly ONE class, so everything else lives in
 sagebert.serving.mms_transformer.
 """
+
 from sagemaker_inference.default_handler_service import DefaultHandlerService
 
 from sagebert.serving.mms_transformer import SagebertTransformer

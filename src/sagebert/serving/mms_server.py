@@ -5,6 +5,7 @@ The toolkit writes /etc/sagemaker-mms.properties from the SAGEMAKER_* variables 
 model, response timeout, max request size, JVM options: -XX:-UseContainerSupport by default, so
 the JVM sees every CPU), starts MMS with the model store at / and blocks until it exits.
 """
+
 import sys
 
 HANDLER_SERVICE = "sagebert.serving.mms_handler_service"

@@ -6,6 +6,7 @@ toolkit's behaviour: the handler functions are ours whatever SAGEMAKER_PROGRAM s
 sets it nowhere, but a user module named like it must not take over), and an error answers a JSON
 reason with its status code and never the traceback (which goes to the log).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,11 @@ class SagebertInferenceHandler(DefaultInferenceHandler):
 
         torch.set_num_threads(max(1, cpu_count() // max(workers, 1)))
         try:
-            return inference.model_fn(model_dir, os.environ.get(INFERENCE_PRECISION_ENV, "auto"),
-                                      int(os.environ.get(INFERENCE_BATCH_SIZE_ENV) or inference.DEFAULT_BATCH_SIZE))
+            return inference.model_fn(
+                model_dir,
+                os.environ.get(INFERENCE_PRECISION_ENV, "auto"),
+                int(os.environ.get(INFERENCE_BATCH_SIZE_ENV) or inference.DEFAULT_BATCH_SIZE),
+            )
         except SagebertError as exc:
             raise _as_toolkit_error(exc) from exc
 
@@ -62,9 +66,13 @@ class SagebertInferenceHandler(DefaultInferenceHandler):
 
     def default_output_fn(self, prediction, accept, context=None):
         try:
-            negotiated = codecs.negotiate_accept(accept, os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or codecs.JSON)
-            fmt = codecs.output_format(_request_header(context, codecs.CUSTOM_ATTRIBUTES),
-                                       (os.environ.get(OUTPUT_FORMAT_ENV) or "predictions").lower())
+            negotiated = codecs.negotiate_accept(
+                accept, os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or codecs.JSON
+            )
+            fmt = codecs.output_format(
+                _request_header(context, codecs.CUSTOM_ATTRIBUTES),
+                (os.environ.get(OUTPUT_FORMAT_ENV) or "predictions").lower(),
+            )
         except SagebertError as exc:
             raise _as_toolkit_error(exc) from exc
         return inference.output_fn(prediction, negotiated, fmt)

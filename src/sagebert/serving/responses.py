@@ -1,4 +1,5 @@
 """JSON answers and error handlers shared by the Flask server and the multi-model front."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,13 @@ def install_error_handlers(app: Flask, max_payload_mb: float) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         if error.code == 413:
-            return json_response({"error": f"The request body is larger than this endpoint's limit of {max_payload_mb:g} MB.",
-                                  "fix": "Send fewer texts per request, or raise SAGEMAKER_MAX_PAYLOAD_IN_MB."}, 413)
+            return json_response(
+                {
+                    "error": f"The request body is larger than this endpoint's limit of {max_payload_mb:g} MB.",
+                    "fix": "Send fewer texts per request, or raise SAGEMAKER_MAX_PAYLOAD_IN_MB.",
+                },
+                413,
+            )
         return json_response({"error": f"{error.name}: {error.description}"}, error.code or 500)
 
     @app.errorhandler(Exception)

@@ -19,19 +19,30 @@ the same on both server paths:
 | SAGEBERT_OUTPUT_FORMAT | predictions, or logits (the reference handler's answer) | predictions |
 | SAGEBERT_MODEL_DIR | the model directory | /opt/ml/model |
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .. import codecs
 from ..environment import (
-    BIND_TO_PORT_ENV, DEFAULT_INVOCATIONS_ACCEPT_ENV, INFERENCE_BATCH_SIZE_ENV, INFERENCE_PRECISION_ENV,
-    MAX_CONCURRENT_TRANSFORMS_ENV, MAX_PAYLOAD_IN_MB_ENV, MODEL_DIR_ENV, MODEL_SERVER_TIMEOUT_ENV,
-    MODEL_SERVER_WORKERS_ENV, MULTI_MODEL_ENV, OUTPUT_FORMAT_ENV, SERVER_THREADS_ENV, base_dir,
+    BIND_TO_PORT_ENV,
+    DEFAULT_INVOCATIONS_ACCEPT_ENV,
+    INFERENCE_BATCH_SIZE_ENV,
+    INFERENCE_PRECISION_ENV,
+    MAX_CONCURRENT_TRANSFORMS_ENV,
+    MAX_PAYLOAD_IN_MB_ENV,
+    MODEL_DIR_ENV,
+    MODEL_SERVER_TIMEOUT_ENV,
+    MODEL_SERVER_WORKERS_ENV,
+    MULTI_MODEL_ENV,
+    OUTPUT_FORMAT_ENV,
+    SERVER_THREADS_ENV,
+    base_dir,
 )
 from ..errors import SagebertError
 
@@ -105,7 +116,7 @@ class ServingSettings:
         return max(1, cpu_count() // self.workers)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         """Read and check every variable; a SagebertError names a bad one and its fix."""
         environ = os.environ if environ is None else environ
         workers = _number(environ, MODEL_SERVER_WORKERS_ENV, default_workers(), 1)
@@ -113,11 +124,15 @@ class ServingSettings:
         payload = _number(environ, MAX_PAYLOAD_IN_MB_ENV, 6.0, 0.001, float)
         default_accept = environ.get(DEFAULT_INVOCATIONS_ACCEPT_ENV) or codecs.JSON
         if default_accept not in codecs.RESPONSE_TYPES:
-            raise SagebertError(f"{DEFAULT_INVOCATIONS_ACCEPT_ENV} is {default_accept!r}.",
-                                f"Use one of {', '.join(codecs.RESPONSE_TYPES)}.")
+            raise SagebertError(
+                f"{DEFAULT_INVOCATIONS_ACCEPT_ENV} is {default_accept!r}.",
+                f"Use one of {', '.join(codecs.RESPONSE_TYPES)}.",
+            )
         output_format = (environ.get(OUTPUT_FORMAT_ENV) or "predictions").lower()
         if output_format not in codecs.OUTPUT_FORMATS:
-            raise SagebertError(f"{OUTPUT_FORMAT_ENV} is {output_format!r}.", f"Use one of {', '.join(codecs.OUTPUT_FORMATS)}.")
+            raise SagebertError(
+                f"{OUTPUT_FORMAT_ENV} is {output_format!r}.", f"Use one of {', '.join(codecs.OUTPUT_FORMATS)}."
+            )
         transforms_cap = max(1, math.floor(BATCH_TRANSFORM_BUDGET_MB / payload))
         return cls(
             model_dir=Path(environ.get(MODEL_DIR_ENV) or base_dir(environ) / "model"),
@@ -133,6 +148,7 @@ class ServingSettings:
             micro_batch_texts=_number(environ, MICRO_BATCH_ENV, 64, 1),
             output_format=output_format,
             multi_model=(environ.get(MULTI_MODEL_ENV) or "false").lower() == "true",
-            max_concurrent_transforms=_number(environ, MAX_CONCURRENT_TRANSFORMS_ENV,
-                                              min(workers * threads, transforms_cap), 1),
+            max_concurrent_transforms=_number(
+                environ, MAX_CONCURRENT_TRANSFORMS_ENV, min(workers * threads, transforms_cap), 1
+            ),
         )
