@@ -182,7 +182,15 @@ def free_port() -> int:
 class ServingContainer:
     """`docker run -d IMAGE serve` with a model, published on a free loopback port."""
 
-    def __init__(self, image: str, opt_ml: Path, env: dict | None = None, *, volume_target: str = "/opt/ml"):
+    def __init__(
+        self,
+        image: str,
+        opt_ml: Path,
+        env: dict | None = None,
+        *,
+        volume_target: str = "/opt/ml",
+        extra: tuple[str, ...] = (),
+    ):
         self.name = f"sagebert-serve-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -199,7 +207,7 @@ class ServingContainer:
         ]
         for key, value in (env or {}).items():
             command += ["-e", f"{key}={value}"]
-        subprocess.run(command + [image, "serve"], check=True, capture_output=True)
+        subprocess.run(command + [*extra, image, "serve"], check=True, capture_output=True)
 
     def wait_healthy(self, timeout: float = 90) -> float:
         """Seconds until /ping answered 200; raises with the log if it never does."""
@@ -238,6 +246,31 @@ class ServingContainer:
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+    def run_python(self, code: str, timeout: float = 60) -> str:
+        """Run ``code`` with the image's Python inside this container; its stdout."""
+        done = subprocess.run(
+            ["docker", "exec", self.name, "python", "-c", code], capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    def memory_pss_mb(self) -> float:
+        """The sum of every process's proportional set size (shared pages counted once), in MiB."""
+        code = (
+            "import glob, os\n"
+            "total = 0\n"
+            "for path in glob.glob('/proc/[0-9]*/smaps_rollup'):\n"
+            "    if path == f'/proc/{os.getpid()}/smaps_rollup':\n"
+            "        continue\n"
+            "    try:\n"
+            "        lines = open(path).read().splitlines()\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    total += sum(int(l.split()[1]) for l in lines if l.startswith('Pss:'))\n"
+            "print(total / 1024)\n"
+        )
+        return float(self.run_python(code))
 
     def __enter__(self) -> ServingContainer:
         return self

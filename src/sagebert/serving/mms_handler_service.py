@@ -61,6 +61,12 @@ class HandlerService:
         self.model = inference.model_fn(
             context.system_properties.get("model_dir"), settings.precision, settings.batch_size
         )
+        log.info(
+            "model worker: %d worker(s) per model x %d torch thread(s), %d CPU(s) granted",
+            settings.workers,
+            settings.torch_threads_per_worker,
+            settings.cpus,
+        )
 
     def handle(self, data, context) -> list:
         """One answer per request of MMS's batch, each with its own status and content type."""
