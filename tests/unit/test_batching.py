@@ -79,8 +79,11 @@ def test_requests_queued_while_the_model_is_busy_share_a_forward_pass():
     sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8),
     max_items=st.integers(1, 16),
     max_cost=st.integers(1, 50),
+    merge=st.booleans(),
 )
-def test_every_request_gets_exactly_its_own_results_in_order_whatever_shares_its_passes(sizes, max_items, max_cost):
+def test_every_request_gets_exactly_its_own_results_in_order_whatever_shares_its_passes(
+    sizes, max_items, max_cost, merge
+):
     calls = []
 
     def forward(items):
@@ -88,7 +91,7 @@ def test_every_request_gets_exactly_its_own_results_in_order_whatever_shares_its
         time.sleep(0.001)
         return [f"<{item}>" for item in items]
 
-    batcher = MicroBatcher(forward, max_items=max_items, max_cost=max_cost, cost=len)
+    batcher = MicroBatcher(forward, max_items=max_items, max_cost=max_cost, cost=len, merge=merge)
     requests = {f"r{r}": [f"r{r}-{i}" for i in range(size)] for r, size in enumerate(sizes)}
     results = submit_all(batcher, requests)
     assert results == {name: [f"<{item}>" for item in items] for name, items in requests.items()}
@@ -162,6 +165,14 @@ def test_after_close_new_requests_are_refused_and_unfinished_ones_get_a_503_at_t
         assert isinstance(results[name], InferenceUnavailableError) and "in time" in results[name].message
     assert batcher.refused == 3
     forward.release.set()
+
+
+def test_without_merging_a_pass_holds_one_requests_slice():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, merge=False, max_items=3)
+    results = queue_behind_a_held_pass(batcher, forward, {"a": ["a1", "a2", "a3", "a4"], "b": ["b1"]})
+    assert results == {"a": ["A1", "A2", "A3", "A4"], "b": ["B1"]}
+    assert all({item[0] for item in call} in ({"a"}, {"b"}, {"f"}) for call in forward.calls)
 
 
 def test_max_items_one_serves_every_item_alone():

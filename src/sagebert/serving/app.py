@@ -77,6 +77,7 @@ class ModelHolder:
             max_items=self.settings.micro_batch_texts,
             max_cost=self.settings.micro_batch_tokens,
             stuck_after=self.settings.timeout,
+            merge=getattr(self.model, "batched", True),
         )
 
     def load(self) -> ModelHolder:

@@ -68,7 +68,9 @@ class _Job:
 class MicroBatcher(Generic[Item, Result]):
     """Runs ``forward`` on one thread over slices of the queued requests' items (at most
     ``max_items`` items and ``max_cost`` cost per forward pass; one item always goes, whatever
-    its cost). ``max_items=1`` serves every item alone."""
+    its cost). ``max_items=1`` serves every item alone. With ``merge=False`` a pass takes one
+    request's slice only: for a model that runs each text on its own anyway, merging would only
+    make the first request wait for the second."""
 
     def __init__(
         self,
@@ -77,8 +79,10 @@ class MicroBatcher(Generic[Item, Result]):
         max_cost: int = 4096,
         cost: Callable[[Item], int] = len,  # type: ignore[assignment]
         stuck_after: float = 60.0,
+        merge: bool = True,
     ):
         self._forward = forward
+        self._merge = merge
         self._max_items = max_items
         self._max_cost = max_cost
         self._cost = cost
@@ -178,6 +182,8 @@ class MicroBatcher(Generic[Item, Result]):
             if end < len(job.items):
                 self._jobs.append(job)  # the rest of a long request waits for its next turn
             slices.append((job, start, end))
+            if not self._merge:
+                break
         return slices
 
     def _loop(self) -> None:
