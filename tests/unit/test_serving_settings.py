@@ -105,32 +105,23 @@ def test_gunicorn_gets_the_timeout_and_the_sagebert_worker(tmp_path, eight_cpus)
     assert options["timeout"] == 3600 and options["worker_class"] == "sagebert.serving.worker.SagebertWorker"
 
 
-def test_a_replacement_worker_takes_the_gpu_of_the_worker_it_replaces():
-    server = SimpleNamespace(WORKERS={})
-    workers = {}
+def test_a_replacement_worker_takes_the_gpu_of_the_worker_it_replaces(monkeypatch):
+    import sagebert.container.serve as serve
+
+    monkeypatch.setattr(serve, "_gpu_count", lambda: 2)
+    server = SimpleNamespace(WORKERS={})  # gunicorn's master: its live workers by pid
     for pid in range(4):  # four workers on two GPUs
         worker = SimpleNamespace()
-        _pre_fork_on(server, worker, gpus=2)
-        workers[pid] = server.WORKERS[pid] = worker
-    assert [w.gpu_slot for w in workers.values()] == [0, 1, 0, 1]
+        _pre_fork(server, worker)
+        server.WORKERS[pid] = worker
+    assert [w.gpu_slot for w in server.WORKERS.values()] == [0, 1, 0, 1]
     for dead in (1, 0, 3, 1):  # workers die and are replaced, in any order, many times over
         slot = server.WORKERS.pop(dead).gpu_slot
         replacement = SimpleNamespace()
-        _pre_fork_on(server, replacement, gpus=2)
+        _pre_fork(server, replacement)
         assert replacement.gpu_slot == slot
         server.WORKERS[dead] = replacement
     assert sorted(w.gpu_slot for w in server.WORKERS.values()) == [0, 0, 1, 1]
-
-
-def _pre_fork_on(server, worker, gpus, monkeypatch=None):
-    import sagebert.container.serve as serve
-
-    original = serve._gpu_count
-    serve._gpu_count = lambda: gpus
-    try:
-        _pre_fork(server, worker)
-    finally:
-        serve._gpu_count = original
 
 
 def test_choose_gpu_fills_the_least_used():
