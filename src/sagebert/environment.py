@@ -19,7 +19,9 @@ from .errors import DataError
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the toolkits' override of /opt/ml (tests, local runs)
 DEFAULT_BASE_DIR = "/opt/ml"
 
-# Serving's variables are read by sagebert.serving.settings.
+# Serving's variables are read by sagebert.serving.settings; this one is shared with the deploy
+# tooling (the transform command reads a model's payload limit).
+MAX_PAYLOAD_IN_MB_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 
 # ---- channels ---------------------------------------------------------------------------------
 TRAINING_CHANNEL = "training"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import codecs
-from ..environment import base_dir
+from ..environment import MAX_PAYLOAD_IN_MB_ENV, base_dir
 from ..errors import SagebertError
 from .resources import granted_cpus, granted_memory_mb
 
@@ -41,7 +41,6 @@ BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
 MODEL_SERVER_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 MODEL_SERVER_TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-MAX_PAYLOAD_IN_MB_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 DEFAULT_INVOCATIONS_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
 BATCH_ENV = "SAGEMAKER_BATCH"
