@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
-import requests as http
+import requests
 
-from sagebert.aws.actions import AwsClients
+from sagebert.aws.clients import AwsClients
 from sagebert.cli import main
 from support import docker_usable, free_port
 
@@ -36,6 +37,28 @@ BUCKET = "sagebert-test"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/SageMakerExec"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagebert:0123456789ab"
 MOTO_TOKEN_USER, MOTO_TOKEN_PASSWORD = "AWS", f"{ACCOUNT}-auth-token"  # what moto's ECR token decodes to
+CLIENT_NAMES = ("sagemaker", "runtime", "s3", "logs", "sts", "autoscaling", "cloudwatch", "ecr")
+
+
+def _in_ci() -> bool:
+    """CI means CI is set to a true value (true/1/yes); CI=false is not CI.
+
+    A private copy until tests/support.py's in_ci() (another branch) is merged.
+    """
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_tool(message: str) -> None:
+    """Skip on a developer machine, fail in CI: the aws tests always run there."""
+    if _in_ci():
+        pytest.fail(f"{message} (CI is set: the aws tests must run, not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def unavailable() -> Callable[[str], None]:
+    """``unavailable(message)``: skip on a developer machine, fail in CI (see missing_tool)."""
+    return missing_tool
 
 
 @dataclass(frozen=True)
@@ -61,9 +84,9 @@ def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            http.get(url, timeout=1)
+            requests.get(url, timeout=1)
             return
-        except http.ConnectionError:
+        except requests.ConnectionError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer on {url} within {timeout} s")
 
@@ -122,13 +145,29 @@ def aws_environment(moto_server, monkeypatch, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def aws(aws_environment, moto_server) -> str:
     """A freshly reset moto (its invoke_endpoint cache included) with the environment pointing at it."""
-    http.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     return moto_server
 
 
 @pytest.fixture
 def clients(aws) -> AwsClients:
     return AwsClients()
+
+
+@pytest.fixture
+def offline(aws_environment):
+    """AwsClients whose every request, to any service, fails the test: nothing may reach AWS."""
+    session = boto3.session.Session()
+    attempts: list[str] = []
+
+    def refuse(request, **_):
+        attempts.append(request.url)
+        raise AssertionError(f"a request was sent: {request.method} {request.url}")
+
+    session.events.register("before-send", refuse)
+    clients = AwsClients(session)
+    clients.attempts = attempts
+    return clients
 
 
 @pytest.fixture
@@ -168,8 +207,8 @@ def sent(clients) -> Sent:
     def remember(params, model, **_):
         record.calls.append((model.name, copy.deepcopy(params)))
 
-    for client in (clients.sagemaker, clients.runtime, clients.s3, clients.logs, clients.sts):
-        client.meta.events.register("before-parameter-build", remember)
+    for name in CLIENT_NAMES:
+        getattr(clients, name).meta.events.register("before-parameter-build", remember)
     return record
 
 
@@ -235,7 +274,7 @@ def endpoint_answers(aws) -> Callable[[list[str]], None]:
             }
             for body in bodies
         ]
-        http.post(
+        requests.post(
             f"{aws}/moto-api/static/sagemaker/endpoint-results",
             timeout=10,
             json={"account_id": ACCOUNT, "region": REGION, "results": results},
@@ -256,7 +295,7 @@ class Registry:
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The Docker-Content-Digest of ``repository:reference``, or None if it is not there."""
-        answer = http.get(
+        answer = requests.get(
             f"http://{self.host}/v2/{repository}/manifests/{reference}",
             auth=self.auth,
             timeout=10,
@@ -270,9 +309,9 @@ def start_registry(tmp_path_factory):
     """Start registries: ``start_registry(password=..., readonly=...)`` → Registry (stopped at the end)."""
     for tool in ("/usr/bin/docker-registry", "htpasswd"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} is missing: apt-get install docker-registry apache2-utils")
+            missing_tool(f"{tool} is missing: apt-get install docker-registry apache2-utils")
     if not docker_usable():
-        pytest.skip("no Docker engine answers (docker info)")
+        missing_tool("no Docker engine answers (docker info)")
     started: list[Registry] = []
 
     def start(password: str = MOTO_TOKEN_PASSWORD, readonly: bool = False) -> Registry:
@@ -361,6 +400,8 @@ FIXED_TOKEN = "abcd"
 class Described:
     """Describe* responses valid for botocore's Stubber: the required fields plus what a test gives."""
 
+    created = CREATED
+
     def training_job(
         self,
         name: str,
@@ -385,16 +426,24 @@ class Described:
             **extra,
         }
 
-    def endpoint(self, name: str, status: str, config: str, **extra) -> dict:
-        return {
+    def endpoint(
+        self, name: str, status: str, config: str, count: int | None = None, modified: str = CREATED, **extra
+    ) -> dict:
+        """DescribeEndpoint; ``count`` is the variant's CurrentInstanceCount (what autoscaling set)."""
+        description = {
             "EndpointName": name,
             "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
             "EndpointConfigName": config,
             "EndpointStatus": status,
             "CreationTime": CREATED,
-            "LastModifiedTime": CREATED,
+            "LastModifiedTime": modified,
             **extra,
         }
+        if count is not None:
+            description["ProductionVariants"] = [
+                {"VariantName": "AllTraffic", "CurrentInstanceCount": count, "DesiredInstanceCount": count}
+            ]
+        return description
 
     def endpoint_config(self, name: str, model: str, instance_type: str = "ml.m5.xlarge", count: int = 1) -> dict:
         return {
@@ -413,6 +462,7 @@ class Described:
         }
 
     def model(self, name: str, data: str, image: str = IMAGE, environment: dict | None = None) -> dict:
+        """DescribeModel of a one-container model."""
         return {
             "ModelName": name,
             "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
@@ -426,13 +476,20 @@ class Described:
             },
         }
 
-    def not_found(self, stubber, operation: str, what: str) -> None:
+    def not_found(self, stubber, operation: str, arn: str) -> None:
+        """SageMaker's real answer for a missing endpoint, config or model: Could not find <kind> "<arn>"."""
+        kind = {"endpoint-config": "endpoint configuration"}.get(
+            arn.split(":")[-1].split("/")[0], arn.split(":")[-1].split("/")[0]
+        )
         stubber.add_client_error(
             operation,
             service_error_code="ValidationException",
-            service_message=f"Could not find {what}.",
+            service_message=f'Could not find {kind} "{arn}".',
             http_status_code=400,
         )
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
 
 
 @pytest.fixture
@@ -445,9 +502,11 @@ def fixed_names(monkeypatch) -> Callable[[str], str]:
     """Generated names become ``<stem>-20261126-120000-abcd``; returns the function computing them."""
     from datetime import datetime
 
-    import sagebert.aws.requests as builders
+    import sagebert.aws.build.hosting as hosting
 
-    original = builders.unique_name
+    original = hosting.unique_name
     now = datetime.strptime(FIXED_NOW, "%Y%m%d-%H%M%S")
-    monkeypatch.setattr(builders, "unique_name", lambda stem, now_=None, token=None: original(stem, now, FIXED_TOKEN))
+    monkeypatch.setattr(
+        hosting, "unique_name", lambda stem, now_=None, token=None, **_: original(stem, now, FIXED_TOKEN)
+    )
     return lambda stem: original(stem, now, FIXED_TOKEN)

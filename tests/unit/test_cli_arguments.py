@@ -9,7 +9,22 @@ import pytest
 
 from sagebert.cli import main
 
-COMMANDS = ("upload-data", "train", "stop", "deploy", "update", "rollback", "invoke", "status", "delete")
+COMMANDS = (
+    "upload-data",
+    "train",
+    "tune",
+    "stop",
+    "compare",
+    "register",
+    "deploy",
+    "update",
+    "rollback",
+    "autoscale",
+    "invoke",
+    "transform",
+    "status",
+    "delete",
+)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
