@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -184,6 +185,56 @@ def training_data(clients, bucket) -> str:
     return f"s3://{bucket}/sagebert/data"
 
 
+def model_archive(metrics: dict | None, weights: int = 64 * 1024) -> bytes:
+    """A model.tar.gz as training writes it: weights first (the archive is read past them), then
+    metrics.json (when ``metrics`` is given), labels and config."""
+    buffer = io.BytesIO()
+    files = [("model.safetensors", os.urandom(weights)), ("config.json", b"{}"), ("labels.json", b'["No", "Yes"]')]
+    if metrics is not None:
+        files.insert(1, ("metrics.json", json.dumps(metrics).encode()))
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def model_in_s3(clients) -> Callable[[str, float | None], str]:
+    """``model_in_s3("job-2", 0.8)``: what a finished training job leaves — its model.tar.gz, with the
+    metrics.json training writes (f1 and friends) — put in moto's S3 (moto runs no container)."""
+
+    def put(job: str, f1: float | None) -> str:
+        artifact = clients.sagemaker.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+        metrics = None if f1 is None else {"f1": f1, "accuracy": 0.83, "precision": 0.8, "recall": 0.79, "loss": 0.41}
+        bucket, key = artifact[len("s3://") :].split("/", 1)
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=model_archive(metrics))
+        return artifact
+
+    return put
+
+
+@pytest.fixture
+def trained(clients, fake, bucket, model_in_s3) -> Callable[..., dict]:
+    """``trained("job-2", f1=0.8)``: a Completed training job in moto whose model.tar.gz in moto's S3
+    holds a metrics.json (moto writes no artifact and fixes FinalMetricDataList at train:progress)."""
+
+    def make(name: str, f1: float | None = None, image: str | None = None) -> dict:
+        clients.sagemaker.create_training_job(
+            TrainingJobName=name,
+            RoleArn=fake.role_arn,
+            AlgorithmSpecification={"TrainingImage": image or fake.image, "TrainingInputMode": "File"},
+            OutputDataConfig={"S3OutputPath": f"s3://{fake.bucket}/sagebert/output/"},
+            ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
+        model_in_s3(name, f1)
+        return clients.sagemaker.describe_training_job(TrainingJobName=name)
+
+    return make
+
+
 @dataclass
 class Sent:
     """The parameters of every call made through some clients, as botocore received them."""
@@ -205,7 +256,11 @@ def sent(clients) -> Sent:
     record = Sent()
 
     def remember(params, model, **_):
-        record.calls.append((model.name, copy.deepcopy(params)))
+        try:
+            copied = copy.deepcopy(params)
+        except TypeError:  # an S3 upload's file-like Body holds a lock: keep the parameters as they are
+            copied = dict(params)
+        record.calls.append((model.name, copied))
 
     for name in CLIENT_NAMES:
         getattr(clients, name).meta.events.register("before-parameter-build", remember)
