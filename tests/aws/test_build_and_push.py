@@ -224,3 +224,14 @@ def test_the_script_passes_shellcheck(unavailable):
     result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
 
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    "value, in_ci",
+    [("true", True), ("1", True), ("yes", True), ("TRUE", True), ("false", False), ("0", False), ("", False)],
+)
+def test_a_missing_tool_fails_the_run_in_ci_and_skips_elsewhere(unavailable, monkeypatch, value, in_ci):
+    monkeypatch.setenv("CI", value)
+
+    with pytest.raises(pytest.fail.Exception if in_ci else pytest.skip.Exception, match="docker-registry"):
+        unavailable("/usr/bin/docker-registry is missing")
