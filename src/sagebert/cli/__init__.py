@@ -52,3 +52,8 @@ def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None
         if args.debug:
             traceback.print_exc()
         return fail(str(translate(exc, _region(clients))))
+    except OSError as exc:  # a local file that cannot be read (AWS connection errors are BotoCoreErrors)
+        if args.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}. Fix: Check the path and that it is readable.")
