@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sagebert.aws.gate import (
     EVAL_METRICS,
+    RESOLUTION,
     comparison_table,
     final_metrics,
     gate_table,
@@ -48,8 +49,10 @@ def test_a_larger_min_delta_never_accepts_more(metric, candidate, current, low, 
 
 @given(candidate=scores, current=scores)
 def test_higher_is_better_for_scores_and_lower_for_losses(candidate, current):
-    assert judge("eval:f1", {"eval:f1": candidate}, {"eval:f1": current}).accepted == (candidate > current)
-    assert judge("eval:loss", {"eval:loss": candidate}, {"eval:loss": current}).accepted == (candidate < current)
+    assert judge("eval:f1", {"eval:f1": candidate}, {"eval:f1": current}).accepted == (candidate - current > RESOLUTION)
+    assert judge("eval:loss", {"eval:loss": candidate}, {"eval:loss": current}).accepted == (
+        current - candidate > RESOLUTION
+    )
 
 
 def test_a_min_delta_is_met_exactly_despite_binary_fractions():

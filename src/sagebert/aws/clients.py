@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 
 import boto3
 from botocore import xform_name
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from .. import __version__
+from .errors import AwsError, error_code, is_not_found
 from .validation import validate_request
 
 # Standard retries (throttling and transient errors back off and retry) unless the user chose
@@ -96,3 +99,19 @@ def role_arn(clients: AwsClients, role: str) -> str:
         return role
     partition = clients.session.get_partition_for_region(clients.region or "us-east-1")
     return f"arn:{partition}:iam::{account_id(clients)}:role/{role.strip('/')}"
+
+
+def described(clients: AwsClients, kind: str, name: str, listing: str, call: Callable[[], dict]) -> dict:
+    """The answer of a Describe* ``call``; a missing resource is one line naming ``kind`` ``name``,
+    the region and where to find the names (``listing``)."""
+    try:
+        return call()
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        said = exc.response.get("Error", {}).get("Message")
+        raise AwsError(
+            f"There is no {kind} {name} in {clients.region or 'the configured region'} (SageMaker: {said})",
+            f"Check the name ({listing}) and the region (--region or AWS_REGION).",
+            code=error_code(exc),
+        ) from None

@@ -18,8 +18,8 @@ from ..metric_lines import METRIC_DEFINITIONS
 METRIC_TAG_PREFIX = "sagebert:metric:"
 METRIC_NAMES = tuple(definition["Name"] for definition in METRIC_DEFINITIONS)
 EVAL_METRICS = tuple(name for name in METRIC_NAMES if name.startswith("eval:"))
-# Two decimal representations of one float can differ in the last bit; never call that "better".
-_TOLERANCE = 1e-12
+# Differences this small are float noise (0.3 - 0.2 is 0.09999999999999998), not an improvement.
+RESOLUTION = 1e-12
 
 
 def metric_goal(name: str) -> str:
@@ -87,7 +87,7 @@ class Verdict:
     def accepted(self) -> bool:
         """Strictly better, and by at least ``min_delta``."""
         improvement = self.improvement
-        return improvement is not None and improvement > _TOLERANCE and improvement + _TOLERANCE >= self.min_delta
+        return improvement is not None and improvement > RESOLUTION and improvement + RESOLUTION >= self.min_delta
 
     def reason(self) -> str:
         """One sentence saying why the candidate is or is not promoted."""

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
-from .clients import AwsClients, send
-from .errors import AwsError, error_code, is_not_found
+from .clients import AwsClients, described, send
 from .gate import EVAL_METRICS, final_metrics, metrics_from_model_json
 from .storage import model_metrics_json
-
-
-def _not_found(kind: str, name: str, clients: AwsClients, exc: ClientError, listing: str) -> AwsError:
-    region = clients.region or "the configured region"
-    return AwsError(
-        f"There is no {kind} {name} in {region} (SageMaker: {exc.response.get('Error', {}).get('Message')})",
-        f"Check the name ({listing}) and the region (--region or AWS_REGION).",
-        code=error_code(exc),
-    )
 
 
 # ---- training jobs ----------------------------------------------------------------------------------
@@ -29,12 +17,13 @@ def create_training_job(clients: AwsClients, request: dict) -> str:
 
 def describe_training_job(clients: AwsClients, name: str) -> dict:
     """DescribeTrainingJob; a not-found names the job and the region."""
-    try:
-        return clients.sagemaker.describe_training_job(TrainingJobName=name)
-    except ClientError as exc:
-        if is_not_found(exc):
-            raise _not_found("training job", name, clients, exc, "sagebert status lists recent training jobs") from None
-        raise
+    return described(
+        clients,
+        "training job",
+        name,
+        "sagebert status lists recent training jobs",
+        lambda: clients.sagemaker.describe_training_job(TrainingJobName=name),
+    )
 
 
 def stop_training_job(clients: AwsClients, name: str) -> None:
@@ -77,14 +66,13 @@ def create_tuning_job(clients: AwsClients, request: dict) -> str:
 
 
 def describe_tuning_job(clients: AwsClients, name: str) -> dict:
-    try:
-        return clients.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    except ClientError as exc:
-        if is_not_found(exc):
-            raise _not_found(
-                "tuning job", name, clients, exc, "aws sagemaker list-hyper-parameter-tuning-jobs"
-            ) from None
-        raise
+    return described(
+        clients,
+        "tuning job",
+        name,
+        "aws sagemaker list-hyper-parameter-tuning-jobs",
+        lambda: clients.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+    )
 
 
 def tuning_trials(clients: AwsClients, name: str) -> list[dict]:
@@ -104,9 +92,10 @@ def create_transform_job(clients: AwsClients, request: dict) -> str:
 
 
 def describe_transform_job(clients: AwsClients, name: str) -> dict:
-    try:
-        return clients.sagemaker.describe_transform_job(TransformJobName=name)
-    except ClientError as exc:
-        if is_not_found(exc):
-            raise _not_found("transform job", name, clients, exc, "aws sagemaker list-transform-jobs") from None
-        raise
+    return described(
+        clients,
+        "transform job",
+        name,
+        "aws sagemaker list-transform-jobs",
+        lambda: clients.sagemaker.describe_transform_job(TransformJobName=name),
+    )

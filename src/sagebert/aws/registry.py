@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from .build.common import ImageReference, S3Location
 from .build.packages import PackageSpec, create_model_package_group_request, create_model_package_request
-from .clients import AwsClients, send
+from .clients import AwsClients, described, send
 from .errors import AwsError, error_code, is_not_found
 from .gate import metrics_from_tags
 from .storage import delete_object, put_json
@@ -106,16 +106,10 @@ def register(
 
 
 def describe_package(clients: AwsClients, arn: str) -> dict:
-    try:
-        return clients.sagemaker.describe_model_package(ModelPackageName=arn)
-    except ClientError as exc:
-        if is_not_found(exc):
-            raise AwsError(
-                f"There is no model package {arn} in {clients.region}.",
-                "Check the ARN: aws sagemaker list-model-packages --model-package-group-name GROUP.",
-                code=error_code(exc),
-            ) from None
-        raise
+    call = lambda: clients.sagemaker.describe_model_package(ModelPackageName=arn)  # noqa: E731
+    return described(
+        clients, "model package", arn, "aws sagemaker list-model-packages --model-package-group-name GROUP", call
+    )
 
 
 def package_metrics(description: Mapping) -> dict[str, float]:

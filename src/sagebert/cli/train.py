@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from ..aws import jobs
-from ..aws.build.common import check_name, image_region_warning, unique_name
+from ..aws.build.common import check_name, unique_name
 from ..aws.build.training import TrainingJobSpec, create_training_job_request
 from ..aws.clients import AwsClients
-from ..aws.validation import validate_request
 from . import options
-from .output import OK, console_url, say, warn
+from .output import OK, console_url, say
 from .progress import follow_job
-from .training_inputs import training_inputs
+from .training_inputs import dry_run_or_warnings, training_inputs
 
 
 def register(sub) -> None:
@@ -60,15 +57,8 @@ def run(args, clients: AwsClients) -> int:
         tags=inputs.tags,
     )
     request = create_training_job_request(spec)
-    if args.spot and not spec.checkpoint_s3:
-        warn("--spot without --checkpoint-s3: an interrupted job restarts from the first epoch")
-    if args.dry_run:
-        validate_request("CreateTrainingJob", request)
-        say(json.dumps(request, indent=2))
+    if dry_run_or_warnings(args, clients, "CreateTrainingJob", request, "job"):
         return OK
-    region_warning = image_region_warning(spec.image, clients.region)
-    if region_warning:
-        warn(region_warning)
     jobs.create_training_job(clients, request)
     kind = "managed spot" if spec.spot else "on-demand"
     say(f"Training job {spec.name} created: {spec.instance_count} x {spec.instance_type}, {kind}.")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..aws import storage
-from ..aws.build.common import S3Location
+from ..aws.build.common import S3Location, image_region_warning
 from ..aws.build.training import channel_uris, job_hyperparameters
 from ..aws.clients import AwsClients, role_arn
-from ..aws.validation import InvalidRequestError
+from ..aws.validation import InvalidRequestError, validate_request
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
 from .options import given_hyperparameters, pairs_to_dict
-from .output import warn
+from .output import say, warn
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,18 @@ def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInpu
         environment=pairs_to_dict(args.env, "--env"),
         tags=pairs_to_dict(args.tag, "--tag"),
     )
+
+
+def dry_run_or_warnings(args, clients: AwsClients, operation: str, request: dict, unit: str) -> bool:
+    """Before a job is created: the spot and region warnings; with --dry-run the request is
+    printed instead (True: nothing more to do)."""
+    if args.spot and not args.checkpoint_s3:
+        warn(f"--spot without --checkpoint-s3: an interrupted {unit} restarts from the first epoch")
+    if args.dry_run:
+        validate_request(operation, request)
+        say(json.dumps(request, indent=2))
+        return True
+    region_warning = image_region_warning(args.image, clients.region)
+    if region_warning:
+        warn(region_warning)
+    return False

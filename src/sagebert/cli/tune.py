@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ..aws import jobs, watch
-from ..aws.build.common import check_name, image_region_warning, unique_name
+from ..aws.build.common import check_name, unique_name
 from ..aws.build.tuning import (
     DEFAULT_RANGES,
     DEFAULT_VALUES,
@@ -19,10 +18,9 @@ from ..aws.build.tuning import (
 )
 from ..aws.clients import AwsClients
 from ..aws.gate import metric_goal, render
-from ..aws.validation import validate_request
 from . import options
 from .output import FAILED, INTERRUPTED, OK, fail, say, warn
-from .training_inputs import training_inputs
+from .training_inputs import dry_run_or_warnings, training_inputs
 
 
 def register(sub) -> None:
@@ -170,15 +168,8 @@ def run(args, clients: AwsClients) -> int:
         tags=inputs.tags,
     )
     request = create_tuning_job_request(spec)
-    if args.spot and not args.checkpoint_s3:
-        warn("--spot without --checkpoint-s3: an interrupted trial restarts from the first epoch")
-    if args.dry_run:
-        validate_request("CreateHyperParameterTuningJob", request)
-        say(json.dumps(request, indent=2))
+    if dry_run_or_warnings(args, clients, "CreateHyperParameterTuningJob", request, "trial"):
         return OK
-    region_warning = image_region_warning(args.image, clients.region)
-    if region_warning:
-        warn(region_warning)
     jobs.create_tuning_job(clients, request)
     goal = metric_goal(args.objective).lower()
     say(

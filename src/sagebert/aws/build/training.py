@@ -98,6 +98,11 @@ def algorithm_specification(image: str) -> dict:
     }
 
 
+def resource_config(instance_type: str, instance_count: int, volume_size_gb: int) -> dict:
+    """The instances of a job (or of each tuning trial)."""
+    return {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
+
+
 def input_data_config(channels: Mapping[str, str]) -> list[dict]:
     """One File-mode, fully replicated S3Prefix channel per entry."""
     return [
@@ -152,11 +157,7 @@ def create_training_job_request(spec: TrainingJobSpec) -> dict:
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": spec.instance_count,
-            "VolumeSizeInGB": spec.volume_size_gb,
-        },
+        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
         "StoppingCondition": spec.stopping_condition(),
         "EnableManagedSpotTraining": spec.spot,
     }

@@ -100,9 +100,3 @@ def create_transform_job_request(spec: TransformSpec) -> dict:
     if spec.tags:
         request["Tags"] = tag_list(spec.tags)
     return request
-
-
-def output_uri(spec_output: str, input_key: str, input_prefix: str) -> str:
-    """Where SageMaker writes the answers for one input file: ``<output>/<relative path>.out``."""
-    relative = input_key[len(input_prefix) :].lstrip("/") if input_key.startswith(input_prefix) else input_key
-    return S3Location.parse(spec_output).as_prefix().child(relative + ".out").uri

@@ -13,7 +13,7 @@ from ...metric_lines import METRIC_DEFINITIONS
 from ..gate import metric_goal
 from ..validation import InvalidRequestError
 from .common import check_name, tag_list
-from .training import algorithm_specification, checkpoint_config, input_data_config, stopping_condition
+from .training import algorithm_specification, checkpoint_config, input_data_config, resource_config, stopping_condition
 
 STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "hyperband": "Hyperband"}
 WARM_START_TYPES = {"identical": "IdenticalDataAndAlgorithm", "transfer": "TransferLearning"}
@@ -211,11 +211,7 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
         "StaticHyperParameters": dict(spec.static_hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": spec.instance_count,
-            "VolumeSizeInGB": spec.volume_size_gb,
-        },
+        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
         "StoppingCondition": stopping_condition(spec.max_run, spec.spot, spec.max_wait),
         "EnableManagedSpotTraining": spec.spot,
     }
