@@ -645,3 +645,45 @@ def test_rollback_without_a_recorded_config_asks_for_one(cli, clients, described
 
     assert result.code == 1
     assert "No previous endpoint config is recorded" in result.err and "--endpoint-config NAME" in result.err
+
+
+def test_a_multi_model_endpoint_is_updated_to_another_prefix_and_stays_multi_model(
+    cli, clients, fake, described, fixed_names
+):
+    name = fixed_names(ENDPOINT)
+    multi = described.model(OLD, "s3://bucket/models-v1/")
+    multi["PrimaryContainer"]["Mode"] = "MultiModel"
+    with Stubber(clients.sagemaker) as stub:
+        stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "InService", OLD, count=1))
+        stub.add_response("describe_endpoint_config", described.endpoint_config(OLD, OLD))
+        stub.add_response("describe_model", multi)
+        stub.add_response("list_tags", {"Tags": []}, {"ResourceArn": described.arn("model", OLD)})
+        model = {
+            "ModelName": name,
+            "ExecutionRoleArn": fake.role_arn,
+            "PrimaryContainer": {"Image": fake.image, "Mode": "MultiModel", "ModelDataUrl": "s3://bucket/models-v2/"},
+            "Tags": [{"Key": "sagebert:endpoint", "Value": ENDPOINT}],
+        }
+        stub_create(stub, described, name, model, config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--model-data", "s3://bucket/models-v2")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+
+
+def test_an_image_alone_cannot_change_an_endpoint_serving_a_model_package(cli, clients, described):
+    package = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/disaster-tweets/1"
+    packaged = described.model(OLD, "unused")
+    packaged["PrimaryContainer"] = {"ModelPackageName": package}
+    with Stubber(clients.sagemaker) as stub:
+        stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "InService", OLD, count=1))
+        stub.add_response("describe_endpoint_config", described.endpoint_config(OLD, OLD))
+        stub.add_response("describe_model", packaged)
+        result = update(cli, clients, "--image", NEW_IMAGE)
+        stub.assert_no_pending_responses()
+
+    assert result.code == 1
+    assert f"serves model package {package}, whose image is fixed" in result.err

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from botocore.exceptions import ClientError
+
 from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
@@ -16,11 +18,12 @@ from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, u
 from ..aws.build.scaling import METRIC
 from ..aws.build.tuning import objective
 from ..aws.clients import AwsClients, role_arn
+from ..aws.errors import translate
 from ..aws.gate import METRIC_TAG_PREFIX, gate_table, judge, metric_tags
 from ..aws.validation import InvalidRequestError
 from . import deploy, model_source, options
 from .output import NOT_BETTER, fail, say, show, warn
-from .progress import await_endpoint
+from .progress import Settled, await_endpoint
 
 
 def register(sub) -> None:
@@ -158,12 +161,19 @@ def describe_policy(request: dict) -> str:
     return f"blue/green {routing['Type']}{watched}"
 
 
-def finish(args, clients: AwsClients, current: Running, expected: str, scaling: Scaling | None, removed: bool) -> tuple:
-    """Wait for the update, then make sure autoscaling is (back) in place; (Settled, scaling shown)."""
+def finish(
+    args, clients: AwsClients, current: Running, expected: str, scaling: Scaling | None, removed: bool
+) -> Settled:
+    """Wait for the update, then make sure autoscaling is (back) in place."""
     settled = await_endpoint(clients, args, args.endpoint, expected, before=current.endpoint)
     variant = current.variant["VariantName"]
     if settled.outcome in ("in-service", "rolled-back", "failed") and scaling is not None:
-        show(endpoints.ensure_scaling(clients, args.endpoint, variant, scaling))
+        try:
+            show(endpoints.ensure_scaling(clients, args.endpoint, variant, scaling))
+        except ClientError as exc:  # e.g. an endpoint left Failed cannot be registered
+            warn(
+                f"autoscaling could not be put back ({translate(exc)}); later: {scaling_command(args.endpoint, scaling)}"
+            )
     elif scaling is not None and removed:
         warn(
             f"autoscaling was removed for the update; once {args.endpoint} is InService: {scaling_command(args.endpoint, scaling)}"
@@ -188,6 +198,13 @@ def run(args, clients: AwsClients) -> int:
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
     source = model_source.from_args(args, clients)
+    if source is not None and args.model_data and current.container.multi_model:
+        source = replace(source, container=replace(source.container, multi_model=True))  # a prefix of archives
+    if source is None and args.image and current.container.model_package:
+        raise InvalidRequestError(
+            f"{args.endpoint} serves model package {current.container.model_package}, whose image is fixed.",
+            "Roll out a new model with its image: --training-job JOB --image IMAGE (or --model-package ARN).",
+        )
     if source is None and not any(
         (args.image, args.role, environment, args.instance_type, args.instance_count, capture)
     ):
