@@ -183,7 +183,8 @@ def finish(
     return settled
 
 
-def run(args, clients: AwsClients) -> int:
+def _check_flags(args) -> None:
+    """Contradictions among the options, before anything is asked of AWS."""
     if (args.min_delta or args.force) and not args.require_better:
         raise InvalidRequestError(
             "--min-delta and --force go with --require-better METRIC.", "Add --require-better eval:f1."
@@ -192,11 +193,10 @@ def run(args, clients: AwsClients) -> int:
         raise InvalidRequestError("--keep-image and --image contradict each other.", "Give one of them.")
     if args.require_better:
         objective(args.require_better, "--require-better")  # a metric the image reports
-    policy = options.deployment_policy(args)
-    environment = options.pairs_to_dict(args.env, "--env")
-    capture = deploy.data_capture(args)
-    current = endpoints.running(clients, args.endpoint)
-    endpoints.require_in_service(current.endpoint)
+
+
+def _candidate(args, clients: AwsClients, current: Running, changes_given: bool) -> sources.ModelSource | None:
+    """The new model (None: the running one, with other changes), checked against what the update asks."""
     source = model_source.from_args(args, clients)
     if source is not None and args.model_data and current.container.multi_model:
         source = replace(source, container=replace(source.container, multi_model=True))  # a prefix of archives
@@ -205,9 +205,7 @@ def run(args, clients: AwsClients) -> int:
             f"{args.endpoint} serves model package {current.container.model_package}, whose image is fixed.",
             "Roll out a new model with its image: --training-job JOB --image IMAGE (or --model-package ARN).",
         )
-    if source is None and not any(
-        (args.image, args.role, environment, args.instance_type, args.instance_count, capture)
-    ):
+    if source is None and not changes_given:
         raise InvalidRequestError(
             "Nothing to update.",
             "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
@@ -218,6 +216,32 @@ def run(args, clients: AwsClients) -> int:
             "--require-better compares the metrics of a new model, and this one has none recorded.",
             "Update from --training-job, --tuning-job or --model-package, or drop --require-better.",
         )
+    return source
+
+
+def _container_and_tags(
+    clients: AwsClients, current: Running, source: sources.ModelSource | None, image: str | None
+) -> tuple[ContainerSpec | None, dict[str, str]]:
+    """The new model's container (None: the running one) and the job and metrics it records."""
+    if source is None:
+        container = replace(current.container, image=image) if image != current.container.image else None
+        return container, _carried_tags(clients, current)
+    container = replace(source.container, image=image if not source.container.model_package else None)
+    tags = metric_tags(source.metrics)
+    if source.training_job:
+        tags[TRAINING_JOB_TAG] = source.training_job
+    return container, tags
+
+
+def run(args, clients: AwsClients) -> int:
+    _check_flags(args)
+    policy = options.deployment_policy(args)
+    environment = options.pairs_to_dict(args.env, "--env")
+    capture = deploy.data_capture(args)
+    current = endpoints.running(clients, args.endpoint)
+    endpoints.require_in_service(current.endpoint)
+    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
     )
@@ -227,14 +251,7 @@ def run(args, clients: AwsClients) -> int:
         stop = _gate(args, clients, current, source)
         if stop is not None:
             return stop
-    if source is not None:
-        container = replace(source.container, image=image if not source.container.model_package else None)
-        model_tags = metric_tags(source.metrics)
-        if source.training_job:
-            model_tags[TRAINING_JOB_TAG] = source.training_job
-    else:
-        container = replace(current.container, image=image) if image != current.container.image else None
-        model_tags = _carried_tags(clients, current)
+    container, model_tags = _container_and_tags(clients, current, source, image)
     spec = updated_spec(
         current,
         Changes(
