@@ -264,7 +264,7 @@ def test_endpoint_kinds_sagemaker_refuses_are_refused_before_anything_is_created
 
     assert result.code == 1
     assert message in result.err
-    assert sent("CreateModel") == []
+    assert sent.calls == []  # refused before the first call to AWS
 
 
 def test_deploy_async_sends_the_output_failure_and_sns_topics(cli, clients, sent, fake, completed_job):

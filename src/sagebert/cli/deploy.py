@@ -123,46 +123,36 @@ def data_capture(args) -> dict | None:
 
 
 def run(args, clients: AwsClients) -> int:
+    # Everything local is checked before the first call to AWS.
+    variant, async_config, capture = _variant(args), _async(args), data_capture(args)
+    environment, tags = options.pairs_to_dict(args.env, "--env"), options.pairs_to_dict(args.tag, "--tag")
     source = model_source.from_args(args, clients)
-    image = args.image or source.container.image
+    packaged = bool(source.container.model_package)
+    if packaged and args.image:
+        raise InvalidRequestError("A model package fixes its own image (by digest).", "Drop --image.")
+    image = None if packaged else args.image or source.container.image
     role = args.role or source.role
-    missing = [
-        flag
-        for flag, value in (("--image", image if not source.container.model_package else "-"), ("--role", role))
-        if not value
-    ]
+    missing = [flag for flag, value in (("--image", image or packaged), ("--role", role)) if not value]
     if missing:
         raise InvalidRequestError(
             f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
             "Pass " + " and ".join(f"{m} ..." for m in missing) + ".",
         )
-    container = replace(
-        source.container,
-        image=None if source.container.model_package else image,
-        environment=options.pairs_to_dict(args.env, "--env"),
-    )
     spec = HostingSpec(
-        container=container,
+        container=replace(source.container, image=image, environment=environment),
         role_arn=role_arn(clients, role),
-        variant=_variant(args),
-        async_config=_async(args),
-        data_capture=data_capture(args),
+        variant=variant,
+        async_config=async_config,
+        data_capture=capture,
     )
     plan = hosting_plan(
-        args.endpoint,
-        spec,
-        training_job=source.training_job,
-        model_tags=metric_tags(source.metrics),
-        tags=options.pairs_to_dict(args.tag, "--tag"),
+        args.endpoint, spec, training_job=source.training_job, model_tags=metric_tags(source.metrics), tags=tags
     )
-    if image and not source.container.model_package:
-        region_warning = image_region_warning(image, clients.region)
-        if region_warning:
-            warn(region_warning)
+    region_warning = image_region_warning(image, clients.region) if image else None
+    if region_warning:
+        warn(region_warning)
     show(endpoints.deploy(clients, plan))
     if source.metrics:
-        say(
-            f"model metrics recorded ({source.metrics_source}): "
-            + ", ".join(f"{k}={v:.4f}" for k, v in sorted(source.metrics.items()))
-        )
+        recorded = ", ".join(f"{name}={value:.4f}" for name, value in sorted(source.metrics.items()))
+        say(f"model metrics recorded ({source.metrics_source}): {recorded}")
     return await_endpoint(clients, args, args.endpoint, plan.config_name).code
