@@ -13,6 +13,7 @@ from ..aws.build.hosting import (
     HostingSpec,
     ServerlessSpec,
     VariantSpec,
+    check_kind,
     hosting_plan,
 )
 from ..aws.clients import AwsClients, role_arn
@@ -125,6 +126,7 @@ def data_capture(args) -> dict | None:
 def run(args, clients: AwsClients) -> int:
     # Everything local is checked before the first call to AWS.
     variant, async_config, capture = _variant(args), _async(args), data_capture(args)
+    check_kind(variant, async_config, capture, multi_model=bool(args.multi_model))
     environment, tags = options.pairs_to_dict(args.env, "--env"), options.pairs_to_dict(args.tag, "--tag")
     source = model_source.from_args(args, clients)
     packaged = bool(source.container.model_package)

@@ -260,23 +260,28 @@ class HostingSpec:
     data_capture: Mapping | None = None
 
     def check(self) -> None:
-        """Refuse what SageMaker refuses for this kind of endpoint (serverless: CPU only, one model,
-        no data capture, no async, /ping within 3 minutes)."""
-        if not self.variant.serverless:
-            return
-        refused = [
-            (self.container.multi_model, "a multi-model container", "deploy it on instances (drop --serverless)"),
-            (self.data_capture is not None, "data capture", "drop --data-capture or deploy on instances"),
-            (self.async_config is not None, "asynchronous inference", "choose --serverless or --async"),
-            (
-                self.variant.startup_timeout is not None,
-                "a container startup timeout (serverless containers must answer /ping within 3 minutes)",
-                "drop --startup-timeout",
-            ),
-        ]
-        for present, what, fix in refused:
-            if present:
-                raise InvalidRequestError(f"A serverless endpoint cannot have {what}.", fix[0].upper() + fix[1:] + ".")
+        """Refuse what SageMaker refuses for this kind of endpoint."""
+        check_kind(self.variant, self.async_config, self.data_capture, self.container.multi_model)
+
+
+def check_kind(variant: VariantSpec, async_config, data_capture, multi_model: bool) -> None:
+    """Refuse what SageMaker refuses for the endpoint's kind (serverless: one model, no data
+    capture, no async, /ping within 3 minutes)."""
+    if not variant.serverless:
+        return
+    refused = [
+        (multi_model, "a multi-model container", "Deploy it on instances (drop --serverless)."),
+        (data_capture is not None, "data capture", "Drop --data-capture, or deploy on instances."),
+        (async_config is not None, "asynchronous inference", "Choose --serverless or --async."),
+        (
+            variant.startup_timeout is not None,
+            "a container startup timeout (serverless containers must answer /ping within 3 minutes)",
+            "Drop --startup-timeout.",
+        ),
+    ]
+    for present, what, fix in refused:
+        if present:
+            raise InvalidRequestError(f"A serverless endpoint cannot have {what}.", fix)
 
 
 @dataclass(frozen=True)
