@@ -278,9 +278,17 @@ def start_update(
     except Exception:
         yield from undo.run("the update could not start")
         raise
-    clients.sagemaker.add_tags(
-        ResourceArn=current.endpoint["EndpointArn"], Tags=[{"Key": PREVIOUS_CONFIG_TAG, "Value": current.config_name}]
-    )
+    try:  # the update is under way: a tag that cannot be written must not stop the waiting
+        clients.sagemaker.add_tags(
+            ResourceArn=current.endpoint["EndpointArn"],
+            Tags=[{"Key": PREVIOUS_CONFIG_TAG, "Value": current.config_name}],
+        )
+    except ClientError as exc:
+        yield Kept(
+            "endpoint config",
+            current.config_name,
+            f"not recorded for rollback ({error_code(exc)}); roll back with --endpoint-config {current.config_name}",
+        )
 
 
 def discard(clients: AwsClients, plan: HostingPlan, why: str) -> Iterator[Event]:
