@@ -9,7 +9,8 @@ from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.modeling import load_model_dir
-from sagebert.training import epoch_batches, shard_batches, train
+from sagebert.training import train
+from sagebert.training.batches import epoch_batches, shard_batches
 from support import make_opt_ml, write_csv
 
 FAST = {"epochs": 2, "train_batch_size": 16, "eval_batch_size": 32, "log_interval": 4, "learning_rate": 1e-3}
