@@ -5,6 +5,7 @@ uninterrupted run."""
 import json
 import re
 import shutil
+import tarfile
 
 import pytest
 
@@ -22,14 +23,23 @@ HP = {
 STEPS = 150  # 1200 examples / 8
 
 
-def fresh(tmp_path_factory, tiny_bert, name):
+def fresh(tmp_path_factory, tiny_bert, name, pretrained=None):
     return make_opt_ml(
         tmp_path_factory.mktemp(name) / "opt_ml",
         train_rows=1200,
         test_rows=64,
-        pretrained=tiny_bert,
+        pretrained=pretrained or tiny_bert,
         hyperparameters=HP,
     )
+
+
+def as_model_tar_gz(model_dir, folder):
+    """A `pretrained` channel holding the model as one model.tar.gz (as a training job's output is)."""
+    folder.mkdir()
+    with tarfile.open(folder / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +69,18 @@ def resume(image, base):
     return run, step, json.loads((base / "model" / "metrics.json").read_text())
 
 
-def test_docker_stop_checkpoints_and_a_second_run_resumes_to_the_same_result(
+def test_a_pretrained_model_tar_gz_job_stopped_by_sigterm_resumes_to_the_same_result(
     image, tiny_bert, tmp_path_factory, uninterrupted
 ):
-    base = fresh(tmp_path_factory, tiny_bert, "stopped")
+    # The base model as a model.tar.gz: unpacked afresh by each run, recognised by its content.
+    archive = as_model_tar_gz(tiny_bert, tmp_path_factory.mktemp("archive") / "pretrained")
+    base = fresh(tmp_path_factory, tiny_bert, "stopped", pretrained=archive)
     log, code = interrupt(image, base, "TERM")
     assert code != 0
     stopped_at = int(re.search(r"stopped by SIGTERM at optimizer step (\d+) of 150", log).group(1))
     assert 12 < stopped_at < STEPS
-    assert "forwarding it to" in log  # the toolkit's PID 1 passed the signal on
+    assert "forwarding it to 1 training process(es)" in log  # the toolkit's PID 1 passed the signal on
+    assert "base model: pretrained channel (model.tar.gz)" in log
     assert "Start the job again with the same checkpoint location" in (base / "output" / "failure").read_text()
     (base / "output" / "failure").unlink()
 
@@ -95,9 +108,9 @@ def test_a_corrupt_newest_checkpoint_is_skipped(image, tiny_bert, tmp_path_facto
     interrupt(image, base, "TERM")
     folders = sorted((base / "checkpoints").glob("step-*"))
     newest, previous = folders[-1], folders[-2]
-    (newest / "optimizer.pt").write_bytes(b"torn")
+    (newest / "optimizer.bin").write_bytes(b"torn")
     shutil.rmtree(base / "output")
     run, resumed_at, metrics = resume(image, base)
-    assert f"skipping checkpoint {newest.name}: optimizer.pt has 4 bytes" in run.output
+    assert f"skipping checkpoint {newest.name}: optimizer.bin has 4 bytes" in run.output
     assert resumed_at == int(previous.name.split("-")[1])
     assert metrics["optimizer_steps"] == uninterrupted["optimizer_steps"]
