@@ -311,5 +311,10 @@ class TrainingContainer:
         done = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
         return done.stdout + done.stderr
 
+    def added_paths(self) -> list[str]:
+        """Paths the container added to its own file system that are still there (`docker diff`)."""
+        done = subprocess.run(["docker", "diff", self.name], capture_output=True, text=True, check=True)
+        return [line[2:] for line in done.stdout.splitlines() if line.startswith("A ")]
+
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)

@@ -51,13 +51,14 @@ def uninterrupted(image, tiny_bert, tmp_path_factory):
 
 
 def interrupt(image, base, signal_name):
-    """Start training, deliver ``signal_name`` once step 12 is logged; return the container's log and exit code."""
+    """Start training, deliver ``signal_name`` once step 12 is logged; the container's log, exit code
+    and the paths it left in its own file system."""
     container = TrainingContainer(image, base)
     try:
         container.wait_for_line(r"epoch=1 step=12 ")
         container.signal(signal_name)
         code = container.wait()
-        return container.logs(), code
+        return container.logs(), code, container.added_paths()
     finally:
         container.remove()
 
@@ -75,8 +76,9 @@ def test_a_pretrained_model_tar_gz_job_stopped_by_sigterm_resumes_to_the_same_re
     # The base model as a model.tar.gz: unpacked afresh by each run, recognised by its content.
     archive = as_model_tar_gz(tiny_bert, tmp_path_factory.mktemp("archive") / "pretrained")
     base = fresh(tmp_path_factory, tiny_bert, "stopped", pretrained=archive)
-    log, code = interrupt(image, base, "TERM")
+    log, code, left = interrupt(image, base, "TERM")
     assert code != 0
+    assert "unpacked model.tar.gz" in log and not [p for p in left if "sagebert-job-" in p]  # removed at the end
     stopped_at = int(re.search(r"stopped by SIGTERM at optimizer step (\d+) of 150", log).group(1))
     assert 12 < stopped_at < STEPS
     assert "forwarding it to 1 training process(es)" in log  # the toolkit's PID 1 passed the signal on
@@ -94,7 +96,7 @@ def test_a_pretrained_model_tar_gz_job_stopped_by_sigterm_resumes_to_the_same_re
 
 def test_docker_kill_loses_at_most_one_checkpoint_interval(image, tiny_bert, tmp_path_factory, uninterrupted):
     base = fresh(tmp_path_factory, tiny_bert, "killed")
-    log, code = interrupt(image, base, "KILL")
+    log, code, _ = interrupt(image, base, "KILL")
     assert code == 137
     last_logged = max(int(s) for s in re.findall(r"epoch=1 step=(\d+) train_loss", log))
     run, resumed_at, metrics = resume(image, base)

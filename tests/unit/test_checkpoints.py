@@ -293,3 +293,58 @@ def test_the_grad_scaler_state_is_checkpointed_and_restored(tmp_path):
     state = store.resume()
     assert accelerator.scaler.get_scale() == 2.0**15  # ...takes the checkpoint's scale
     assert state.global_step == 2 and scheduler.last_epoch == 1
+
+
+# ---- the fingerprint: what changes the result is in it, what does not is not ------------------------
+
+ANOTHER_VALUE = {
+    "epochs": 3,
+    "train_batch_size": 8,
+    "eval_batch_size": 8,
+    "learning_rate": 1e-4,
+    "warmup_ratio": 0.2,
+    "weight_decay": 0.1,
+    "max_grad_norm": 0.5,
+    "max_length": 64,
+    "seed": 7,
+    "gradient_accumulation_steps": 2,
+    "model_name_or_path": "bert-base-uncased",
+    "label_names": "calm,alarm",
+    "text_column": "body",
+    "label_column": "target",
+    "clean_text": "true",
+    "validation_fraction": 0.3,
+    "max_train_samples": 100,
+    "max_eval_samples": 100,
+    "log_interval": 7,
+    "checkpoint_steps": 7,
+    "checkpoint_minutes": 1,
+    "keep_checkpoints": 5,
+    "processes_per_host": 2,
+    "mixed_precision": "bf16",
+}
+PARTS = [{"data": "d" * 64, "base_model": "b" * 64}]
+
+
+@pytest.mark.parametrize("name", sorted(ANOTHER_VALUE))
+def test_every_hyperparameter_that_changes_the_model_changes_the_fingerprint(name):
+    from sagebert.hyperparameters import HYPERPARAMETER_NAMES
+
+    assert set(ANOTHER_VALUE) == set(HYPERPARAMETER_NAMES)  # a new hyperparameter must be placed here
+    before = fingerprint.fingerprint(load({}), "no", PARTS)
+    after = fingerprint.fingerprint(load({name: str(ANOTHER_VALUE[name])}), "no", PARTS)
+    assert (before != after) is (name not in fingerprint.NOT_IN_FINGERPRINT)
+
+
+def test_code_libraries_precision_processes_data_and_base_model_change_the_fingerprint(monkeypatch):
+    hp = load({})
+    before = fingerprint.fingerprint(hp, "no", PARTS)
+    assert fingerprint.fingerprint(hp, "bf16", PARTS) != before
+    assert fingerprint.fingerprint(hp, "no", PARTS * 2) != before
+    assert fingerprint.fingerprint(hp, "no", [{**PARTS[0], "data": "e" * 64}]) != before
+    assert fingerprint.fingerprint(hp, "no", [{**PARTS[0], "base_model": "c" * 64}]) != before
+    version = fingerprint.code_version()
+    for library in ("sagebert", "source", "torch", "transformers", "accelerate"):
+        changed = {**version, library: "another"}
+        monkeypatch.setattr(fingerprint, "code_version", lambda changed=changed: changed)
+        assert fingerprint.fingerprint(hp, "no", PARTS) != before, library
