@@ -13,11 +13,15 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import modeling
+from ..environment import SageMakerPaths
+from ..hyperparameters import Hyperparameters
+from .batches import Datasets
+from .loop import TrainingResult
 
 log = logging.getLogger("sagebert.training")
 
@@ -52,38 +56,55 @@ def write_history(directory: Path, history: list[dict]) -> None:
         plot_history(history, directory / CURVES_PNG)
 
 
-def write_model_dir(
-    model_dir: Path,
-    model: Any,
-    tokenizer: Any,
-    label_names: Sequence[str],
-    *,
-    max_length: int,
-    base_model: str,
-    hyperparameters: dict,
-    metrics: dict,
-) -> None:
-    """``modeling.save_model_dir`` into ``model_dir``, all files or none."""
-    staging = model_dir / STAGING
+def write_all_or_nothing(directory: Path, write: Callable[[Path], object]) -> None:
+    """Run ``write(folder)`` on a hidden folder inside ``directory``, then move what it wrote into
+    ``directory``: every file, or none if anything fails on the way."""
+    staging = directory / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     moved: list[Path] = []
     try:
-        modeling.save_model_dir(
-            staging,
-            model,
-            tokenizer,
-            label_names,
-            max_length=max_length,
-            base_model=base_model,
-            hyperparameters=hyperparameters,
-            metrics=metrics,
-        )
+        write(staging)
         for path in sorted(staging.iterdir()):
-            os.replace(path, model_dir / path.name)  # same file system: a rename, no copy
-            moved.append(model_dir / path.name)
+            os.replace(path, directory / path.name)  # same file system: a rename, no copy
+            moved.append(directory / path.name)
     except BaseException:
         for path in moved:
             path.unlink()
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write(
+    paths: SageMakerPaths,
+    hp: Hyperparameters,
+    model: Any,
+    tokenizer: Any,
+    base: modeling.BaseModelChoice,
+    datasets: Datasets,
+    result: TrainingResult,
+) -> None:
+    """The per-epoch outputs, then the model directory (last: it is complete or absent). Main process only."""
+    write_history(paths.output_data_dir, result.history)
+    metrics = {
+        **result.metrics,
+        "epochs": len(result.history),
+        "optimizer_steps": result.global_step,
+        "training_seconds": round(result.seconds, 1),
+        "train_examples": len(datasets.train),
+        "eval_source": datasets.evaluation.source,
+    }
+    write_all_or_nothing(
+        paths.model_dir,
+        lambda folder: modeling.save_model_dir(
+            folder,
+            model,
+            tokenizer,
+            hp.label_names,
+            max_length=hp.max_length,
+            base_model=base.display_name,
+            hyperparameters=hp.to_dict(),
+            metrics=metrics,
+        ),
+    )
+    log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)

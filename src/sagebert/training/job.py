@@ -118,7 +118,7 @@ def train(
         result = loop.run()
         accelerator.wait_for_everyone()
         if main:
-            _write_artifacts(hp, env, accelerator.unwrap_model(model), tokenizer, base, datasets, result)
+            artifacts.write(env.paths, hp, accelerator.unwrap_model(model), tokenizer, base, datasets, result)
             if store and store.seconds_spent:
                 spent = store.seconds_spent
                 log.info(
@@ -131,35 +131,3 @@ def train(
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-
-
-def _write_artifacts(
-    hp: Hyperparameters,
-    env: TrainingEnvironment,
-    model: Any,
-    tokenizer: Any,
-    base: modeling.BaseModelChoice,
-    datasets: batches.Datasets,
-    result: TrainingResult,
-) -> None:
-    """The per-epoch outputs, then the model directory (last: it is complete or absent)."""
-    paths = env.paths
-    artifacts.write_history(paths.output_data_dir, result.history)
-    artifacts.write_model_dir(
-        paths.model_dir,
-        model,
-        tokenizer,
-        hp.label_names,
-        max_length=hp.max_length,
-        base_model=base.display_name,
-        hyperparameters=hp.to_dict(),
-        metrics={
-            **result.metrics,
-            "epochs": len(result.history),
-            "optimizer_steps": result.global_step,
-            "training_seconds": round(result.seconds, 1),
-            "train_examples": len(datasets.train),
-            "eval_source": datasets.evaluation.source,
-        },
-    )
-    log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)
