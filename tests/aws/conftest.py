@@ -29,7 +29,7 @@ import requests
 
 from sagebert.aws.clients import AwsClients
 from sagebert.cli import main
-from support import docker_usable, free_port
+from support import docker_usable, free_port, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -41,17 +41,9 @@ MOTO_TOKEN_USER, MOTO_TOKEN_PASSWORD = "AWS", f"{ACCOUNT}-auth-token"  # what mo
 CLIENT_NAMES = ("sagemaker", "runtime", "s3", "logs", "sts", "autoscaling", "cloudwatch", "ecr")
 
 
-def _in_ci() -> bool:
-    """CI means CI is set to a true value (true/1/yes); CI=false is not CI.
-
-    A private copy until tests/support.py's in_ci() (another branch) is merged.
-    """
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 def missing_tool(message: str) -> None:
-    """Skip on a developer machine, fail in CI: the aws tests always run there."""
-    if _in_ci():
+    """Skip on a developer machine, fail in CI (support.in_ci): the aws tests always run there."""
+    if in_ci():
         pytest.fail(f"{message} (CI is set: the aws tests must run, not skip)")
     pytest.skip(message)
 
