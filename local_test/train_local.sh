@@ -12,7 +12,8 @@
 # then runs `docker run ... IMAGE train` with it mounted at /opt/ml. The trained model lands in
 # test_dir/model, metrics and curves in test_dir/output/data, a failure reason in
 # test_dir/output/failure. Checkpoints (test_dir/checkpoints) are kept between runs so that an
-# interrupted run resumes; delete them (or set FRESH=1) to start over.
+# interrupted run resumes; a run with other code (a new image), base model, data or
+# hyperparameters does not resume them but starts over beside them. FRESH=1 deletes them first.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 IMAGE="${1:?usage: $0 IMAGE [name=value ...]}"

@@ -1,41 +1,42 @@
-"""Checkpoints for resuming a training job exactly where it stopped.
+"""Checkpoint folders: naming, the manifest, validation, the atomic rename and rotation.
 
 A checkpoint is a directory ``step-<global step>-<fingerprint>`` in /opt/ml/checkpoints (CheckpointConfig's
 LocalPath), which SageMaker syncs with CheckpointConfig.S3Uri and restores at the start of a
-resumed job (managed spot interruptions included). It holds:
+resumed job (managed spot interruptions included). It holds what accelerate's
+``Accelerator.save_state`` writes, and two files of ours:
 
-    model.safetensors      the weights                              (written by global rank 0)
-    optimizer.pt           AdamW state                              (rank 0)
-    scheduler.pt           the learning-rate schedule               (rank 0)
-    trainer_state.json     epoch, position in the epoch's data order, step, history, fingerprint (rank 0)
-    rng-rank<r>.pt         every process's random-number generators (each rank its own)
-    manifest.json          size and sha256 of every file above      (rank 0, LAST)
+    model.safetensors          the weights                                      (global rank 0)
+    optimizer.bin              AdamW state                                      (rank 0)
+    custom_checkpoint_0.pkl    the learning-rate schedule                       (rank 0)
+    scaler.pt                  fp16's GradScaler, fp16 jobs only                (every rank, the same bytes)
+    random_states_<r>.pkl      process r's random-number generators             (rank r)
+    trainer_state.json         epoch, position in the epoch's data order, step, history, fingerprint (rank 0)
+    manifest.json              size and sha256 of every file above              (rank 0, LAST)
 
-Every process writes only its own file names, so the hosts of a multi-instance job, whose
-checkpoint folders SageMaker merges under one S3 prefix, never overwrite each other. Files are
-written into ``.tmp-step-N`` and the folder is renamed once complete; a checkpoint without a
-manifest, or whose files do not match it, is skipped with a warning on resume, and the previous
-one is used. The fingerprint (seed, batch sizes, data, number of processes, ...) names the job's
-configuration: checkpoints of another configuration in the same place are never resumed, never
-overwritten and never deleted.
+Processes write their own file names (accelerate writes scaler.pt from every process, the same
+state everywhere since DDP's averaged gradients overflow alike), so the hosts of a multi-instance
+job, whose checkpoint folders SageMaker merges under one S3 prefix, never overwrite each other's
+data. Files are written into ``.tmp-step-N-...`` and the folder is renamed once complete; a checkpoint
+without a manifest, or whose files do not match it, is skipped with a warning on resume, and the
+previous one is used. The fingerprint names the job's configuration (code, base model, data,
+hyperparameters, number of processes): checkpoints of another configuration in the same place are
+never resumed, never overwritten and never deleted.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from .files import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -43,47 +44,17 @@ STEP_DIR = re.compile(r"^step-(\d+)-([0-9a-f]+)$")
 TMP_PREFIX = ".tmp-"
 MANIFEST = "manifest.json"
 STATE = "trainer_state.json"
-FORMAT_VERSION = 1
+_RANDOM_STATES = re.compile(r"^random_states_(\d+)\.pkl$")  # accelerate's name for process r's generators
 
 
 def step_dir_name(step: int, fingerprint: str) -> str:
     return f"step-{step:07d}-{fingerprint}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint(values: dict) -> str:
-    """A short hash of what must not change for a checkpoint to be resumed exactly."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def rng_state() -> dict:
-    """Every generator the training loop may draw from, as plain tensors and lists."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def owner(name: str) -> int:
+    """The rank that digests a checkpoint file: its writer (rank 0 for the shared files)."""
+    match = _RANDOM_STATES.match(name)
+    return int(match.group(1)) if match else 0
 
 
 @dataclass
@@ -107,6 +78,11 @@ def list_step_dirs(directory: Path, fingerprint: str | None = None) -> list[tupl
     return sorted(found, reverse=True)
 
 
+def read_state(path: Path) -> dict:
+    """The trainer state (loop position, history, fingerprint) of a checkpoint folder."""
+    return json.loads((path / STATE).read_text())
+
+
 def validate(path: Path, expected_fingerprint: str, world_size: int, *, verify_hashes: bool = True) -> dict:
     """The checkpoint's trainer state if it is complete and belongs to this job; ValueError saying why not."""
     manifest_path = path / MANIFEST
@@ -124,11 +100,9 @@ def validate(path: Path, expected_fingerprint: str, world_size: int, *, verify_h
             raise ValueError(f"{name} has {file.stat().st_size} bytes, the manifest says {meta['size']}")
         if verify_hashes and sha256_of(file) != meta["sha256"]:
             raise ValueError(f"{name} does not match its sha256")
-    state = json.loads((path / STATE).read_text())
+    state = read_state(path)
     if state.get("fingerprint") != expected_fingerprint:
-        raise ValueError(
-            "it belongs to a job with other settings (seed, batch size, data, epochs or number of processes)"
-        )
+        raise ValueError("it belongs to a job with other code, base model, data or settings")
     if state.get("world_size") != world_size:
         raise ValueError(f"it was written by {state.get('world_size')} processes, this job has {world_size}")
     return state
@@ -139,8 +113,8 @@ def find_latest(directory: Path, expected_fingerprint: str, world_size: int) -> 
     others = len(list_step_dirs(directory)) - len(list_step_dirs(directory, expected_fingerprint))
     if others:
         log.warning(
-            "%d checkpoint(s) in %s belong to a job with other settings (seed, batch size, data, epochs or "
-            "number of processes): left as they are, not resumed",
+            "%d checkpoint(s) in %s belong to a job with other code, base model, data or settings "
+            "(seed, batch size, epochs, number of processes, ...): left as they are, not resumed",
             others,
             directory,
         )
@@ -163,17 +137,15 @@ class CheckpointWriter:
         self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
         self.fingerprint = fingerprint
         self.last_saved_at = time.monotonic()
-        self.last_saved: tuple[int, int] | None = None  # (step, epoch) of the newest checkpoint
         self.seconds_spent: list[float] = []
-
-    @property
-    def writes_shared_files(self) -> bool:
-        return self.rank == 0
 
     @property
     def manages_folder(self) -> bool:
         """One process per host creates, renames and rotates that host's folders."""
         return self.local_rank == 0
+
+    def path(self, step: int) -> Path:
+        return self.directory / step_dir_name(step, self.fingerprint)
 
     def clear_leftovers(self) -> None:
         """Remove half-written folders a killed job left behind (this host's)."""
@@ -183,43 +155,43 @@ class CheckpointWriter:
                     shutil.rmtree(path, ignore_errors=True)
                     log.warning("removed the unfinished checkpoint %s", path.name)
 
-    def save(self, step: int, shared: dict[str, Any], barrier, gather) -> Path:
-        """Write checkpoint ``step``. ``shared`` (rank 0's payload): model, optimizer, scheduler, state.
+    def save(
+        self,
+        step: int,
+        write_state: Callable[[Path], Any],
+        trainer_state: dict | None,
+        barrier: Callable[[], Any],
+        gather: Callable[[Any], list],
+    ) -> Path:
+        """Write checkpoint ``step``; every process calls this.
 
-        ``barrier()`` waits for every process; ``gather(obj)`` returns every process's obj.
+        ``write_state(folder)`` writes this process's state files (accelerate's save_state);
+        ``trainer_state`` is rank 0's loop state (None elsewhere); ``barrier()`` waits for every
+        process; ``gather(obj)`` returns every process's obj.
         """
         started = time.monotonic()
-        final = self.directory / step_dir_name(step, self.fingerprint)
+        final = self.path(step)
         tmp = self.directory / f"{TMP_PREFIX}{final.name}"
         if self.manages_folder:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         barrier()
-        written: dict[str, Path] = {}
-        rng_file = tmp / f"rng-rank{self.rank}.pt"
-        torch.save(rng_state(), rng_file)
-        written[rng_file.name] = rng_file
-        if self.writes_shared_files:
-            from safetensors.torch import save_model
-
-            save_model(shared["model"], str(tmp / "model.safetensors"))
-            torch.save(shared["optimizer"], tmp / "optimizer.pt")
-            torch.save(shared["scheduler"], tmp / "scheduler.pt")
+        write_state(tmp)
+        if trainer_state is not None:
             state = {
-                **shared["state"],
+                **trainer_state,
                 "fingerprint": self.fingerprint,
                 "world_size": self.world_size,
-                "format_version": FORMAT_VERSION,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (tmp / STATE).write_text(json.dumps(state, indent=2))
-            for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", STATE):
-                written[name] = tmp / name
-        digests = {name: {"size": path.stat().st_size, "sha256": sha256_of(path)} for name, path in written.items()}
-        for path in written.values():
+        barrier()  # every file is complete before any is digested
+        mine = sorted(p for p in tmp.iterdir() if owner(p.name) == self.rank)
+        for path in mine:
             _fsync(path)
+        digests = {p.name: {"size": p.stat().st_size, "sha256": sha256_of(p)} for p in mine}
         every = gather(digests)
-        if self.writes_shared_files:
+        if self.rank == 0:
             files = {name: meta for part in every for name, meta in part.items()}
             manifest = tmp / MANIFEST
             manifest.write_text(json.dumps({"step": step, "files": files}, indent=2))
@@ -253,24 +225,3 @@ def _fsync(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def load_checkpoint(
-    found: Found, rank: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
-) -> dict:
-    """Restore the model, optimizer, scheduler and this rank's generators; return the trainer state."""
-    from safetensors.torch import load_model
-
-    load_model(model, str(found.path / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(found.path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(found.path / "scheduler.pt", weights_only=True))
-    rng_file = found.path / f"rng-rank{rank}.pt"
-    if rng_file.exists():
-        set_rng_state(torch.load(rng_file, weights_only=True))
-    else:
-        log.warning(
-            "checkpoint %s has no random-number state for rank %d: dropout will differ from an uninterrupted run",
-            found.path.name,
-            rank,
-        )
-    return found.state

@@ -15,8 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import files
 from .cleaning import clean_text
 from .errors import DataError
+from .jsonlines import numbered_lines
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,13 @@ def _file_format(path: Path, content_type: str | None) -> str | None:
 
 
 def channel_files(directory: Path, channel: str, content_type: str | None = None) -> list[tuple[Path, str]]:
-    """Every data file of a channel (recursively, sorted) with its format; hidden files skipped."""
+    """Every data file of a channel (recursively, sorted) with its format; hidden files skipped.
+
+    Links out of the channel and special files fail (``files.regular_files``): nothing outside the
+    channel is read, nor quoted in an error.
+    """
     found, skipped = [], []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    for path in files.regular_files(directory, f"channel '{channel}'"):
         if any(part.startswith((".", "_")) for part in path.relative_to(directory).parts):
             continue
         fmt = _file_format(path, content_type)
@@ -98,6 +104,14 @@ def channel_files(directory: Path, channel: str, content_type: str | None = None
 
 
 def _decode(raw: bytes, path: Path) -> str:
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise DataError(
+            f"{path.name}: line {line} holds a NUL byte (byte offset {nul}): this is not a text file, "
+            "or it is saved as UTF-16.",
+            f"Save {path.name} as UTF-8 text (a NUL never appears in UTF-8 text), or remove it from the channel.",
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -165,6 +179,22 @@ class _LabelReader:
         )
 
 
+def _csv_error(path: Path, line: int, exc: csv.Error) -> DataError:
+    if "field larger than field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return DataError(
+            f"{path.name}, line {line}: a field is longer than {limit:,} characters, the limit of Python's csv "
+            "module (csv.field_size_limit). Most often a quote that opens a field is never closed, so the rest "
+            "of the file reads as one field.",
+            'Close that quote, or write a quote inside a field as two (""); a text really that long must be '
+            "shortened (training reads only its first max_length tokens anyway).",
+        )
+    return DataError(
+        f"{path.name}, line {line}: not readable as CSV ({exc}).",
+        "Quote fields that contain commas, quotes or newlines.",
+    )
+
+
 def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader) -> tuple[list[str], list[int]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -172,9 +202,7 @@ def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader
     except StopIteration:
         header = []
     except csv.Error as exc:
-        raise DataError(
-            f"{path.name}: not readable as CSV ({exc}).", "Save it as comma-separated CSV with a header row."
-        ) from None
+        raise _csv_error(path, reader.line_num, exc) from None
     header = [h.strip() for h in header]
     if not any(header):
         raise DataError(f"{path.name} is empty.", "Upload a CSV file with a header row and at least one labelled row.")
@@ -193,10 +221,7 @@ def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader
             texts.append(row[t_index])
             ids.append(labels(row[l_index], line))
     except csv.Error as exc:
-        raise DataError(
-            f"{path.name}, line {reader.line_num}: not readable as CSV ({exc}).",
-            "Quote fields that contain commas, quotes or newlines.",
-        ) from None
+        raise _csv_error(path, reader.line_num, exc) from None
     if short_rows:
         raise DataError(
             f"{path.name}: {len(short_rows)} row(s) have fewer columns than the header (lines {', '.join(map(str, short_rows[:_MAX_LISTED]))}).",
@@ -208,7 +233,7 @@ def _read_csv(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader
 def _read_jsonl(path: Path, text: str, columns: ColumnChoice, labels: _LabelReader) -> tuple[list[str], list[int]]:
     texts, ids = [], []
     text_key = label_key = ""
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in numbered_lines(text):
         if not line.strip():
             continue
         try:

@@ -27,7 +27,6 @@ MAX_PAYLOAD_IN_MB_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TRAINING_CHANNEL = "training"
 TESTING_CHANNEL = "testing"
 PRETRAINED_CHANNEL = "pretrained"
-KNOWN_CHANNELS = (TRAINING_CHANNEL, TESTING_CHANNEL, PRETRAINED_CHANNEL)
 
 
 def base_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -53,10 +52,6 @@ class SageMakerPaths:
     @property
     def input_data_config_file(self) -> Path:
         return self.config_dir / "inputdataconfig.json"
-
-    @property
-    def resource_config_file(self) -> Path:
-        return self.config_dir / "resourceconfig.json"
 
     @property
     def checkpoint_config_file(self) -> Path:
@@ -114,13 +109,12 @@ class TrainingEnvironment:
     paths: SageMakerPaths
     hyperparameters: dict[str, str] = field(default_factory=dict)
     input_data_config: dict[str, dict] = field(default_factory=dict)
-    resource_config: dict[str, Any] = field(default_factory=dict)
     checkpoint_dir: Path = Path("/opt/ml/checkpoints")
-    job_name: str = ""
 
     @classmethod
     def read(cls, base: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TrainingEnvironment:
-        """Read hyperparameters.json, inputdataconfig.json, resourceconfig.json and checkpointconfig.json."""
+        """Read hyperparameters.json, inputdataconfig.json and checkpointconfig.json (the hosts, in
+        resourceconfig.json, are the launcher's business: container/training_module.py)."""
         environ = os.environ if environ is None else environ
         paths = SageMakerPaths(Path(base) if base is not None else base_dir(environ))
         hyperparameters = _read_json(paths.hyperparameters_file) or {}
@@ -132,9 +126,7 @@ class TrainingEnvironment:
             paths=paths,
             hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hyperparameters.items()},
             input_data_config=_read_json(paths.input_data_config_file) or {},
-            resource_config=_read_json(paths.resource_config_file) or {},
             checkpoint_dir=checkpoint_dir,
-            job_name=environ.get("TRAINING_JOB_NAME", ""),
         )
 
     @property
@@ -167,15 +159,3 @@ class TrainingEnvironment:
     def channel_content_type(self, name: str) -> str | None:
         """The ContentType SageMaker was given for a channel, if any."""
         return (self.input_data_config.get(name) or {}).get("ContentType")
-
-    @property
-    def hosts(self) -> list[str]:
-        return list(self.resource_config.get("hosts") or ["algo-1"])
-
-    @property
-    def current_host(self) -> str:
-        return str(self.resource_config.get("current_host") or self.hosts[0])
-
-    @property
-    def network_interface_name(self) -> str:
-        return str(self.resource_config.get("network_interface_name") or "eth0")

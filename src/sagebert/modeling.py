@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, files
 from .errors import ModelSourceError
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ BAKED_IN_NAME = "sentence-transformers/all-MiniLM-L6-v2 (baked into the image)"
 SAGEBERT_FILE = "sagebert.json"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # sagebert.json's format_version: what serving reads
+SCRATCH_DIR_ENV = "SAGEBERT_SCRATCH_DIR"
 
 
 def quiet_transformers() -> None:
@@ -52,37 +54,76 @@ def baked_in_model_dir() -> Path | None:
 
 @dataclass(frozen=True)
 class BaseModelChoice:
-    """Where the base model comes from: a directory or a Hub id, and why it was chosen."""
+    """Where the base model comes from: a directory or a Hub id, and why it was chosen.
+
+    ``content_digest`` is the sha256 of what was given (the archive, for a model.tar.gz), so that a
+    restarted job recognises the same model wherever it was unpacked; empty until known.
+    """
 
     source: str
     origin: str  # "pretrained channel", "model_name_or_path" or "baked-in default"
     display_name: str
+    content_digest: str = ""
 
 
-def _unpack_model_archive(archive: Path) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="sagebert-pretrained-"))
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")  # refuses links and paths outside the target
-    configs = sorted(target.rglob("config.json"), key=lambda p: len(p.parts))
+def scratch_dir() -> Path:
+    """Where archives are unpacked: $SAGEBERT_SCRATCH_DIR (the launcher makes one per job and
+    removes it at the end), else a folder in the system's temp directory."""
+    return Path(os.environ.get(SCRATCH_DIR_ENV) or Path(tempfile.gettempdir()) / "sagebert")
+
+
+def unpack_model_archive(archive: Path, scratch: Path) -> tuple[Path, str]:
+    """(the unpacked model directory, the archive's sha256): unpacked once per archive content.
+
+    The folder is named after the archive's digest, so every process of a host, and a restarted
+    process, finds the same one; a lock lets one process unpack while the others wait, and the
+    folder appears (renamed) only once complete.
+    """
+    digest = files.sha256_of(archive)
+    target = scratch / f"pretrained-{digest[:16]}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with files.locked(target.with_name(target.name + ".lock")):
+        if not target.is_dir():
+            partial = target.with_name(target.name + ".partial")
+            files.remove_trees([partial])
+            try:
+                files.extract_tar(archive, partial)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                files.remove_trees([partial])
+                raise ModelSourceError(
+                    f"{archive.name} in the 'pretrained' channel cannot be unpacked ({exc}).",
+                    "Upload a complete gzip-compressed tar of the model folder (tar -czf model.tar.gz -C MODEL_DIR .).",
+                ) from None
+            os.rename(partial, target)
+            log.info("unpacked %s (sha256 %s) into %s", archive.name, digest[:16], target)
+    configs = _config_files(files.regular_files(target, archive.name))
     if not configs:
         raise ModelSourceError(
             f"{archive.name} in the 'pretrained' channel holds no config.json.",
             "Upload a Hugging Face model directory (config.json, weights, tokenizer files) "
             "or a model.tar.gz made by a sagebert training job.",
         )
-    return configs[0].parent
+    return configs[0].parent, digest
 
 
-def _from_pretrained_channel(directory: Path) -> Path:
-    if (directory / "config.json").exists():
-        return directory
-    archives = sorted(directory.glob("*.tar.gz"))
-    nested = sorted(directory.rglob("config.json"), key=lambda p: len(p.parts))
-    if nested:
-        return nested[0].parent
+def _config_files(paths: list[Path]) -> list[Path]:
+    """The config.json files among ``paths``, the shallowest first (the model's own, not a sub-model's)."""
+    return sorted((p for p in paths if p.name == "config.json"), key=lambda p: len(p.parts))
+
+
+def _from_pretrained_channel(directory: Path, scratch: Path) -> BaseModelChoice:
+    present = files.regular_files(directory, "the 'pretrained' channel")
+    configs = _config_files(present)
+    if configs:
+        model_dir = configs[0].parent
+        shown = model_dir.relative_to(directory).as_posix()
+        name = "pretrained channel" + ("" if shown == "." else f" ({shown})")
+        return BaseModelChoice(str(model_dir), "pretrained channel", name)
+    archives = [p for p in present if p.name.endswith(".tar.gz")]
     if len(archives) == 1:
-        return _unpack_model_archive(archives[0])
-    found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+        model_dir, digest = unpack_model_archive(archives[0], scratch)
+        return BaseModelChoice(str(model_dir), "pretrained channel", f"pretrained channel ({archives[0].name})", digest)
+    found = ", ".join(sorted(p.relative_to(directory).as_posix() for p in present)[:8]) or "nothing"
     raise ModelSourceError(
         f"The 'pretrained' channel ({directory}) holds no Hugging Face model: no config.json (found: {found}).",
         "Upload a model directory saved with save_pretrained() (config.json, weights, tokenizer files), "
@@ -90,11 +131,15 @@ def _from_pretrained_channel(directory: Path) -> Path:
     )
 
 
-def resolve_base_model(pretrained_channel: Path | None, model_name_or_path: str) -> BaseModelChoice:
-    """The base model, in order: the `pretrained` channel, `model_name_or_path`, the baked-in default."""
+def resolve_base_model(
+    pretrained_channel: Path | None, model_name_or_path: str, scratch: Path | None = None
+) -> BaseModelChoice:
+    """The base model, in order: the `pretrained` channel, `model_name_or_path`, the baked-in default.
+
+    A model.tar.gz in the channel is unpacked under ``scratch`` (default: ``scratch_dir()``).
+    """
     if pretrained_channel is not None:
-        directory = _from_pretrained_channel(pretrained_channel)
-        return BaseModelChoice(str(directory), "pretrained channel", f"pretrained channel ({directory})")
+        return _from_pretrained_channel(pretrained_channel, scratch or scratch_dir())
     if model_name_or_path:
         return BaseModelChoice(model_name_or_path, "model_name_or_path", model_name_or_path)
     directory = baked_in_model_dir()
@@ -105,6 +150,23 @@ def resolve_base_model(pretrained_channel: Path | None, model_name_or_path: str)
             "Set model_name_or_path (e.g. bert-base-uncased) or add a 'pretrained' channel.",
         )
     return BaseModelChoice(str(directory), "baked-in default", BAKED_IN_NAME)
+
+
+def base_model_digest(choice: BaseModelChoice) -> str:
+    """What identifies the base model's content (call after ``load_for_training``, which fetches Hub models).
+
+    A directory: the sha256 of its files. A Hub id: the commit of the cached snapshot it was
+    loaded from (Hugging Face's cache names each snapshot folder by its commit).
+    """
+    if choice.content_digest:
+        return choice.content_digest
+    directory = Path(choice.source)
+    if directory.is_dir():
+        return files.directory_digest(directory)
+    from transformers.utils import cached_file
+
+    snapshot = Path(cached_file(choice.source, "config.json", local_files_only=True)).parent
+    return f"{choice.source}@{snapshot.name}"
 
 
 def _load_error(choice: BaseModelChoice, exc: Exception) -> ModelSourceError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -22,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
-import requests as http
+import requests
 
-from sagebert.aws.actions import AwsClients
+from sagebert.aws.clients import AwsClients
 from sagebert.cli import main
-from support import docker_usable, free_port
+from support import docker_usable, free_port, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -36,6 +38,20 @@ BUCKET = "sagebert-test"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/SageMakerExec"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagebert:0123456789ab"
 MOTO_TOKEN_USER, MOTO_TOKEN_PASSWORD = "AWS", f"{ACCOUNT}-auth-token"  # what moto's ECR token decodes to
+CLIENT_NAMES = ("sagemaker", "runtime", "s3", "logs", "sts", "autoscaling", "cloudwatch", "ecr")
+
+
+def missing_tool(message: str) -> None:
+    """Skip on a developer machine, fail in CI (support.in_ci): the aws tests always run there."""
+    if in_ci():
+        pytest.fail(f"{message} (CI is set: the aws tests must run, not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def unavailable() -> Callable[[str], None]:
+    """``unavailable(message)``: skip on a developer machine, fail in CI (see missing_tool)."""
+    return missing_tool
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,9 @@ def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            http.get(url, timeout=1)
+            requests.get(url, timeout=1)
             return
-        except http.ConnectionError:
+        except requests.ConnectionError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer on {url} within {timeout} s")
 
@@ -122,13 +138,29 @@ def aws_environment(moto_server, monkeypatch, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def aws(aws_environment, moto_server) -> str:
     """A freshly reset moto (its invoke_endpoint cache included) with the environment pointing at it."""
-    http.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     return moto_server
 
 
 @pytest.fixture
 def clients(aws) -> AwsClients:
     return AwsClients()
+
+
+@pytest.fixture
+def offline(aws_environment):
+    """AwsClients whose every request, to any service, fails the test: nothing may reach AWS."""
+    session = boto3.session.Session()
+    attempts: list[str] = []
+
+    def refuse(request, **_):
+        attempts.append(request.url)
+        raise AssertionError(f"a request was sent: {request.method} {request.url}")
+
+    session.events.register("before-send", refuse)
+    clients = AwsClients(session)
+    clients.attempts = attempts
+    return clients
 
 
 @pytest.fixture
@@ -143,6 +175,56 @@ def training_data(clients, bucket) -> str:
     for key in ("sagebert/data/training/train.csv", "sagebert/data/testing/test.csv"):
         clients.s3.put_object(Bucket=bucket, Key=key, Body=b"label,sentence\n1,Forest fire near La Ronge\n")
     return f"s3://{bucket}/sagebert/data"
+
+
+def model_archive(metrics: dict | None, weights: int = 64 * 1024) -> bytes:
+    """A model.tar.gz as training writes it: weights first (the archive is read past them), then
+    metrics.json (when ``metrics`` is given), labels and config."""
+    buffer = io.BytesIO()
+    files = [("model.safetensors", os.urandom(weights)), ("config.json", b"{}"), ("labels.json", b'["No", "Yes"]')]
+    if metrics is not None:
+        files.insert(1, ("metrics.json", json.dumps(metrics).encode()))
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def model_in_s3(clients) -> Callable[[str, float | None], str]:
+    """``model_in_s3("job-2", 0.8)``: what a finished training job leaves — its model.tar.gz, with the
+    metrics.json training writes (f1 and friends) — put in moto's S3 (moto runs no container)."""
+
+    def put(job: str, f1: float | None) -> str:
+        artifact = clients.sagemaker.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+        metrics = None if f1 is None else {"f1": f1, "accuracy": 0.83, "precision": 0.8, "recall": 0.79, "loss": 0.41}
+        bucket, key = artifact[len("s3://") :].split("/", 1)
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=model_archive(metrics))
+        return artifact
+
+    return put
+
+
+@pytest.fixture
+def trained(clients, fake, bucket, model_in_s3) -> Callable[..., dict]:
+    """``trained("job-2", f1=0.8)``: a Completed training job in moto whose model.tar.gz in moto's S3
+    holds a metrics.json (moto writes no artifact and fixes FinalMetricDataList at train:progress)."""
+
+    def make(name: str, f1: float | None = None, image: str | None = None) -> dict:
+        clients.sagemaker.create_training_job(
+            TrainingJobName=name,
+            RoleArn=fake.role_arn,
+            AlgorithmSpecification={"TrainingImage": image or fake.image, "TrainingInputMode": "File"},
+            OutputDataConfig={"S3OutputPath": f"s3://{fake.bucket}/sagebert/output/"},
+            ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
+        model_in_s3(name, f1)
+        return clients.sagemaker.describe_training_job(TrainingJobName=name)
+
+    return make
 
 
 @dataclass
@@ -166,10 +248,14 @@ def sent(clients) -> Sent:
     record = Sent()
 
     def remember(params, model, **_):
-        record.calls.append((model.name, copy.deepcopy(params)))
+        try:
+            copied = copy.deepcopy(params)
+        except TypeError:  # an S3 upload's file-like Body holds a lock: keep the parameters as they are
+            copied = dict(params)
+        record.calls.append((model.name, copied))
 
-    for client in (clients.sagemaker, clients.runtime, clients.s3, clients.logs, clients.sts):
-        client.meta.events.register("before-parameter-build", remember)
+    for name in CLIENT_NAMES:
+        getattr(clients, name).meta.events.register("before-parameter-build", remember)
     return record
 
 
@@ -235,7 +321,7 @@ def endpoint_answers(aws) -> Callable[[list[str]], None]:
             }
             for body in bodies
         ]
-        http.post(
+        requests.post(
             f"{aws}/moto-api/static/sagemaker/endpoint-results",
             timeout=10,
             json={"account_id": ACCOUNT, "region": REGION, "results": results},
@@ -256,7 +342,7 @@ class Registry:
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The Docker-Content-Digest of ``repository:reference``, or None if it is not there."""
-        answer = http.get(
+        answer = requests.get(
             f"http://{self.host}/v2/{repository}/manifests/{reference}",
             auth=self.auth,
             timeout=10,
@@ -270,9 +356,9 @@ def start_registry(tmp_path_factory):
     """Start registries: ``start_registry(password=..., readonly=...)`` → Registry (stopped at the end)."""
     for tool in ("/usr/bin/docker-registry", "htpasswd"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} is missing: apt-get install docker-registry apache2-utils")
+            missing_tool(f"{tool} is missing: apt-get install docker-registry apache2-utils")
     if not docker_usable():
-        pytest.skip("no Docker engine answers (docker info)")
+        missing_tool("no Docker engine answers (docker info)")
     started: list[Registry] = []
 
     def start(password: str = MOTO_TOKEN_PASSWORD, readonly: bool = False) -> Registry:
@@ -361,6 +447,8 @@ FIXED_TOKEN = "abcd"
 class Described:
     """Describe* responses valid for botocore's Stubber: the required fields plus what a test gives."""
 
+    created = CREATED
+
     def training_job(
         self,
         name: str,
@@ -385,16 +473,24 @@ class Described:
             **extra,
         }
 
-    def endpoint(self, name: str, status: str, config: str, **extra) -> dict:
-        return {
+    def endpoint(
+        self, name: str, status: str, config: str, count: int | None = None, modified: str = CREATED, **extra
+    ) -> dict:
+        """DescribeEndpoint; ``count`` is the variant's CurrentInstanceCount (what autoscaling set)."""
+        description = {
             "EndpointName": name,
             "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
             "EndpointConfigName": config,
             "EndpointStatus": status,
             "CreationTime": CREATED,
-            "LastModifiedTime": CREATED,
+            "LastModifiedTime": modified,
             **extra,
         }
+        if count is not None:
+            description["ProductionVariants"] = [
+                {"VariantName": "AllTraffic", "CurrentInstanceCount": count, "DesiredInstanceCount": count}
+            ]
+        return description
 
     def endpoint_config(self, name: str, model: str, instance_type: str = "ml.m5.xlarge", count: int = 1) -> dict:
         return {
@@ -413,6 +509,7 @@ class Described:
         }
 
     def model(self, name: str, data: str, image: str = IMAGE, environment: dict | None = None) -> dict:
+        """DescribeModel of a one-container model."""
         return {
             "ModelName": name,
             "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
@@ -426,13 +523,20 @@ class Described:
             },
         }
 
-    def not_found(self, stubber, operation: str, what: str) -> None:
+    def not_found(self, stubber, operation: str, arn: str) -> None:
+        """SageMaker's real answer for a missing endpoint, config or model: Could not find <kind> "<arn>"."""
+        kind = {"endpoint-config": "endpoint configuration"}.get(
+            arn.split(":")[-1].split("/")[0], arn.split(":")[-1].split("/")[0]
+        )
         stubber.add_client_error(
             operation,
             service_error_code="ValidationException",
-            service_message=f"Could not find {what}.",
+            service_message=f'Could not find {kind} "{arn}".',
             http_status_code=400,
         )
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
 
 
 @pytest.fixture
@@ -445,9 +549,11 @@ def fixed_names(monkeypatch) -> Callable[[str], str]:
     """Generated names become ``<stem>-20261126-120000-abcd``; returns the function computing them."""
     from datetime import datetime
 
-    import sagebert.aws.requests as builders
+    import sagebert.aws.build.hosting as hosting
 
-    original = builders.unique_name
+    original = hosting.unique_name
     now = datetime.strptime(FIXED_NOW, "%Y%m%d-%H%M%S")
-    monkeypatch.setattr(builders, "unique_name", lambda stem, now_=None, token=None: original(stem, now, FIXED_TOKEN))
+    monkeypatch.setattr(
+        hosting, "unique_name", lambda stem, now_=None, token=None, **_: original(stem, now, FIXED_TOKEN)
+    )
     return lambda stem: original(stem, now, FIXED_TOKEN)

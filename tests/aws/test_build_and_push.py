@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-import requests as http
+import requests
 
 pytestmark = pytest.mark.aws
 
@@ -30,7 +30,7 @@ def ecr_repository(clients, name: str) -> dict:
 
 
 def catalog(registry) -> list[str]:
-    answer = http.get(f"http://{registry.host}/v2/_catalog", auth=registry.auth, timeout=10)
+    answer = requests.get(f"http://{registry.host}/v2/_catalog", auth=registry.auth, timeout=10)
     return answer.json().get("repositories") or []
 
 
@@ -216,11 +216,22 @@ def test_the_base_image_reaches_build_image(build_and_push, registry):
     assert "cannot pull the base image sagebert-test/no-such-base:none" in result.stderr
 
 
-def test_the_script_passes_shellcheck():
+def test_the_script_passes_shellcheck(unavailable):
     if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+        unavailable("shellcheck is not installed (apt-get install shellcheck)")
     script = Path(__file__).resolve().parents[2] / "build_and_push.sh"
 
     result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
 
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    "value, in_ci",
+    [("true", True), ("1", True), ("yes", True), ("TRUE", True), ("false", False), ("0", False), ("", False)],
+)
+def test_a_missing_tool_fails_the_run_in_ci_and_skips_elsewhere(unavailable, monkeypatch, value, in_ci):
+    monkeypatch.setenv("CI", value)
+
+    with pytest.raises(pytest.fail.Exception if in_ci else pytest.skip.Exception, match="docker-registry"):
+        unavailable("/usr/bin/docker-registry is missing")

@@ -1,8 +1,9 @@
-"""`sagebert deploy`, `update`, `rollback`, `invoke`, `status` and `delete`.
+"""`sagebert deploy` (the three endpoint kinds), `invoke`, `status` and `delete`.
 
-moto covers model/config/endpoint creation, invocation and deletion; it has no UpdateEndpoint, so
-updates and rollbacks (and endpoint failures, which moto never produces) use botocore's Stubber
-with the exact requests expected.
+moto covers model/config/endpoint creation (ServerlessConfig, AsyncInferenceConfig and
+DataCaptureConfig included), invocation, Application Auto Scaling and deletion; endpoint failures,
+which moto never produces, use botocore's Stubber with the exact requests expected. Updates and
+rollbacks are in test_update.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import re
 
 import pytest
+import requests
 from botocore.stub import Stubber
 
 pytestmark = pytest.mark.aws
@@ -31,12 +33,6 @@ PREDICTIONS = {
             "truncated": True,
         },
     ]
-}
-ALL_AT_ONCE = {
-    "BlueGreenUpdatePolicy": {
-        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-        "TerminationWaitInSeconds": 0,
-    }
 }
 
 
@@ -86,7 +82,11 @@ def test_deploy_creates_model_config_and_endpoint_from_the_training_job(
             "ModelDataUrl": completed_job["ModelArtifacts"]["S3ModelArtifacts"],
             "Environment": {"SAGEBERT_INFERENCE_PRECISION": "int8", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
         },
-        "Tags": [{"Key": "sagebert:endpoint", "Value": ENDPOINT}, {"Key": "sagebert:training-job", "Value": "job-1"}],
+        "Tags": [
+            {"Key": "sagebert:endpoint", "Value": ENDPOINT},
+            {"Key": "sagebert:training-job", "Value": "job-1"},
+            {"Key": "sagebert:metric:train:progress", "Value": "100.0"},  # moto's canned FinalMetricDataList
+        ],
     }
     assert sent.one("CreateEndpointConfig") == {
         "EndpointConfigName": name,
@@ -151,8 +151,8 @@ def test_deploy_of_an_unknown_training_job_is_one_not_found_line(cli, clients):
 
     assert result.code == 1
     assert result.err.count("\n") == 1
-    assert result.err.startswith("error: Not found: DescribeTrainingJob failed: Could not find training job")
-    assert "sagebert status lists endpoints and recent training jobs" in result.err
+    assert result.err.startswith("error: There is no training job no-such-job in eu-west-1 (SageMaker: ")
+    assert "Fix: Check the name (sagebert status lists recent training jobs) and the region" in result.err
 
 
 def test_deploy_shows_progress_and_reports_the_failure_reason(cli, clients, fake, described, fixed_names):
@@ -160,7 +160,7 @@ def test_deploy_shows_progress_and_reports_the_failure_reason(cli, clients, fake
     job = described.training_job("job-1")
     with Stubber(clients.sagemaker) as stub:
         stub.add_response("describe_training_job", job, {"TrainingJobName": "job-1"})
-        described.not_found(stub, "describe_endpoint", f"endpoint {ENDPOINT}")
+        described.not_found(stub, "describe_endpoint", described.arn("endpoint", ENDPOINT))
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:x:1:model/m"})
         stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:x:1:endpoint-config/c"})
         stub.add_response("describe_endpoint_config", described.endpoint_config(name, name))
@@ -190,274 +190,142 @@ def test_deploy_shows_progress_and_reports_the_failure_reason(cli, clients, fake
     )
 
 
-# ---- update and rollback (Stubber: moto has no UpdateEndpoint) --------------------------------------
-def stub_current_deployment(
-    stub,
-    described,
-    config: str = "disaster-tweets-old",
-    model: str = "disaster-tweets-old",
-    environment: dict | None = None,
-) -> None:
-    stub.add_response(
-        "describe_endpoint", described.endpoint(ENDPOINT, "InService", config), {"EndpointName": ENDPOINT}
-    )
-    stub.add_response(
-        "describe_endpoint_config", described.endpoint_config(config, model, count=2), {"EndpointConfigName": config}
-    )
-    stub.add_response(
-        "describe_model",
-        described.model(model, "s3://bucket/old/model.tar.gz", environment=environment),
-        {"ModelName": model},
-    )
+QUOTA = (
+    "The account-level service limit 'ml.g5.xlarge for endpoint usage' is 0 Instances, with current utilization of "
+    "0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request an increase for this "
+    "quota. If AWS Service Quotas is not available, contact AWS support to request an increase for this quota."
+)
 
 
-def stub_new_model_and_config(stub, described, fake, name: str, environment: dict, training_job: str) -> None:
-    stub.add_response("describe_training_job", described.training_job(training_job), {"TrainingJobName": training_job})
-    container = {
-        "Image": fake.image,
-        "Mode": "SingleModel",
-        "ModelDataUrl": f"s3://{fake.bucket}/sagebert/output/{training_job}/output/model.tar.gz",
-    }
-    if environment:
-        container["Environment"] = environment
-    stub.add_response(
-        "create_model",
-        {"ModelArn": f"arn:aws:sagemaker:x:1:model/{name}"},
-        {
-            "ModelName": name,
-            "ExecutionRoleArn": fake.role_arn,
-            "PrimaryContainer": container,
-            "Tags": [
-                {"Key": "sagebert:endpoint", "Value": ENDPOINT},
-                {"Key": "sagebert:training-job", "Value": training_job},
-            ],
-        },
-    )
-    stub.add_response(
-        "create_endpoint_config",
-        {"EndpointConfigArn": f"arn:aws:sagemaker:x:1:endpoint-config/{name}"},
-        {
-            "EndpointConfigName": name,
-            "ProductionVariants": [
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": name,
-                    "InstanceType": "ml.m5.xlarge",
-                    "InitialInstanceCount": 2,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
-            "Tags": [{"Key": "sagebert:endpoint", "Value": ENDPOINT}],
-        },
-    )
-    stub.add_response("describe_endpoint_config", described.endpoint_config(name, name), {"EndpointConfigName": name})
+def test_a_deploy_refused_after_create_model_deletes_what_it_created(cli, clients, described, fixed_names):
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub.add_response("describe_training_job", described.training_job("job-1"), {"TrainingJobName": "job-1"})
+        described.not_found(stub, "describe_endpoint", described.arn("endpoint", ENDPOINT))
+        stub.add_response("create_model", {"ModelArn": described.arn("model", name)})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": described.arn("endpoint-config", name)})
+        stub.add_response("describe_endpoint_config", described.endpoint_config(name, name))
+        stub.add_client_error("create_endpoint", "ResourceLimitExceeded", QUOTA, 400)
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": name})
+        stub.add_response("delete_model", {}, {"ModelName": name})
+
+        result = deploy(cli, clients, "--training-job", "job-1", "--instance-type", "ml.g5.xlarge")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 1
+    assert f"deleted endpoint config {name} (a later step failed)" in result.lines
+    assert f"deleted model {name} (a later step failed)" in result.lines
+    assert "Request a higher 'ml.g5.xlarge for endpoint usage' quota (now 0 Instances, 0 in use" in result.err
 
 
-def stub_update_and_wait(
-    stub,
-    described,
-    name: str,
-    deployment_config: dict,
-    previous: str,
-    final_config: str | None = None,
-    reason: str | None = None,
-) -> None:
-    endpoint_arn = described.endpoint(ENDPOINT, "InService", name)["EndpointArn"]
-    stub.add_response(
-        "update_endpoint",
-        {"EndpointArn": endpoint_arn},
-        {"EndpointName": ENDPOINT, "EndpointConfigName": name, "DeploymentConfig": deployment_config},
-    )
-    stub.add_response(
-        "add_tags",
-        {"Tags": []},
-        {"ResourceArn": endpoint_arn, "Tags": [{"Key": "sagebert:previous-endpoint-config", "Value": previous}]},
-    )
-    stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "Updating", previous))
-    extra = {"FailureReason": reason} if reason else {}
-    stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "InService", final_config or name, **extra))
-
-
-def update(cli, clients, *extra: str):
-    return cli("update", "--endpoint", ENDPOINT, "--poll-interval", "0", *extra, clients=clients)
-
-
-def test_update_rolls_out_a_new_model_and_config_all_at_once_and_keeps_the_previous(
-    cli, clients, fake, described, fixed_names
+@pytest.mark.parametrize("timeout", ["10", "3601"])
+def test_a_startup_timeout_sagemaker_refuses_is_refused_before_anything_is_created(
+    cli, clients, sent, completed_job, timeout
 ):
-    name = fixed_names(ENDPOINT)
-    with Stubber(clients.sagemaker) as stub:
-        stub_current_deployment(stub, described, environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
-        stub_new_model_and_config(
-            stub,
-            described,
-            fake,
-            name,
-            training_job="job-2",
-            environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "int8"},
-        )
-        stub_update_and_wait(stub, described, name, ALL_AT_ONCE, previous="disaster-tweets-old")
+    result = deploy(cli, clients, "--training-job", "job-1", "--startup-timeout", timeout)
 
-        result = update(cli, clients, "--training-job", "job-2", "--env", "SAGEBERT_INFERENCE_PRECISION=int8")
-        stub.assert_no_pending_responses()
+    assert result.code == 1
+    assert f"--startup-timeout is {timeout}; SageMaker allows 60 to 3600" in result.err
+    assert sent("CreateModel") == [] and sent("CreateEndpointConfig") == []
+
+
+def test_deploy_serverless_sends_a_serverless_config_and_no_instances(cli, clients, sent, completed_job, fixed_names):
+    result = deploy(cli, clients, "--training-job", "job-1", "--serverless", "2048:5:1")
 
     assert result.code == 0, result.err
-    assert (
-        f"Updating {ENDPOINT} to {name} (blue/green ALL_AT_ONCE); disaster-tweets-old and its model are kept "
-        f"for `sagebert rollback --endpoint {ENDPOINT}`."
-    ) in result.lines
-    assert [line for line in result.lines if line.startswith("==> ")] == [
-        f"==> {ENDPOINT}: Updating (0s)",
-        f"==> {ENDPOINT}: InService (0s)",
-    ]
-    assert f"Endpoint {ENDPOINT} is InService on {name}." in result.lines
-
-
-def test_update_canary_with_alarms_sends_that_deployment_config(cli, clients, fake, described, fixed_names):
-    name = fixed_names(ENDPOINT)
-    canary = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY",
-                "WaitIntervalInSeconds": 600,
-                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
-            },
-            "TerminationWaitInSeconds": 300,
-            "MaximumExecutionTimeoutInSeconds": 3600,
-        },
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "sagebert-5xx"}, {"AlarmName": "sagebert-latency"}]},
-    }
-    with Stubber(clients.sagemaker) as stub:
-        stub_current_deployment(stub, described)
-        stub_new_model_and_config(stub, described, fake, name, environment={}, training_job="job-2")
-        stub_update_and_wait(stub, described, name, canary, previous="disaster-tweets-old")
-
-        result = update(
-            cli,
-            clients,
-            "--training-job",
-            "job-2",
-            "--traffic",
-            "canary",
-            "--canary-size",
-            "1",
-            "--wait-interval",
-            "600",
-            "--termination-wait",
-            "300",
-            "--max-execution-timeout",
-            "3600",
-            "--alarm",
-            "sagebert-5xx",
-            "--alarm",
-            "sagebert-latency",
-        )
-        stub.assert_no_pending_responses()
-
-    assert result.code == 0, result.err
-    assert "(blue/green CANARY, rolled back by 2 alarm(s))" in result.out
-
-
-def test_update_linear_without_alarms_warns_nothing_can_roll_it_back(cli, clients, fake, described, fixed_names):
-    name = fixed_names(ENDPOINT)
-    linear = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "LINEAR",
-                "WaitIntervalInSeconds": 300,
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
-            },
-            "TerminationWaitInSeconds": 0,
+    assert sent.one("CreateEndpointConfig")["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": fixed_names(ENDPOINT),
+            "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5, "ProvisionedConcurrency": 1},
         }
+    ]
+    described = clients.sagemaker.describe_endpoint_config(EndpointConfigName=fixed_names(ENDPOINT))
+    assert described["ProductionVariants"][0]["ServerlessConfig"]["MemorySizeInMB"] == 2048
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--serverless", "1536:5"), "Serverless memory 1536 MB is not one SageMaker offers"),
+        (("--serverless", "2048:201"), "Serverless MaxConcurrency is 201; SageMaker allows 1 to 200"),
+        (("--serverless", "2048:5:6"), "Serverless ProvisionedConcurrency is 6; SageMaker allows 1 to 5"),
+        (("--serverless", "2048:5", "--instance-count", "2"), "--instance-count do not apply to a serverless endpoint"),
+        (("--serverless", "2048:5", "--data-capture", "s3://sagebert-test/capture"), "cannot have data capture"),
+        (("--serverless", "2048:5", "--async", "s3://sagebert-test/async"), "cannot have asynchronous inference"),
+        (("--sns-success", "arn:aws:sns:eu-west-1:123456789012:ok"), "only apply with --async S3_URI"),
+        (("--sampling-percent", "10"), "--sampling-percent only applies with --data-capture"),
+    ],
+)
+def test_endpoint_kinds_sagemaker_refuses_are_refused_before_anything_is_created(
+    cli, clients, sent, completed_job, extra, message
+):
+    made_by_fixtures = len(sent.calls)
+
+    result = deploy(cli, clients, "--training-job", "job-1", *extra)
+
+    assert result.code == 1
+    assert message in result.err
+    assert sent.calls[made_by_fixtures:] == []  # refused before the first call to AWS
+
+
+def test_deploy_async_sends_the_output_failure_and_sns_topics(cli, clients, sent, fake, completed_job):
+    result = deploy(
+        cli,
+        clients,
+        "--training-job",
+        "job-1",
+        "--async",
+        f"s3://{fake.bucket}/async/out",
+        "--async-failure",
+        f"s3://{fake.bucket}/async/failed",
+        "--sns-success",
+        f"arn:aws:sns:{fake.region}:{fake.account}:sagebert-ok",
+        "--sns-error",
+        f"arn:aws:sns:{fake.region}:{fake.account}:sagebert-error",
+        "--async-concurrency",
+        "4",
+    )
+
+    assert result.code == 0, result.err
+    assert sent.one("CreateEndpointConfig")["AsyncInferenceConfig"] == {
+        "OutputConfig": {
+            "S3OutputPath": f"s3://{fake.bucket}/async/out/",
+            "S3FailurePath": f"s3://{fake.bucket}/async/failed/",
+            "NotificationConfig": {
+                "SuccessTopic": f"arn:aws:sns:{fake.region}:{fake.account}:sagebert-ok",
+                "ErrorTopic": f"arn:aws:sns:{fake.region}:{fake.account}:sagebert-error",
+            },
+        },
+        "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
     }
-    with Stubber(clients.sagemaker) as stub:
-        stub_current_deployment(stub, described)
-        stub_new_model_and_config(stub, described, fake, name, environment={}, training_job="job-2")
-        stub_update_and_wait(stub, described, name, linear, previous="disaster-tweets-old")
-
-        result = update(cli, clients, "--training-job", "job-2", "--traffic", "linear", "--linear-step", "25%")
-
-    assert result.code == 0, result.err
-    assert "warning: LINEAR without --alarm" in result.err
 
 
-def test_an_update_sagemaker_rolled_back_exits_non_zero(cli, clients, fake, described, fixed_names):
-    name = fixed_names(ENDPOINT)
-    with Stubber(clients.sagemaker) as stub:
-        stub_current_deployment(stub, described)
-        stub_new_model_and_config(stub, described, fake, name, environment={}, training_job="job-2")
-        stub_update_and_wait(
-            stub,
-            described,
-            name,
-            ALL_AT_ONCE,
-            previous="disaster-tweets-old",
-            final_config="disaster-tweets-old",
-            reason="Alarm sagebert-5xx went into ALARM.",
-        )
-
-        result = update(cli, clients, "--training-job", "job-2")
-
-    assert result.code == 1
-    assert (
-        f"error: The update of {ENDPOINT} was rolled back; it still runs disaster-tweets-old: "
-        "Alarm sagebert-5xx went into ALARM."
-    ) in result.err
-
-
-def test_update_refuses_an_out_of_range_canary_before_creating_anything(cli, clients, described):
-    with Stubber(clients.sagemaker) as stub:
-        stub_current_deployment(stub, described)
-        result = update(cli, clients, "--image", "other:1", "--traffic", "canary", "--canary-size", "80%")
-        stub.assert_no_pending_responses()
-
-    assert result.code == 1
-    assert "--canary-size (percent of the fleet) is 80; SageMaker allows 1 to 50." in result.err
-
-
-def test_update_of_an_endpoint_that_is_still_updating_says_to_wait(cli, clients, described):
-    with Stubber(clients.sagemaker) as stub:
-        stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "Updating", "c"))
-        stub.add_response("describe_endpoint_config", described.endpoint_config("c", "m"))
-        stub.add_response("describe_model", described.model("m", "s3://bucket/model.tar.gz"))
-        result = update(cli, clients, "--training-job", "job-2")
-
-    assert result.code == 1
-    assert f"Endpoint {ENDPOINT} is Updating; it can only be updated when InService." in result.err
-
-
-def test_rollback_points_the_endpoint_back_at_the_recorded_previous_config(cli, clients, described):
-    current, previous = "disaster-tweets-new", "disaster-tweets-old"
-    endpoint = described.endpoint(ENDPOINT, "InService", current)
-    with Stubber(clients.sagemaker) as stub:
-        stub.add_response("describe_endpoint", endpoint, {"EndpointName": ENDPOINT})
-        stub.add_response(
-            "list_tags",
-            {"Tags": [{"Key": "sagebert:previous-endpoint-config", "Value": previous}]},
-            {"ResourceArn": endpoint["EndpointArn"]},
-        )
-        stub.add_response(
-            "describe_endpoint_config", described.endpoint_config(previous, "m-old"), {"EndpointConfigName": previous}
-        )
-        stub_update_and_wait(stub, described, previous, ALL_AT_ONCE, previous=current)
-
-        result = cli("rollback", "--endpoint", ENDPOINT, "--poll-interval", "0", clients=clients)
-        stub.assert_no_pending_responses()
+def test_deploy_with_data_capture_records_input_and_output_of_every_content_type(
+    cli, clients, sent, fake, completed_job
+):
+    result = deploy(
+        cli,
+        clients,
+        "--training-job",
+        "job-1",
+        "--data-capture",
+        f"s3://{fake.bucket}/capture",
+        "--sampling-percent",
+        "20",
+    )
 
     assert result.code == 0, result.err
-    assert f"Rolling {ENDPOINT} back from {current} to {previous} (blue/green ALL_AT_ONCE)." in result.lines
-    assert f"Endpoint {ENDPOINT} is InService on {previous}." in result.lines
-
-
-def test_rollback_without_a_recorded_config_asks_for_one(cli, clients, described):
-    endpoint = described.endpoint(ENDPOINT, "InService", "c")
-    with Stubber(clients.sagemaker) as stub:
-        stub.add_response("describe_endpoint", endpoint)
-        stub.add_response("list_tags", {"Tags": []})
-        result = cli("rollback", "--endpoint", ENDPOINT, clients=clients)
-
-    assert result.code == 1
-    assert "No previous endpoint config is recorded" in result.err and "--endpoint-config NAME" in result.err
+    assert sent.one("CreateEndpointConfig")["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 20,
+        "DestinationS3Uri": f"s3://{fake.bucket}/capture/",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+            "CsvContentTypes": ["text/csv"],
+        },
+    }
 
 
 # ---- invoke -----------------------------------------------------------------------------------------
@@ -515,6 +383,79 @@ def test_invoke_raw_prints_the_answer_as_it_came(cli, clients, endpoint_answers)
     result = cli("invoke", "--endpoint", ENDPOINT, "--raw", "hello", clients=clients)
 
     assert (result.code, result.out) == (0, '{"predictions": []}\n')
+
+
+def test_invoke_of_a_missing_file_is_one_line_without_a_traceback(cli, clients, sent, tmp_path):
+    result = cli("invoke", "--endpoint", ENDPOINT, "--file", str(tmp_path / "missing.txt"), clients=clients)
+
+    assert result.code == 1
+    assert (
+        result.err
+        == f"error: Cannot read --file {tmp_path / 'missing.txt'}: No such file or directory. Fix: Check the path (one text per line; '-' reads stdin).\n"
+    )
+    assert sent("InvokeEndpoint") == []
+
+
+def test_invoke_of_a_file_that_is_not_utf8_says_how_to_convert_it(cli, clients, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_bytes("caf\xe9 fire\n".encode("latin-1"))
+
+    result = cli("invoke", "--endpoint", ENDPOINT, "--file", str(texts), clients=clients)
+
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "is not UTF-8 text (byte 3: b'\\xe9 fire\\n')" in result.err and "iconv" in result.err
+
+
+def test_invoke_of_an_endpoint_aws_does_not_know_is_one_not_found_line(cli, clients, fake):
+    with Stubber(clients.runtime) as stub:  # moto answers every InvokeEndpoint; AWS says this
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ValidationError",
+            service_message=f"Endpoint {ENDPOINT} of account {fake.account} not found.",
+            http_status_code=400,
+        )
+        result = cli("invoke", "--endpoint", ENDPOINT, "fire", clients=clients)
+
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith(f"error: Not found: InvokeEndpoint failed: Endpoint {ENDPOINT} of account")
+    assert "and the region (eu-west-1)" in result.err
+
+
+def test_invoke_async_hands_the_object_over_and_waits_for_the_answer(cli, clients, sent, fake, bucket, aws):
+    requests.post(
+        f"{aws}/moto-api/static/sagemaker/async-endpoint-results",
+        json={"account_id": fake.account, "region": fake.region, "results": [{"data": json.dumps(PREDICTIONS)}]},
+        timeout=10,
+    ).raise_for_status()
+
+    result = cli(
+        "invoke",
+        "--endpoint",
+        ENDPOINT,
+        "--async",
+        f"s3://{bucket}/in/texts.jsonl",
+        "--wait",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+
+    assert result.code == 0, result.err
+    request = sent.one("InvokeEndpointAsync")
+    assert request == {
+        "EndpointName": ENDPOINT,
+        "InputLocation": f"s3://{bucket}/in/texts.jsonl",
+        "ContentType": "application/jsonlines",
+        "Accept": "application/jsonlines",
+    }
+    assert result.lines[-1] == json.dumps(PREDICTIONS)
+
+
+def test_invoke_async_takes_no_texts(cli, clients, sent):
+    result = cli("invoke", "--endpoint", ENDPOINT, "--async", "s3://sagebert-test/in/t.jsonl", "fire", clients=clients)
+
+    assert result.code == 1 and "--async sends an object already in S3" in result.err
+    assert sent("InvokeEndpointAsync") == []
 
 
 # ---- status -----------------------------------------------------------------------------------------
@@ -599,3 +540,111 @@ def test_delete_with_configs_and_models_removes_the_previous_ones_too_but_nothin
         "disaster-tweets-unrelated"
     ]
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["disaster-tweets-unrelated"]
+
+
+def make_config(clients, fake, name: str, endpoint_tag: str | None) -> None:
+    """A model and a config of the same name, tagged for ``endpoint_tag`` (None: not made by sagebert)."""
+    tags = [{"Key": "sagebert:endpoint", "Value": endpoint_tag}] if endpoint_tag else []
+    container = {"Image": fake.image, "ModelDataUrl": "s3://bucket/old/model.tar.gz"}
+    variant = {"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}
+    clients.sagemaker.create_model(
+        ModelName=name, ExecutionRoleArn=fake.role_arn, PrimaryContainer=container, Tags=tags
+    )
+    clients.sagemaker.create_endpoint_config(
+        EndpointConfigName=name, ProductionVariants=[{**variant, "ModelName": name}], Tags=tags
+    )
+
+
+def delete(cli, clients, *extra: str):
+    return cli("delete", "--endpoint", ENDPOINT, "--yes", "--poll-interval", "0", *extra, clients=clients)
+
+
+def names(clients) -> tuple[list[str], list[str]]:
+    sm = clients.sagemaker
+    return (
+        sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]),
+        sorted(m["ModelName"] for m in sm.list_models()["Models"]),
+    )
+
+
+def test_delete_finds_what_a_failed_deploy_left_after_the_endpoint_is_gone(cli, clients, fake):
+    make_config(clients, fake, "disaster-tweets-20261126-120000-abcd", ENDPOINT)
+    make_config(clients, fake, "disaster-tweets-unrelated", None)
+
+    result = delete(cli, clients, "--with-models")
+
+    assert result.code == 0, result.err
+    assert "deleted endpoint config disaster-tweets-20261126-120000-abcd" in result.lines
+    assert names(clients) == (["disaster-tweets-unrelated"], ["disaster-tweets-unrelated"])
+
+
+def test_delete_never_deletes_a_config_or_model_another_endpoint_uses(cli, clients, fake, completed_job):
+    make_config(clients, fake, "disaster-tweets-shared", ENDPOINT)
+    clients.sagemaker.create_endpoint(EndpointName="other-endpoint", EndpointConfigName="disaster-tweets-shared")
+    deploy(cli, clients, "--training-job", "job-1")
+
+    result = delete(cli, clients, "--with-models")
+
+    assert result.code == 0, result.err
+    assert (
+        "Keeping endpoint config disaster-tweets-shared: endpoint other-endpoint runs it or keeps it for rollback"
+        in result.lines
+    )
+    assert "Keeping model disaster-tweets-shared: endpoint config disaster-tweets-shared still uses it" in result.lines
+    assert names(clients) == (["disaster-tweets-shared"], ["disaster-tweets-shared"])
+
+
+def test_delete_keeps_a_current_config_sagebert_did_not_make(cli, clients, fake):
+    make_config(clients, fake, "hand-made", None)
+    clients.sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="hand-made")
+
+    result = delete(cli, clients, "--with-models")
+
+    assert result.code == 0, result.err
+    assert f"Keeping endpoint config hand-made: not made by sagebert for {ENDPOINT}" in result.lines
+    assert names(clients) == (["hand-made"], ["hand-made"])
+
+
+def test_delete_orphans_keeps_the_endpoint_and_its_rollback_config(cli, clients, fake, completed_job):
+    make_config(clients, fake, "disaster-tweets-previous", ENDPOINT)
+    make_config(clients, fake, "disaster-tweets-failed-update", ENDPOINT)
+    deploy(cli, clients, "--training-job", "job-1")
+    endpoint = clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    clients.sagemaker.add_tags(
+        ResourceArn=endpoint["EndpointArn"],
+        Tags=[{"Key": "sagebert:previous-endpoint-config", "Value": "disaster-tweets-previous"}],
+    )
+
+    result = delete(cli, clients, "--orphans")
+
+    assert result.code == 0, result.err
+    assert names(clients)[0] == sorted([endpoint["EndpointConfigName"], "disaster-tweets-previous"])
+    assert "deleted model disaster-tweets-failed-update" in result.lines
+    assert clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "InService"
+
+
+def test_delete_removes_autoscaling_before_the_endpoint(cli, clients, completed_job):
+    deploy(cli, clients, "--training-job", "job-1")
+    assert (
+        cli(
+            "autoscale",
+            "--endpoint",
+            ENDPOINT,
+            "--min",
+            "1",
+            "--max",
+            "3",
+            "--target-invocations",
+            "50",
+            clients=clients,
+        ).code
+        == 0
+    )
+
+    result = delete(cli, clients, "--with-models")
+
+    assert result.code == 0, result.err
+    assert result.lines.index(f"removed autoscaling of {ENDPOINT}") < result.lines.index(f"deleted endpoint {ENDPOINT}")
+    assert clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert clients.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    assert names(clients) == ([], [])

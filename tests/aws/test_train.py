@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -119,12 +120,62 @@ def test_train_spot_without_checkpoints_warns_that_an_interruption_restarts_from
     assert "warning: --spot without --checkpoint-s3" in result.err
 
 
-def test_train_refuses_a_max_wait_not_above_max_run_before_sending_anything(cli, clients, sent, fake, training_data):
+def test_train_accepts_a_max_wait_equal_to_max_run_as_the_api_does(cli, clients, sent, fake, training_data):
     result = cli(*train_args(fake, training_data, "--spot", "--max-run", "4000", "--max-wait", "4000"), clients=clients)
 
+    assert result.code == 0, result.err
+    assert sent.one("CreateTrainingJob")["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 4000,
+        "MaxWaitTimeInSeconds": 4000,
+    }
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ("--spot", "--max-run", "4000", "--max-wait", "3999"),
+            "must be at least MaxRuntimeInSeconds (4000, --max-run)",
+        ),
+        (("--max-run", "2419201"), "a SageMaker training job runs at most 28 days (2419200 s)"),
+    ],
+)
+def test_train_refuses_stopping_conditions_the_api_refuses_before_sending_anything(
+    cli, clients, sent, fake, training_data, extra, message
+):
+    result = cli(*train_args(fake, training_data, *extra), clients=clients)
+
     assert result.code == 1
-    assert "must be larger than MaxRuntimeInSeconds (4000, --max-run)" in result.err
+    assert message in result.err
     assert sent("CreateTrainingJob") == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "sagebert",  # no registry
+        "sagebert:latest",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/Sagebert:1",  # upper case repository
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagebert:bad tag",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagebert@sha256:abc",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/" + "a" * 250,
+    ],
+)
+def test_train_refuses_an_image_that_is_not_an_image_uri(cli, clients, sent, fake, training_data, image):
+    result = cli("train", "--image", image, "--role", fake.role_arn, "--data", training_data, clients=clients)
+
+    assert result.code == 1
+    assert "is not an image URI SageMaker can pull" in result.err and "build_and_push.sh" in result.err
+    assert sent("CreateTrainingJob") == []
+
+
+def test_train_accepts_an_image_by_digest(cli, clients, sent, fake, training_data):
+    image = f"{fake.account}.dkr.ecr.{fake.region}.amazonaws.com/sagebert@sha256:{'0' * 64}"
+
+    result = cli("train", "--image", image, "--role", fake.role_arn, "--data", training_data, clients=clients)
+
+    assert result.code == 0, result.err
+    assert sent.one("CreateTrainingJob")["AlgorithmSpecification"]["TrainingImage"] == image
 
 
 def test_train_multi_host_sets_instance_count_and_processes_per_host(cli, clients, sent, fake, training_data):
@@ -215,12 +266,35 @@ def test_train_accepts_a_role_name_and_sends_its_arn_in_the_callers_account(cli,
     assert sent.one("CreateTrainingJob")["RoleArn"] == fake.role_arn
 
 
-def test_train_dry_run_prints_the_request_and_creates_nothing(cli, clients, sent, fake, training_data):
-    result = cli(*train_args(fake, training_data, "--dry-run", "--job-name", "dry-1"), clients=clients)
+def test_train_dry_run_prints_the_request_and_sends_nothing_to_aws(cli, offline, fake):
+    result = cli(
+        *train_args(fake, f"s3://{fake.bucket}/sagebert/data", "--dry-run", "--job-name", "dry-1"), clients=offline
+    )
 
-    assert result.code == 0
-    assert '"TrainingJobName": "dry-1"' in result.out
-    assert sent("CreateTrainingJob") == []
+    assert result.code == 0, result.err
+    request = json.loads(result.out)
+    assert request["TrainingJobName"] == "dry-1" and request["RoleArn"] == fake.role_arn
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training", "testing"]
+    assert "--dry-run does not list S3" in result.err
+    assert offline.attempts == []
+
+
+def test_train_dry_run_with_a_role_name_asks_for_the_arn_instead_of_calling_sts(cli, offline, fake):
+    result = cli(
+        "train",
+        "--image",
+        fake.image,
+        "--role",
+        "SageMakerExec",
+        "--data",
+        f"s3://{fake.bucket}/d",
+        "--dry-run",
+        clients=offline,
+    )
+
+    assert result.code == 1
+    assert "--dry-run sends nothing to AWS, not even STS" in result.err and "full ARN" in result.err
+    assert offline.attempts == []
 
 
 # ---- --wait: transitions, every host's logs, the outcome ------------------------------------------

@@ -70,3 +70,40 @@ def test_two_hosts_train_one_model_like_one_host_with_the_same_global_batch(imag
     final_train_loss = lambda log: float(re.findall(r"epoch=2 step=\d+ train_loss=([0-9.]+) eval_loss", log)[-1])  # noqa: E731
     assert final_train_loss(logs["algo-1"]) == pytest.approx(final_train_loss(run.output), abs=0.05)
     assert distributed["loss"] == pytest.approx(one_host["loss"], abs=0.05)
+
+
+def test_a_two_process_job_stopped_by_sigterm_checkpoints_and_resumes_at_that_step(image, tiny_bert, tmp_path):
+    """docker stop -t 120, as StopTrainingJob: SIGTERM reaches both workers, not torchrun's agent
+    (which would stop them with only 30 s to spare); they checkpoint the step they are at."""
+    hyperparameters = {
+        "epochs": 1,
+        "train_batch_size": 8,
+        "processes_per_host": 2,
+        "log_interval": 1,
+        "learning_rate": 1e-3,
+        "checkpoint_steps": 5,
+        "checkpoint_minutes": 0,
+    }
+    base = make_opt_ml(
+        tmp_path / "opt_ml", train_rows=640, test_rows=64, pretrained=tiny_bert, hyperparameters=hyperparameters
+    )
+    steps = 40  # 640 rows / 8 per batch / 2 processes
+    container = TrainingContainer(image, base)
+    try:
+        container.wait_for_line(r"checkpoint step-0000005-\S+ written")
+        container.stop(grace_seconds=120)
+        code, log = container.wait(), container.logs()
+    finally:
+        container.remove()
+    assert code not in (0, 137), log[-3000:]  # it exited by itself, before any SIGKILL
+    assert "forwarding it to 2 training process(es)" in log
+    assert "death signal" not in log  # torchrun's agent was not told to stop its workers
+    stopped_at = int(re.search(rf"stopped by SIGTERM at optimizer step (\d+) of {steps}", log).group(1))
+    assert 5 <= stopped_at < steps
+    assert "Start the job again" in (base / "output" / "failure").read_text()
+    (base / "output" / "failure").unlink()
+
+    run = docker_run(image, "train", opt_ml=base)
+    assert run.returncode == 0, run.output[-3000:]
+    assert f"resumed from step {stopped_at} of {steps}" in run.output
+    assert json.loads((base / "model" / "metrics.json").read_text())["optimizer_steps"] == steps

@@ -1,8 +1,9 @@
 """`docker run IMAGE train` on a SageMaker-like /opt/ml tree: the real image, the real toolkit."""
 
+import io
 import json
 import re
-import subprocess
+import tarfile
 
 import pytest
 
@@ -76,33 +77,77 @@ def test_bad_input_fails_with_a_reason_and_a_non_zero_exit(image, tmp_path, tiny
     assert expected in reason and "Fix:" in reason
     assert "Traceback" not in reason and len(reason.strip()) <= 1024
     assert not (base / "output" / "success").exists()
+    assert not any((base / "model").iterdir())
 
 
-def test_image_metadata_and_hygiene(image):
-    inspect = json.loads(
-        subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
-    )[0]
-    config = inspect["Config"]
-    assert config["Entrypoint"] == ["/usr/local/bin/sagebert-entrypoint"]  # exec form
-    labels = config["Labels"]
-    assert labels["org.opencontainers.image.version"] == "0.1.0"
-    assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
-    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
-    assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
-    probe = docker_run(
-        image,
-        "sh",
-        "-c",
-        "command -v gcc cc || echo no-compiler; pip config list; ls /build 2>&1; "
-        "python -c 'import sagebert, torch; print(torch.__version__)'",
+def test_a_single_host_job_trains_without_its_host_name(trained_in_container):
+    base, run = trained_in_container  # `docker run IMAGE train`, no --hostname algo-1
+    assert run.returncode == 0, run.output[-3000:]
+    assert "waiting for the host name" not in run.output  # one host: nobody to wait for
+
+
+def test_a_multi_host_job_whose_hosts_never_resolve_fails_with_a_reason_in_bounded_time(image, tmp_path, tiny_bert):
+    base = make_opt_ml(
+        tmp_path / "opt_ml", train_rows=40, test_rows=20, pretrained=tiny_bert, hosts=["algo-1", "algo-2"]
     )
-    assert "no-compiler" in probe.output and "/build" in probe.output and "No such file" in probe.output
-    assert "cert" not in probe.output.lower()
-    assert "+cpu" in probe.output
-    history = subprocess.run(["docker", "history", "--no-trunc", image], capture_output=True, text=True).stdout
-    assert "PIP_CERT" not in history and "ca-certificates.crt" not in history
+    run = docker_run(image, "train", opt_ml=base, extra=("-e", "SAGEBERT_HOST_WAIT_SECONDS=3"), timeout=120)
+    assert run.returncode != 0
+    assert "waiting for the host name(s) algo-1, algo-2 to resolve (up to 3 s" in run.output
+    reason = (base / "output" / "failure").read_text()
+    assert "The host name(s) algo-2 of this 2-host job (resourceconfig.json) did not resolve: 3 s passed" in reason
+    assert "Fix:" in reason and len(reason.strip()) <= 1024
+    assert not any((base / "model").iterdir())
 
 
-def test_no_arguments_prints_usage(image):
-    run = docker_run(image)
-    assert run.returncode == 64 and "usage: docker run IMAGE train|serve" in run.output
+def tar_with_a_link_to(target: str) -> bytes:
+    """A model.tar.gz whose vocab.txt is a symbolic link (an archive an attacker could hand over)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        config = tarfile.TarInfo("config.json")
+        config.size = 2
+        tar.addfile(config, io.BytesIO(b"{}"))
+        link = tarfile.TarInfo("vocab.txt")
+        link.type, link.linkname = tarfile.SYMTYPE, target
+        tar.addfile(link)
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    # case: (what to write into the /opt/ml tree, what the failure reason must say)
+    "a link out of the channel": (
+        lambda base: (base / "input/data/training/passwd.csv").symlink_to("/etc/passwd"),
+        "passwd.csv in channel 'training' is a symbolic link that points outside it",
+    ),
+    "a NUL byte": (
+        lambda base: (base / "input/data/training/train.csv").write_bytes(b"label,sentence\n0,calm\n1,fi\0re\n"),
+        "train.csv: line 3 holds a NUL byte",
+    ),
+    "a field over the csv limit": (
+        lambda base: (base / "input/data/training/train.csv").write_text(
+            "label,sentence\n0,calm\n1," + "a" * 300_000 + "\n"
+        ),
+        "train.csv, line 3: a field is longer than 131,072 characters, the limit of Python's csv module",
+    ),
+    "a link in a model.tar.gz": (
+        lambda base: (base / "input/data/pretrained/model.tar.gz").write_bytes(tar_with_a_link_to("/etc/passwd")),
+        "model.tar.gz holds a link that cannot be unpacked safely: 'vocab.txt'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_channel_files_fail_with_a_clear_reason_and_leave_the_model_dir_empty(image, tmp_path, tiny_bert, case):
+    base = make_opt_ml(
+        tmp_path / "opt_ml", train_rows=40, test_rows=20, pretrained=tiny_bert, hyperparameters={"epochs": 1}
+    )
+    if case == "a link in a model.tar.gz":
+        for path in (base / "input" / "data" / "pretrained").iterdir():
+            path.unlink()  # the archive alone
+    prepare, expected = HOSTILE[case]
+    prepare(base)
+    run = docker_run(image, "train", opt_ml=base)
+    assert run.returncode != 0
+    reason = (base / "output" / "failure").read_text()
+    assert expected in reason and "Fix:" in reason, reason
+    assert "root:" not in reason and "Traceback" not in reason and len(reason.strip()) <= 1024
+    assert not any((base / "model").iterdir())

@@ -1,4 +1,5 @@
-"""The pure request builders of sagebert.aws.requests and the service-model checks: no AWS at all."""
+"""The pure request builders of sagebert.aws.build (training, hosting) and the service-model checks:
+no AWS at all."""
 
 from __future__ import annotations
 
@@ -7,24 +8,32 @@ import re
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sagebert.aws.requests import (
+from sagebert.aws.build.common import S3Location, check_name, unique_name
+from sagebert.aws.build.hosting import (
     CapacitySize,
+    Changes,
+    ContainerSpec,
     DeploymentPolicy,
-    S3Location,
-    TrainingJobSpec,
-    channel_uris,
-    check_name,
+    HostingSpec,
+    Running,
+    VariantSpec,
     create_endpoint_config_request,
     create_model_request,
-    create_training_job_request,
     hosting_plan,
+    update_endpoint_request,
+    updated_spec,
+)
+from sagebert.aws.build.training import (
+    MAX_RUNTIME_SECONDS,
+    TrainingJobSpec,
+    channel_uris,
+    create_training_job_request,
     job_hyperparameters,
     model_artifacts,
     spot_saving_percent,
-    unique_name,
-    update_endpoint_request,
-    updated_hosting_plan,
 )
 from sagebert.aws.validation import InvalidRequestError, request_problems, shape_limits, validate_request
 from sagebert.errors import HyperparameterError
@@ -166,10 +175,26 @@ def test_spot_without_max_wait_waits_twice_the_max_run():
     }
 
 
-@pytest.mark.parametrize("max_wait", [3000, 3600])
-def test_spot_refuses_a_max_wait_that_is_not_larger_than_max_run(max_wait):
-    with pytest.raises(InvalidRequestError, match=r"must be larger than MaxRuntimeInSeconds \(3600"):
-        spec(spot=True, max_run=3600, max_wait=max_wait).stopping_condition()
+@given(max_run=st.integers(1, MAX_RUNTIME_SECONDS), extra=st.integers(-MAX_RUNTIME_SECONDS, MAX_RUNTIME_SECONDS))
+def test_spot_max_wait_may_equal_max_run_but_never_be_shorter(max_run, extra):
+    max_wait = max(1, max_run + extra)
+    job = spec(spot=True, max_run=max_run, max_wait=max_wait)
+
+    if max_wait >= max_run:  # the API: "equal to or greater than MaxRuntimeInSeconds"
+        assert job.stopping_condition() == {"MaxRuntimeInSeconds": max_run, "MaxWaitTimeInSeconds": max_wait}
+    else:
+        with pytest.raises(InvalidRequestError, match=rf"must be at least MaxRuntimeInSeconds \({max_run}"):
+            job.stopping_condition()
+
+
+@given(max_run=st.integers(MAX_RUNTIME_SECONDS + 1, 10 * MAX_RUNTIME_SECONDS), spot=st.booleans())
+def test_max_run_over_28_days_is_refused(max_run, spot):
+    with pytest.raises(InvalidRequestError, match="runs at most 28 days"):
+        spec(max_run=max_run, spot=spot).stopping_condition()
+
+
+def test_max_run_of_exactly_28_days_is_accepted():
+    assert spec(max_run=MAX_RUNTIME_SECONDS).stopping_condition() == {"MaxRuntimeInSeconds": 2419200}
 
 
 def test_max_wait_without_spot_is_refused():
@@ -265,8 +290,8 @@ def test_s3_locations_give_prefixes_children_and_parents():
 
 # ---- hosting ----------------------------------------------------------------------------------------
 def test_a_single_model_needs_a_tar_gz_and_a_multi_model_a_prefix():
-    single = create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/out/model.tar.gz")
-    multi = create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/models", multi_model=True)
+    single = create_model_request("m", ContainerSpec(IMAGE, "s3://bucket/out/model.tar.gz"), ROLE)
+    multi = create_model_request("m", ContainerSpec(IMAGE, "s3://bucket/models", multi_model=True), ROLE)
 
     assert single["PrimaryContainer"] == {
         "Image": IMAGE,
@@ -275,13 +300,21 @@ def test_a_single_model_needs_a_tar_gz_and_a_multi_model_a_prefix():
     }
     assert multi["PrimaryContainer"] == {"Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://bucket/models/"}
     with pytest.raises(InvalidRequestError, match="is not a .tar.gz file"):
-        create_model_request("m", image=IMAGE, role_arn=ROLE, model_data="s3://bucket/models/")
+        create_model_request("m", ContainerSpec(IMAGE, "s3://bucket/models/"), ROLE)
+
+
+def test_a_model_from_a_package_names_only_the_package():
+    request = create_model_request("m", ContainerSpec(model_package="arn:aws:sagemaker:x:1:model-package/g/1"), ROLE)
+
+    assert request["PrimaryContainer"] == {"ModelPackageName": "arn:aws:sagemaker:x:1:model-package/g/1"}
 
 
 def test_an_endpoint_config_has_one_variant_with_all_the_traffic():
-    request = create_endpoint_config_request(
-        "c", model_name="m", instance_type="ml.g5.xlarge", instance_count=2, startup_timeout=600
+    spec = HostingSpec(
+        ContainerSpec(IMAGE, "s3://bucket/m.tar.gz"), ROLE, VariantSpec("ml.g5.xlarge", 2, startup_timeout=600)
     )
+
+    request = create_endpoint_config_request("c", spec, "m", {})
 
     assert request["ProductionVariants"] == [
         {
@@ -295,27 +328,33 @@ def test_an_endpoint_config_has_one_variant_with_all_the_traffic():
     ]
 
 
+@pytest.mark.parametrize("timeout", [0, 59, 3601])
+def test_a_startup_timeout_outside_60_to_3600_is_refused_before_anything_is_built(timeout):
+    spec = HostingSpec(ContainerSpec(IMAGE, "s3://bucket/m.tar.gz"), ROLE, VariantSpec(startup_timeout=timeout))
+
+    with pytest.raises(InvalidRequestError, match=f"--startup-timeout is {timeout}; SageMaker allows 60 to 3600"):
+        hosting_plan("ep", spec, now=NOW)
+
+
 def test_a_hosting_plan_names_and_tags_everything_after_the_endpoint():
+    spec = HostingSpec(ContainerSpec(IMAGE, "s3://bucket/m.tar.gz"), ROLE)
+
     plan = hosting_plan(
-        "disaster-tweets",
-        image=IMAGE,
-        role_arn=ROLE,
-        model_data="s3://bucket/m.tar.gz",
-        instance_type="ml.m5.xlarge",
-        training_job="job-1",
-        now=NOW,
+        "disaster-tweets", spec, training_job="job-1", model_tags={"sagebert:metric:eval:f1": "0.8"}, now=NOW
     )
 
     assert plan.model_name == plan.config_name
     assert plan.model_name.startswith("disaster-tweets-20261126-120000-")
     assert {"Key": "sagebert:endpoint", "Value": "disaster-tweets"} in plan.model["Tags"]
     assert {"Key": "sagebert:training-job", "Value": "job-1"} in plan.model["Tags"]
+    assert {"Key": "sagebert:metric:eval:f1", "Value": "0.8"} in plan.model["Tags"]
     assert plan.endpoint_config["Tags"] == [{"Key": "sagebert:endpoint", "Value": "disaster-tweets"}]
     assert plan.endpoint == {"EndpointName": "disaster-tweets", "EndpointConfigName": plan.config_name}
 
 
-def test_an_update_plan_keeps_what_runs_and_lays_the_changes_over_it():
+def running(count_now: int | None = 5, initial: int = 3, **config) -> Running:
     model = {
+        "ModelName": "m-old",
         "ExecutionRoleArn": ROLE,
         "PrimaryContainer": {
             "Image": "old:1",
@@ -324,30 +363,61 @@ def test_an_update_plan_keeps_what_runs_and_lays_the_changes_over_it():
             "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "fp32"},
         },
     }
-    variant = {"VariantName": "AllTraffic", "InstanceType": "ml.c5.xlarge", "InitialInstanceCount": 3}
+    variant = {"VariantName": "AllTraffic", "InstanceType": "ml.c5.xlarge", "InitialInstanceCount": initial}
+    summary = {"VariantName": "AllTraffic"}
+    if count_now is not None:
+        summary.update(CurrentInstanceCount=count_now, DesiredInstanceCount=count_now)
+    endpoint = {"EndpointName": "ep", "EndpointConfigName": "c-old", "ProductionVariants": [summary]}
+    return Running(endpoint, {"ProductionVariants": [variant], **config}, variant, model)
 
-    plan = updated_hosting_plan(
-        "ep",
-        model,
-        variant,
-        model_data="s3://bucket/new/model.tar.gz",
-        environment={"SAGEBERT_INFERENCE_PRECISION": "int8"},
-        now=NOW,
+
+def test_an_update_keeps_what_runs_and_lays_the_changes_over_it():
+    spec = updated_spec(
+        running(),
+        Changes(
+            container=ContainerSpec("trained-by:2", "s3://bucket/new/model.tar.gz"),
+            environment={"SAGEBERT_INFERENCE_PRECISION": "int8"},
+        ),
     )
 
-    assert plan.model["PrimaryContainer"] == {
-        "Image": "old:1",
+    assert spec.container.as_api() == {
+        "Image": "trained-by:2",
         "Mode": "SingleModel",
         "ModelDataUrl": "s3://bucket/new/model.tar.gz",
         "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": "int8"},
     }
-    assert plan.endpoint_config["ProductionVariants"][0]["InstanceType"] == "ml.c5.xlarge"
-    assert plan.endpoint_config["ProductionVariants"][0]["InitialInstanceCount"] == 3
+    assert spec.role_arn == ROLE
+    assert spec.variant.instance_type == "ml.c5.xlarge"
+
+
+@given(initial=st.integers(1, 20), now=st.integers(1, 50))
+def test_an_update_keeps_the_running_instance_count_not_the_configs_initial_one(initial, now):
+    spec = updated_spec(running(count_now=now, initial=initial), Changes())
+
+    assert spec.variant.instance_count == now
+    assert spec.variant.as_api("m")["InitialInstanceCount"] == now
+
+
+def test_without_a_running_count_the_configs_initial_count_is_kept():
+    assert updated_spec(running(count_now=None, initial=3), Changes()).variant.instance_count == 3
+
+
+def test_an_update_carries_data_capture_and_async_settings_over():
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 10,
+        "DestinationS3Uri": "s3://bucket/c/",
+        "CaptureOptions": [],
+    }
+    spec = updated_spec(running(DataCaptureConfig=capture, AsyncInferenceConfig={"OutputConfig": {}}), Changes())
+
+    assert spec.data_capture == capture
+    assert spec.async_config == {"OutputConfig": {}}
 
 
 # ---- blue/green deployment configs ------------------------------------------------------------------
-def test_the_default_update_is_blue_green_all_at_once():
-    assert update_endpoint_request("ep", "c2", DeploymentPolicy()) == {
+def test_the_default_update_is_blue_green_all_at_once_keeping_the_running_variant_properties():
+    assert update_endpoint_request("ep", "c2", DeploymentPolicy(), 2) == {
         "EndpointName": "ep",
         "EndpointConfigName": "c2",
         "DeploymentConfig": {
@@ -356,11 +426,18 @@ def test_the_default_update_is_blue_green_all_at_once():
                 "TerminationWaitInSeconds": 0,
             }
         },
+        "RetainAllVariantProperties": True,
     }
 
 
+def test_an_instance_count_set_on_purpose_is_excluded_from_what_is_retained():
+    request = update_endpoint_request("ep", "c2", DeploymentPolicy(), 4, exclude_retained=("DesiredInstanceCount",))
+
+    assert request["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredInstanceCount"}]
+
+
 def test_canary_defaults_to_ten_percent_and_five_minutes_of_baking_with_alarms_for_rollback():
-    config = DeploymentPolicy(traffic="CANARY", alarms=("errors",)).deployment_config()
+    config = DeploymentPolicy(traffic="CANARY", alarms=("errors",)).deployment_config(4)
 
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
         "Type": "CANARY",
@@ -371,13 +448,55 @@ def test_canary_defaults_to_ten_percent_and_five_minutes_of_baking_with_alarms_f
 
 
 def test_linear_takes_its_step_as_instances_or_a_percentage():
-    config = DeploymentPolicy(traffic="LINEAR", step=CapacitySize.parse("2"), wait_interval=60).deployment_config()
+    config = DeploymentPolicy(traffic="LINEAR", step=CapacitySize.parse("2"), wait_interval=60).deployment_config(8)
 
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
         "Type": "LINEAR",
         "WaitIntervalInSeconds": 60,
         "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 2},
     }
+
+
+@given(fleet=st.integers(1, 40), size=st.integers(1, 40))
+def test_a_canary_counted_in_instances_is_at_most_half_the_new_fleet(fleet, size):
+    policy = DeploymentPolicy(traffic="CANARY", step=CapacitySize("INSTANCE_COUNT", size))
+
+    if 2 * size <= fleet:  # "less than or equal to 50% of the variant's total instance count"
+        assert policy.deployment_config(fleet)["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"][
+            "CanarySize"
+        ] == {
+            "Type": "INSTANCE_COUNT",
+            "Value": size,
+        }
+    else:
+        with pytest.raises(InvalidRequestError, match=rf"--canary-size {size} is \d+% of the new fleet of {fleet}"):
+            policy.deployment_config(fleet)
+
+
+@given(fleet=st.integers(1, 40), size=st.integers(1, 40))
+def test_a_linear_step_counted_in_instances_is_10_to_50_percent_of_the_new_fleet(fleet, size):
+    policy = DeploymentPolicy(traffic="LINEAR", step=CapacitySize("INSTANCE_COUNT", size))
+
+    if fleet <= 10 * size and 2 * size <= fleet:
+        assert policy.deployment_config(fleet)
+    else:
+        with pytest.raises(InvalidRequestError, match="SageMaker allows 10-50%"):
+            policy.deployment_config(fleet)
+
+
+@pytest.mark.parametrize("traffic", ["CANARY", "LINEAR"])
+def test_canary_and_linear_need_two_instances_even_as_percentages(traffic):
+    with pytest.raises(InvalidRequestError, match="needs at least 2 instances") as raised:
+        DeploymentPolicy(traffic=traffic).deployment_config(1)
+    assert "--traffic all-at-once" in raised.value.fix
+
+
+def test_a_serverless_endpoint_takes_steps_only_as_percentages():
+    policy = DeploymentPolicy(traffic="CANARY", step=CapacitySize("INSTANCE_COUNT", 1))
+
+    with pytest.raises(InvalidRequestError, match="a serverless endpoint has none"):
+        policy.deployment_config(None)
+    assert DeploymentPolicy(traffic="CANARY").deployment_config(None)
 
 
 @pytest.mark.parametrize(
@@ -387,13 +506,17 @@ def test_linear_takes_its_step_as_instances_or_a_percentage():
         (DeploymentPolicy(traffic="LINEAR", step=CapacitySize("CAPACITY_PERCENT", 5)), "allows 10 to 50"),
         (DeploymentPolicy(wait_interval=3601), "WaitIntervalInSeconds is 3601; SageMaker allows 0 to 3600"),
         (DeploymentPolicy(max_execution_timeout=300), "allows 600 to 28800"),
+        (
+            DeploymentPolicy(traffic="CANARY", wait_interval=600, termination_wait=300, max_execution_timeout=1200),
+            "is not longer than the waiting the update itself asks for (2 x --wait-interval 600 + --termination-wait 300 = 1500 s)",
+        ),
         (DeploymentPolicy(step=CapacitySize("INSTANCE_COUNT", 1)), "only applies to CANARY and LINEAR"),
         (DeploymentPolicy(alarms=tuple(f"a{i}" for i in range(11))), "at most 10"),
     ],
 )
 def test_deployment_policies_outside_what_sagemaker_allows_are_refused(policy, message):
     with pytest.raises(InvalidRequestError, match=re.escape(message)):
-        policy.deployment_config()
+        policy.deployment_config(4)
 
 
 @pytest.mark.parametrize("text", ["0", "abc", "101%", "-1"])
@@ -427,15 +550,13 @@ def test_requests_are_checked_for_patterns_lengths_and_enums_botocore_lets_throu
 def test_every_request_sagebert_builds_passes_the_service_model_check():
     plan = hosting_plan(
         "ep",
-        image=IMAGE,
-        role_arn=ROLE,
-        model_data="s3://bucket/m.tar.gz",
-        instance_type="ml.m5.xlarge",
-        environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        HostingSpec(
+            ContainerSpec(IMAGE, "s3://bucket/m.tar.gz", environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}), ROLE
+        ),
         tags={"team": "nlp"},
         now=NOW,
     )
-    update = update_endpoint_request("ep", plan.config_name, DeploymentPolicy(traffic="CANARY", alarms=("a",)))
+    update = update_endpoint_request("ep", plan.config_name, DeploymentPolicy(traffic="CANARY", alarms=("a",)), 4)
 
     assert request_problems("CreateTrainingJob", create_training_job_request(spec(spot=True))) == []
     assert request_problems("CreateModel", plan.model) == []

@@ -9,7 +9,22 @@ import pytest
 
 from sagebert.cli import main
 
-COMMANDS = ("upload-data", "train", "stop", "deploy", "update", "rollback", "invoke", "status", "delete")
+COMMANDS = (
+    "upload-data",
+    "train",
+    "tune",
+    "stop",
+    "compare",
+    "register",
+    "deploy",
+    "update",
+    "rollback",
+    "autoscale",
+    "invoke",
+    "transform",
+    "status",
+    "delete",
+)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -77,3 +92,31 @@ def test_the_cli_imports_neither_torch_nor_transformers_nor_the_training_code():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "[]"
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    from sagebert.cli import build_parser
+
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_docs_aws_md_lists_every_option_of_every_command(command):
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "aws.md").read_text()
+    heading = f"## sagebert {command}\n"
+    assert heading in docs, heading
+    section = docs.split(heading, 1)[1].split("\n## ", 1)[0]
+    parser = _subcommands()[command]
+    options = [
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option not in ("-h", "--help", "--region", "--profile", "--debug")
+    ]
+    missing = [option for option in options if f"`{option}" not in section]
+    assert missing == [], f"docs/aws.md, sagebert {command}: {missing}"

@@ -15,7 +15,7 @@ from sagebert.aws.invocation import (
     invocation_body,
     parse_predictions,
 )
-from sagebert.cli import prediction_lines
+from sagebert.cli.invoke import prediction_lines
 
 
 def test_a_json_body_is_the_inputs_list():

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagebert.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
 from sagebert.errors import DataError
@@ -188,6 +192,102 @@ def test_a_single_class_is_refused(tmp_path):
     with pytest.raises(DataError) as info:
         require_classes(read(d), LABELS)
     assert "single class ('Real disaster', 2 rows)" in str(info.value)
+
+
+# ---- hostile files: links out of the channel, special files, NUL bytes, huge fields -------------
+
+
+def test_a_link_out_of_the_channel_is_refused_without_reading_its_target(tmp_path):
+    secret = tmp_path / "outside" / "secret.csv"
+    write_csv(secret, ["label", "sentence"], [["1", "the secret text"]])
+    d = channel(tmp_path)
+    write_csv(d / "a.csv", ["label", "sentence"], [["0", "calm"]])
+    (d / "b.csv").symlink_to(secret)
+    message = assert_data_error(d, "b.csv in channel 'training' is a symbolic link that points outside it")
+    assert "secret" not in message
+
+
+def test_a_linked_folder_out_of_the_channel_is_refused(tmp_path):
+    write_csv(tmp_path / "outside" / "x.csv", ["label", "sentence"], [["1", "elsewhere"]])
+    d = channel(tmp_path)
+    (d / "more").symlink_to(tmp_path / "outside", target_is_directory=True)
+    assert_data_error(d, "more in channel 'training' is a symbolic link that points outside it")
+
+
+def test_a_dangling_link_is_refused(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.csv").symlink_to(tmp_path / "gone.csv")
+    assert_data_error(d, "x.csv in channel 'training' is a symbolic link that points outside it (or nowhere)")
+
+
+def test_a_link_to_a_file_inside_the_channel_is_read(tmp_path):
+    d = channel(tmp_path)
+    write_csv(d / "data" / "x.csv", ["label", "sentence"], [["1", "fire"], ["0", "calm"]])
+    (d / "_all").mkdir()
+    (d / "_all" / "x.csv").symlink_to(d / "data" / "x.csv")  # hidden: skipped, but allowed
+    (d / "y.csv").symlink_to("data/x.csv")
+    assert read(d).texts == ["fire", "calm", "fire", "calm"]
+
+
+def test_a_fifo_in_the_channel_is_refused_rather_than_read(tmp_path):
+    import os
+
+    d = channel(tmp_path)
+    os.mkfifo(d / "x.csv")  # reading it would block forever
+    assert_data_error(d, "x.csv in channel 'training' is not a regular file")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_nul_byte_fails_naming_the_line(tmp_path, suffix):
+    d = channel(tmp_path)
+    body = "label,sentence\n0,calm\n1,fi\0re\n" if suffix == ".csv" else '{"text": "a", "label": 0}\n\0\n'
+    (d / f"x{suffix}").write_text(body)
+    assert_data_error(d, f"x{suffix}: line {3 if suffix == '.csv' else 2} holds a NUL byte", "UTF-8")
+
+
+def test_utf16_text_fails_as_not_utf8_text(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.csv").write_text("label,sentence\n0,calm\n", encoding="utf-16")
+    assert_data_error(d, "holds a NUL byte", "saved as UTF-16")
+
+
+def test_a_field_over_the_csv_field_size_limit_names_the_limit_and_the_fix(tmp_path):
+    d = channel(tmp_path)
+    (d / "x.csv").write_text("label,sentence\n0,calm\n1," + "a" * 200_000 + "\n")
+    assert_data_error(d, "x.csv, line 3", "131,072 characters", "csv.field_size_limit", "quote")
+
+
+def test_an_unclosed_quote_that_swallows_the_file_names_the_limit(tmp_path):
+    d = channel(tmp_path)
+    rows = "".join(f"0,calm {i}\n" for i in range(20_000))
+    (d / "x.csv").write_text('label,sentence\n1,"open quote\n' + rows)
+    assert_data_error(d, "csv.field_size_limit", "never closed")
+
+
+@given(st.lists(st.tuples(st.text(), st.sampled_from([0, 1])), min_size=1, max_size=20))
+@settings(max_examples=50, deadline=None)
+def test_json_lines_keep_every_text_whole_whatever_it_holds(texts):
+    import tempfile
+    from pathlib import Path
+
+    texts = [(t, label) for t, label in texts if "\0" not in t]  # NUL is refused (tested above)
+    if not texts:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        body = "".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in texts)
+        (d / "x.jsonl").write_text(body, encoding="utf-8")
+        data = read(d)
+    assert data.texts == [t for t, _ in texts] and data.labels == [label for _, label in texts]
+
+
+def test_json_lines_split_at_line_feeds_only(tmp_path):
+    d = channel(tmp_path)
+    texts = ["a\u2028b", "c\u0085d", "e\u2029f\x0bg\x0ch\x1ci"]
+    (d / "x.jsonl").write_text(
+        "".join(json.dumps({"text": t, "label": i % 2}, ensure_ascii=False) + "\n" for i, t in enumerate(texts))
+    )
+    assert read(d).texts == texts
 
 
 # ---- splits -------------------------------------------------------------------------------------

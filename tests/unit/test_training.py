@@ -9,7 +9,8 @@ from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.modeling import load_model_dir
-from sagebert.training import epoch_batches, shard_batches, train
+from sagebert.training import train
+from sagebert.training.batches import epoch_batches, shard_batches
 from support import make_opt_ml, write_csv
 
 FAST = {"epochs": 2, "train_batch_size": 16, "eval_batch_size": 32, "log_interval": 4, "learning_rate": 1e-3}
@@ -154,3 +155,20 @@ def test_an_unreachable_hub_model_says_to_use_the_pretrained_channel(tmp_path, m
     assert train_main([]) == 2
     reason = (base / "output" / "failure").read_text()
     assert "Could not load base model 'no-such-org/no-such-model-xyz'" in reason and "'pretrained' channel" in reason
+
+
+def test_a_failure_while_the_model_is_written_leaves_the_model_dir_empty(opt_ml, monkeypatch):
+    from sagebert import modeling
+
+    base = opt_ml(train_rows=48, test_rows=16, hyperparameters={**FAST, "epochs": 1})
+    save = modeling.save_model_dir
+
+    def disk_full_half_way(directory, model, *args, **kwargs):
+        save(directory, model, *args, **kwargs)
+        (directory / "metrics.json").unlink()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(modeling, "save_model_dir", disk_full_half_way)
+    assert train_main([]) == 1
+    assert "No space left on device" in (base / "output" / "failure").read_text()
+    assert list((base / "model").iterdir()) == []

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from ..errors import SagebertError
 
 JSON = "application/json"
+JSONLINES = "application/jsonlines"
 CSV = "text/csv"
-CONTENT_TYPES = {"json": JSON, "csv": CSV}
-MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, both ways
+TEXT = "text/plain"
+CONTENT_TYPES = {"json": JSON, "jsonlines": JSONLINES, "csv": CSV, "text": TEXT}
+MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, both ways (serverless endpoints: 4 MB)
+# What an async input object's name says it holds.
+_SUFFIX_TYPES = {".jsonl": JSONLINES, ".jsonlines": JSONLINES, ".ndjson": JSONLINES, ".json": JSON, ".csv": CSV}
 
 
 class InvocationError(SagebertError):
@@ -48,7 +52,9 @@ def invocation_body(texts: Sequence[str], content_type: str) -> bytes:
             writer.writerow([" ".join(text.splitlines())])  # a line is a record: no line breaks inside
         body = out.getvalue().encode("utf-8")
     else:
-        raise InvocationError(f"Unsupported content type {content_type!r}.", "Use json or csv.")
+        raise InvocationError(
+            f"Texts are sent as JSON or CSV, not {content_type!r}.", "Use --content-type json or csv (or --async)."
+        )
     if len(body) > MAX_BODY_BYTES:
         raise InvocationError(
             f"The request is {len(body)} bytes; InvokeEndpoint accepts at most {MAX_BODY_BYTES}.",
@@ -83,3 +89,12 @@ def parse_predictions(body: bytes, count: int) -> list[Prediction]:
             "Print the raw answer with --raw and check the endpoint's logs.",
         )
     return predictions
+
+
+def async_content_type(key: str) -> str:
+    """The Content-Type of an async input object, from its name (``.jsonl`` → JSON Lines, ...)."""
+    lowered = key.lower()
+    for suffix, content_type in _SUFFIX_TYPES.items():
+        if lowered.endswith(suffix):
+            return content_type
+    return TEXT

@@ -4,12 +4,19 @@ botocore validates required members, unknown members, types and minimums on the 
 ``pattern``, ``max`` or ``enum`` — SageMaker only rejects those once the request has reached AWS
 (and local stand-ins such as moto accept them). Reading the limits from the installed service
 model keeps them in step with the API instead of copying them here.
+
+The model's patterns are Java regular expressions. The Java-only parts they use — Unicode
+categories (``\\p{L}``, ``\\p{Z}``, …), POSIX classes (``\\p{Alnum}``, ``\\p{Print}``), UTF-16
+surrogate-pair ranges, ``\\z`` and ``${1,128}`` — are translated to Python's syntax, so tag keys
+and values are checked like every other field.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import sys
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -17,6 +24,11 @@ import botocore.session
 from botocore.model import Shape
 
 from ..errors import SagebertError
+
+# Java's POSIX classes are ASCII-only.
+_POSIX_CLASSES = {"Alnum": r"A-Za-z0-9", "Print": r"\x20-\x7e", "ASCII": r"\x00-\x7f", "Alpha": r"A-Za-z"}
+# The supplementary planes, as Java patterns spell them in UTF-16: a high surrogate, then a range.
+_SUPPLEMENTARY = re.compile(r"\\uD800\\uDC00-\\uDBFF\\uDFFF", re.IGNORECASE)
 
 
 class InvalidRequestError(SagebertError):
@@ -39,11 +51,77 @@ def shape_limits(shape_name: str, service: str = "sagemaker") -> dict[str, Any]:
 
 
 @cache
-def _compiled(pattern: str) -> re.Pattern | None:
+def _ranges_by_category(ascii_only: bool) -> dict[str, list[str]]:
+    """Character ranges (``\\U…-\\U…``) of every two-letter Unicode general category (``Lu``, ``Zs``…).
+
+    One pass over ASCII when the value checked is ASCII (instant), else over every code point (a
+    fraction of a second, once per run).
+    """
+    limit = 0x80 if ascii_only else sys.maxunicode + 1
+    ranges: dict[str, list[str]] = {}
+    start, current = 0, unicodedata.category("\x00")
+    for code in range(1, limit + 1):
+        category = unicodedata.category(chr(code)) if code < limit else None
+        if category != current:
+            last = code - 1
+            ranges.setdefault(current, []).append(
+                f"\\U{start:08x}" if start == last else f"\\U{start:08x}-\\U{last:08x}"
+            )
+            start, current = code, category
+    return ranges
+
+
+def _category_ranges(category: str, ascii_only: bool) -> str:
+    """A character-class body matching the Unicode general category ``category`` (``L``, ``Zs``…)."""
+    found = [r for name, rs in _ranges_by_category(ascii_only).items() if name.startswith(category) for r in rs]
+    return "".join(found) or r"\x00-\x00"  # an empty category still needs a valid class body
+
+
+def python_pattern(pattern: str, ascii_only: bool = False) -> str:
+    """A Java regular expression from the service model, rewritten in Python's ``re`` syntax."""
+    pattern = _SUPPLEMENTARY.sub(r"\\U00010000-\\U0010FFFF", pattern)
+    pattern = re.sub(r"\$\{\d+(?:,\d*)?\}", "$", pattern)  # "${1,128}": a quantified end anchor
+    out: list[str] = []
+    in_class, index = False, 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escape = pattern[index + 1]
+            named = re.match(r"\\[pP]\{(\w+)\}", pattern[index:])
+            if named:
+                name = named.group(1)
+                body = _POSIX_CLASSES.get(name) or _category_ranges(name, ascii_only)
+                negated = named.group(0)[1] == "P"
+                if negated:
+                    out.append(f"[^{body}]")
+                else:
+                    out.append(body if in_class else f"[{body}]")
+                index += len(named.group(0))
+                continue
+            out.append(r"\Z" if escape == "z" else char + escape)
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and out and out[-1] != "[":
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+@cache
+def _compiled(pattern: str, ascii_only: bool) -> re.Pattern | None:
     try:
-        return re.compile(pattern)
-    except re.error:  # Java-only syntax such as \p{L}: the service checks it, we cannot
+        return re.compile(python_pattern(pattern, ascii_only))
+    except re.error:  # a construct neither side of the translation knows: the service checks it
         return None
+
+
+def matches_pattern(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches the service model's (Java) ``pattern`` as a whole."""
+    compiled = _compiled(pattern, value.isascii())
+    return compiled is None or compiled.fullmatch(value) is not None
 
 
 def _string_problem(shape: Shape, value: str) -> str | None:
@@ -54,8 +132,7 @@ def _string_problem(shape: Shape, value: str) -> str | None:
         close = difflib.get_close_matches(value, shape.enum, n=3)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         return f"is not one of the values this boto3 knows{hint}; if it is new, upgrade boto3 (pip install -U boto3)"
-    pattern = _compiled(limits["pattern"]) if "pattern" in limits else None
-    if pattern is not None and not pattern.fullmatch(value):
+    if "pattern" in limits and not matches_pattern(limits["pattern"], value):
         return f"does not match the pattern {limits['pattern']}"
     return None
 

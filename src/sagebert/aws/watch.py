@@ -1,8 +1,9 @@
-"""Waiting with progress: a training job's status transitions and logs, an endpoint's status.
+"""Waiting with progress: a training job's status transitions and logs, an endpoint's status,
+a tuning job's trials, a transform job's status.
 
-Both are generators of events (status changes, log lines, the final description) so the CLI can
-show them as they happen; neither prints. Polling intervals and ``sleep`` are parameters, so
-tests run them without waiting.
+All are generators of events (status changes, log lines, trial changes, the final description)
+so the CLI can show them as they happen; none prints. Polling intervals and ``sleep`` are
+parameters, so tests run them without waiting.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from .actions import AwsClients
-from .requests import TRAINING_LOG_GROUP
+from .build.training import TRAINING_LOG_GROUP
+from .clients import AwsClients
+from .jobs import tuning_trials
 
 TRAINING_DONE = ("Completed", "Failed", "Stopped")
+TUNING_DONE = ("Completed", "Failed", "Stopped")
+TRANSFORM_DONE = ("Completed", "Failed", "Stopped")
 ENDPOINT_DONE = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
 
 
@@ -140,26 +144,102 @@ def wait_for_endpoint(
     poll_interval: float = 30,
     timeout: float = 3600,
     heartbeat: float = 60,
+    before: dict | None = None,
+    expected_config: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[StatusChange | Finished]:
     """Poll DescribeEndpoint until it settles (InService, Failed, ...), yielding status changes.
 
-    A StatusChange is also yielded every ``heartbeat`` seconds while nothing changes, so a long
-    Creating/Updating shows it is alive. Raises TimeoutError after ``timeout`` seconds.
+    After an UpdateEndpoint (``before``: the description before it, ``expected_config``: the
+    config asked for), DescribeEndpoint may for a moment still show the old config InService with
+    the old LastModifiedTime: the update has not shown up yet, which is not a rollback. Waiting
+    goes on until the update is seen to start (another status, the new config, or a new
+    LastModifiedTime). A StatusChange is also yielded every ``heartbeat`` seconds while nothing
+    changes, so a long Creating/Updating shows it is alive. Raises TimeoutError after ``timeout``.
     """
     start = clock()
     last_status, last_shown = None, start
+    started = before is None
     while True:
         description = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
         status = description["EndpointStatus"]
         now = clock()
-        if status != last_status or now - last_shown >= heartbeat:
+        if not started:
+            started = (
+                status != "InService"
+                or description.get("EndpointConfigName") == expected_config
+                or description.get("LastModifiedTime") != before.get("LastModifiedTime")
+            )
+        if started and (status != last_status or now - last_shown >= heartbeat):
             yield StatusChange(status, description.get("FailureReason", ""), now - start)
             last_status, last_shown = status, now
-        if status in ENDPOINT_DONE:
+        if started and status in ENDPOINT_DONE:
             yield Finished(description)
             return
         if now - start >= timeout:
             raise TimeoutError(f"endpoint {endpoint} is still {status} after {int(now - start)} s")
+        sleep(poll_interval)
+
+
+@dataclass(frozen=True)
+class TrialChange:
+    """A tuning job's trial appeared or changed status or objective."""
+
+    name: str
+    status: str
+    objective: float | None
+
+
+def _objective(trial: dict) -> float | None:
+    final = trial.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    return final.get("Value")
+
+
+def follow_tuning_job(
+    clients: AwsClients,
+    name: str,
+    *,
+    poll_interval: float = 60,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[TrialChange | StatusChange | Finished]:
+    """Poll the tuning job and its trials until it ends, yielding what changed."""
+    seen: dict[str, tuple[str, float | None]] = {}
+    last_status = None
+    while True:
+        job = clients.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        for trial in reversed(tuning_trials(clients, name)):
+            state = (trial["TrainingJobStatus"], _objective(trial))
+            if seen.get(trial["TrainingJobName"]) != state:
+                seen[trial["TrainingJobName"]] = state
+                yield TrialChange(trial["TrainingJobName"], *state)
+        status = job["HyperParameterTuningJobStatus"]
+        if status != last_status:
+            yield StatusChange(status, job.get("FailureReason", ""))
+            last_status = status
+        if status in TUNING_DONE:
+            yield Finished(job)
+            return
+        sleep(poll_interval)
+
+
+def follow_transform_job(
+    clients: AwsClients,
+    name: str,
+    *,
+    poll_interval: float = 30,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[StatusChange | Finished]:
+    """Poll DescribeTransformJob until it ends, yielding each status."""
+    start, last_status = clock(), None
+    while True:
+        job = clients.sagemaker.describe_transform_job(TransformJobName=name)
+        status = job["TransformJobStatus"]
+        if status != last_status:
+            yield StatusChange(status, job.get("FailureReason", ""), clock() - start)
+            last_status = status
+        if status in TRANSFORM_DONE:
+            yield Finished(job)
+            return
         sleep(poll_interval)

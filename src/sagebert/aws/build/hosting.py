@@ -1,0 +1,584 @@
+"""Models, endpoint configs and endpoints of the three kinds, and their blue/green updates.
+
+An endpoint is real-time on instances (the default), serverless (``ServerlessConfig``: memory and
+concurrency, no instances) or asynchronous (``AsyncInferenceConfig``: requests and answers in S3).
+Everything a deployment is made of is a ``HostingSpec``; ``hosting_plan`` turns it into the
+CreateModel, CreateEndpointConfig and CreateEndpoint requests, ``updated_spec`` into the next spec
+of a live endpoint (what runs, with the given changes), and ``DeploymentPolicy`` into the
+UpdateEndpoint DeploymentConfig. Combinations SageMaker refuses are refused here first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ..validation import InvalidRequestError
+from .common import (
+    ENDPOINT_TAG,
+    TRAINING_JOB_TAG,
+    S3Location,
+    check_name,
+    endpoint_resource_stem,
+    tag_list,
+    unique_name,
+)
+
+DEFAULT_VARIANT = "AllTraffic"
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+TRAFFIC_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
+# Serverless inference (API reference, ProductionVariantServerlessConfig; developer guide).
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+# Data capture records these request and answer types as text (CaptureContentTypeHeader).
+CAPTURED_JSON_TYPES = ("application/json", "application/jsonlines")
+CAPTURED_CSV_TYPES = ("text/csv",)
+
+
+def _in_range(what: str, value: int, low: int, high: int, option: str) -> None:
+    if not low <= value <= high:
+        raise InvalidRequestError(
+            f"{what} is {value}; SageMaker allows {low} to {high}.", f"Pass {option} between {low} and {high}."
+        )
+
+
+# ---- the container ----------------------------------------------------------------------------------
+def model_data_url(uri: str, multi_model: bool) -> str:
+    """Check a ModelDataUrl: a model.tar.gz for one model, an S3 prefix for a multi-model endpoint."""
+    location = S3Location.parse(uri, "model data location")
+    if multi_model:
+        return location.as_prefix().uri
+    if not location.key.endswith(".tar.gz"):
+        raise InvalidRequestError(
+            f"The model data {uri} is not a .tar.gz file; SageMaker extracts exactly one archive into /opt/ml/model.",
+            "Pass the training job's model.tar.gz (--training-job JOB does it for you), or use "
+            "--multi-model for a prefix holding several archives.",
+        )
+    return location.uri
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """The model's one container: an image and model data, or a registered model package."""
+
+    image: str | None = None
+    model_data: str | None = None
+    model_package: str | None = None
+    multi_model: bool = False
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, container: Mapping) -> ContainerSpec:
+        """The ContainerDefinition of a DescribeModel answer."""
+        return cls(
+            image=container.get("Image") if not container.get("ModelPackageName") else None,
+            model_data=container.get("ModelDataUrl") if not container.get("ModelPackageName") else None,
+            model_package=container.get("ModelPackageName"),
+            multi_model=container.get("Mode") == "MultiModel",
+            environment=dict(container.get("Environment") or {}),
+        )
+
+    def as_api(self) -> dict:
+        """The PrimaryContainer of CreateModel."""
+        if self.model_package:
+            container: dict = {"ModelPackageName": self.model_package}
+        else:
+            if not self.image or not self.model_data:
+                raise InvalidRequestError(
+                    "A model needs an image and model data (or a model package).",
+                    "Pass --training-job JOB, or --model-data S3_URI with --image and --role.",
+                )
+            container = {
+                "Image": self.image,
+                "Mode": "MultiModel" if self.multi_model else "SingleModel",
+                "ModelDataUrl": model_data_url(self.model_data, self.multi_model),
+            }
+        if self.environment:
+            container["Environment"] = dict(self.environment)
+        return container
+
+
+def create_model_request(
+    name: str, container: ContainerSpec, role_arn: str, tags: Mapping[str, str] | None = None
+) -> dict:
+    """CreateModel with one container: ``SingleModel``, ``MultiModel`` (a prefix) or a model package."""
+    check_name("model", name)
+    request = {"ModelName": name, "ExecutionRoleArn": role_arn, "PrimaryContainer": container.as_api()}
+    if tags:
+        request["Tags"] = tag_list(tags)
+    return request
+
+
+# ---- endpoint kinds ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServerlessSpec:
+    """A serverless variant: memory (1-6 GB in 1 GB steps), concurrent invocations, kept-warm ones."""
+
+    memory_mb: int
+    max_concurrency: int
+    provisioned: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ServerlessSpec:
+        """``MEMORY_MB:MAX_CONCURRENCY[:PROVISIONED]`` → ServerlessSpec, checked against the API's limits."""
+        match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?", text or "")
+        if not match:
+            raise InvalidRequestError(
+                f"--serverless {text!r} is not MEMORY_MB:MAX_CONCURRENCY[:PROVISIONED].",
+                "Write e.g. --serverless 2048:5 (2 GB, up to 5 concurrent invocations) or 2048:5:1.",
+            )
+        spec = cls(int(match[1]), int(match[2]), int(match[3]) if match[3] else None)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if self.memory_mb not in SERVERLESS_MEMORY_SIZES:
+            raise InvalidRequestError(
+                f"Serverless memory {self.memory_mb} MB is not one SageMaker offers.",
+                "Use one of " + ", ".join(map(str, SERVERLESS_MEMORY_SIZES)) + " (MB).",
+            )
+        _in_range("Serverless MaxConcurrency", self.max_concurrency, 1, SERVERLESS_MAX_CONCURRENCY, "--serverless")
+        if self.provisioned is not None:
+            _in_range("Serverless ProvisionedConcurrency", self.provisioned, 1, self.max_concurrency, "--serverless")
+
+    def as_api(self) -> dict:
+        config = {"MemorySizeInMB": self.memory_mb, "MaxConcurrency": self.max_concurrency}
+        if self.provisioned is not None:
+            config["ProvisionedConcurrency"] = self.provisioned
+        return config
+
+    @classmethod
+    def from_api(cls, config: Mapping) -> ServerlessSpec:
+        return cls(config["MemorySizeInMB"], config["MaxConcurrency"], config.get("ProvisionedConcurrency"))
+
+
+@dataclass(frozen=True)
+class AsyncSpec:
+    """An asynchronous endpoint: answers go to S3, optionally announced on SNS topics."""
+
+    output: str
+    failure: str | None = None
+    success_topic: str | None = None
+    error_topic: str | None = None
+    max_concurrent_invocations: int | None = None
+
+    def as_api(self) -> dict:
+        """The AsyncInferenceConfig."""
+        output: dict = {"S3OutputPath": S3Location.parse(self.output, "--async output location").as_prefix().uri}
+        if self.failure:
+            output["S3FailurePath"] = S3Location.parse(self.failure, "--async-failure location").as_prefix().uri
+        if bool(self.success_topic) != bool(self.error_topic):
+            raise InvalidRequestError(
+                "--sns-success and --sns-error go together.", "Give both topic ARNs (they may be the same topic)."
+            )
+        if self.success_topic:
+            output["NotificationConfig"] = {"SuccessTopic": self.success_topic, "ErrorTopic": self.error_topic}
+        config: dict = {"OutputConfig": output}
+        if self.max_concurrent_invocations is not None:
+            _in_range(
+                "MaxConcurrentInvocationsPerInstance", self.max_concurrent_invocations, 1, 1000, "--async-concurrency"
+            )
+            config["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": self.max_concurrent_invocations}
+        return config
+
+
+@dataclass(frozen=True)
+class DataCaptureSpec:
+    """Record a sample of requests and answers to S3 (for Model Monitor, or to replay them)."""
+
+    destination: str
+    sampling_percent: int = 100
+
+    def as_api(self) -> dict:
+        """The DataCaptureConfig: input and output, JSON, JSON Lines and CSV captured as text."""
+        _in_range("--sampling-percent", self.sampling_percent, 0, 100, "--sampling-percent")
+        return {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": self.sampling_percent,
+            "DestinationS3Uri": S3Location.parse(self.destination, "--data-capture location").as_prefix().uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "JsonContentTypes": list(CAPTURED_JSON_TYPES),
+                "CsvContentTypes": list(CAPTURED_CSV_TYPES),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """The one production variant: instances (type and count) or a serverless configuration."""
+
+    instance_type: str | None = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+    serverless: ServerlessSpec | None = None
+    startup_timeout: int | None = None
+    name: str = DEFAULT_VARIANT
+
+    @property
+    def fleet_size(self) -> int | None:
+        """Instances behind the variant; None for serverless."""
+        return None if self.serverless else self.instance_count
+
+    def as_api(self, model_name: str) -> dict:
+        check_name("variant", self.name)
+        variant: dict = {"VariantName": self.name, "ModelName": model_name}
+        if self.serverless:
+            variant["ServerlessConfig"] = self.serverless.as_api()
+        else:
+            variant.update(
+                InstanceType=self.instance_type, InitialInstanceCount=self.instance_count, InitialVariantWeight=1.0
+            )
+        if self.startup_timeout is not None:
+            _in_range("--startup-timeout", self.startup_timeout, 60, 3600, "--startup-timeout")
+            variant["ContainerStartupHealthCheckTimeoutInSeconds"] = self.startup_timeout
+        return variant
+
+    @classmethod
+    def from_api(cls, variant: Mapping, instance_count: int | None = None) -> VariantSpec:
+        """A config's ProductionVariant; ``instance_count`` (the running count) replaces its initial one."""
+        serverless = variant.get("ServerlessConfig")
+        return cls(
+            instance_type=variant.get("InstanceType"),
+            instance_count=instance_count or variant.get("InitialInstanceCount") or 1,
+            serverless=ServerlessSpec.from_api(serverless) if serverless else None,
+            startup_timeout=variant.get("ContainerStartupHealthCheckTimeoutInSeconds"),
+            name=variant["VariantName"],
+        )
+
+
+@dataclass(frozen=True)
+class HostingSpec:
+    """Everything an endpoint runs: the container, the role, the variant, async and data capture."""
+
+    container: ContainerSpec
+    role_arn: str
+    variant: VariantSpec = field(default_factory=VariantSpec)
+    async_config: Mapping | None = None
+    data_capture: Mapping | None = None
+
+    def check(self) -> None:
+        """Refuse what SageMaker refuses for this kind of endpoint."""
+        check_kind(self.variant, self.async_config, self.data_capture, self.container.multi_model)
+
+
+def check_kind(variant: VariantSpec, async_config, data_capture, multi_model: bool) -> None:
+    """Refuse what SageMaker refuses for the endpoint's kind (serverless: one model, no data
+    capture, no async, /ping within 3 minutes)."""
+    if not variant.serverless:
+        return
+    refused = [
+        (multi_model, "a multi-model container", "Deploy it on instances (drop --serverless)."),
+        (data_capture is not None, "data capture", "Drop --data-capture, or deploy on instances."),
+        (async_config is not None, "asynchronous inference", "Choose --serverless or --async."),
+        (
+            variant.startup_timeout is not None,
+            "a container startup timeout (serverless containers must answer /ping within 3 minutes)",
+            "Drop --startup-timeout.",
+        ),
+    ]
+    for present, what, fix in refused:
+        if present:
+            raise InvalidRequestError(f"A serverless endpoint cannot have {what}.", fix)
+
+
+@dataclass(frozen=True)
+class HostingPlan:
+    """The three requests of a deployment (update sends the first two and an UpdateEndpoint)."""
+
+    model: dict
+    endpoint_config: dict
+    endpoint: dict
+
+    @property
+    def model_name(self) -> str:
+        return self.model["ModelName"]
+
+    @property
+    def config_name(self) -> str:
+        return self.endpoint_config["EndpointConfigName"]
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.endpoint["EndpointName"]
+
+
+def create_endpoint_config_request(name: str, spec: HostingSpec, model_name: str, tags: Mapping[str, str]) -> dict:
+    """CreateEndpointConfig with the one variant taking all the traffic."""
+    check_name("endpoint config", name)
+    request: dict = {"EndpointConfigName": name, "ProductionVariants": [spec.variant.as_api(model_name)]}
+    if spec.async_config:
+        request["AsyncInferenceConfig"] = dict(spec.async_config)
+    if spec.data_capture:
+        request["DataCaptureConfig"] = dict(spec.data_capture)
+    if tags:
+        request["Tags"] = tag_list(tags)
+    return request
+
+
+def hosting_plan(
+    endpoint: str,
+    spec: HostingSpec,
+    *,
+    training_job: str | None = None,
+    model_tags: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> HostingPlan:
+    """A new model and endpoint config for ``endpoint``, named ``<endpoint>-<time>-<random>``.
+
+    Both carry the ``sagebert:endpoint`` tag from the moment they exist (so ``delete`` finds them
+    even when a later step fails), and the model the training job it came from and its final
+    metrics (``model_tags``), which the metric gate compares.
+    """
+    check_name("endpoint", endpoint)
+    spec.check()
+    owned = {**(tags or {}), ENDPOINT_TAG: endpoint}
+    described = {TRAINING_JOB_TAG: training_job} if training_job else {}
+    # One name for the model and its config (different resource types): easy to match up.
+    name = unique_name(endpoint_resource_stem(endpoint), now)
+    endpoint_request = {"EndpointName": endpoint, "EndpointConfigName": name}
+    if tags:
+        endpoint_request["Tags"] = tag_list(tags)
+    return HostingPlan(
+        model=create_model_request(name, spec.container, spec.role_arn, {**owned, **described, **(model_tags or {})}),
+        endpoint_config=create_endpoint_config_request(name, spec, name, owned),
+        endpoint=endpoint_request,
+    )
+
+
+# ---- what runs, and the next spec of a live endpoint --------------------------------------------------
+@dataclass(frozen=True)
+class Running:
+    """A live endpoint as SageMaker describes it: the endpoint, its config, its one variant, the model."""
+
+    endpoint: Mapping
+    config: Mapping
+    variant: Mapping
+    model: Mapping
+
+    @property
+    def name(self) -> str:
+        return self.endpoint["EndpointName"]
+
+    @property
+    def config_name(self) -> str:
+        return self.endpoint["EndpointConfigName"]
+
+    @property
+    def container(self) -> ContainerSpec:
+        model = self.model
+        return ContainerSpec.from_api(model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0])
+
+    @property
+    def instance_count(self) -> int | None:
+        """Instances serving now: CurrentInstanceCount (what autoscaling set), else the config's; None serverless."""
+        if self.variant.get("ServerlessConfig"):
+            return None
+        for summary in self.endpoint.get("ProductionVariants") or ():
+            if summary.get("VariantName") == self.variant["VariantName"]:
+                count = summary.get("CurrentInstanceCount") or summary.get("DesiredInstanceCount")
+                if count:
+                    return count
+        return self.variant.get("InitialInstanceCount")
+
+    def spec(self) -> HostingSpec:
+        """What runs, as a HostingSpec, with the running instance count."""
+        return HostingSpec(
+            container=self.container,
+            role_arn=self.model["ExecutionRoleArn"],
+            variant=VariantSpec.from_api(self.variant, self.instance_count),
+            async_config=self.config.get("AsyncInferenceConfig"),
+            data_capture=self.config.get("DataCaptureConfig"),
+        )
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What an update changes; None (or empty) keeps what runs."""
+
+    container: ContainerSpec | None = None
+    role_arn: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    instance_type: str | None = None
+    instance_count: int | None = None
+    data_capture: Mapping | None = None
+
+
+def updated_spec(running: Running, changes: Changes) -> HostingSpec:
+    """The next spec of a live endpoint: what runs — image, role, environment, mode, instance type,
+    the running instance count, serverless, async and data capture settings — with ``changes``
+    laid over it, so an update never silently drops a setting made at deploy time."""
+    current = running.spec()
+    container = changes.container or current.container
+    container = replace(
+        container, environment={**current.container.environment, **container.environment, **changes.environment}
+    )
+    variant = current.variant
+    if variant.serverless and (changes.instance_type or changes.instance_count):
+        raise InvalidRequestError(
+            f"Endpoint {running.name} is serverless: it has no instance type or count.",
+            "Drop --instance-type/--instance-count (serverless memory and concurrency are set at deploy time).",
+        )
+    variant = replace(
+        variant,
+        instance_type=changes.instance_type or variant.instance_type,
+        instance_count=changes.instance_count or variant.instance_count,
+    )
+    return replace(
+        current,
+        container=container,
+        role_arn=changes.role_arn or current.role_arn,
+        variant=variant,
+        data_capture=changes.data_capture if changes.data_capture is not None else current.data_capture,
+    )
+
+
+# ---- blue/green updates ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CapacitySize:
+    """A canary size or linear step: a number of instances or a percentage of the fleet."""
+
+    type: str
+    value: int
+
+    @classmethod
+    def parse(cls, text: str) -> CapacitySize:
+        """``"2"`` → 2 instances; ``"10%"`` → 10 % of the fleet."""
+        match = re.fullmatch(r"\s*([0-9]+)\s*(%?)\s*", str(text))
+        if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(1)) > 100):
+            raise InvalidRequestError(
+                f"{text!r} is not a capacity size.",
+                "Give a number of instances (e.g. 1) or a percentage of the fleet (e.g. 10%).",
+            )
+        kind = "CAPACITY_PERCENT" if match.group(2) else "INSTANCE_COUNT"
+        return cls(kind, int(match.group(1)))
+
+    def as_api(self) -> dict:
+        return {"Type": self.type, "Value": self.value}
+
+    def percent_of(self, fleet: int) -> float:
+        return self.value if self.type == "CAPACITY_PERCENT" else 100.0 * self.value / fleet
+
+
+@dataclass(frozen=True)
+class DeploymentPolicy:
+    """How UpdateEndpoint shifts traffic to the new fleet (blue/green), and what rolls it back."""
+
+    traffic: str = "ALL_AT_ONCE"
+    step: CapacitySize | None = None
+    wait_interval: int | None = None
+    termination_wait: int = 0
+    max_execution_timeout: int | None = None
+    alarms: tuple[str, ...] = ()
+
+    def deployment_config(self, fleet_size: int | None) -> dict:
+        """The DeploymentConfig: BlueGreenUpdatePolicy and, with alarms, AutoRollbackConfiguration.
+
+        ``fleet_size`` is the new fleet's instance count (None: serverless); canary and linear steps
+        are checked against it as the API states them: a canary at most 50 % of the variant's
+        instances, a linear step 10-50 %.
+        """
+        if self.traffic not in TRAFFIC_TYPES:
+            raise InvalidRequestError(
+                f"Unknown traffic routing {self.traffic!r}.", "Use one of " + ", ".join(TRAFFIC_TYPES) + "."
+            )
+        default_wait = 0 if self.traffic == "ALL_AT_ONCE" else 300
+        wait = default_wait if self.wait_interval is None else self.wait_interval
+        _in_range("WaitIntervalInSeconds", wait, 0, 3600, "--wait-interval")
+        _in_range("TerminationWaitInSeconds", self.termination_wait, 0, 3600, "--termination-wait")
+        routing: dict = {"Type": self.traffic, "WaitIntervalInSeconds": wait}
+        shifts = 1
+        if self.traffic == "CANARY":
+            step = self._step(CapacitySize("CAPACITY_PERCENT", 10), 1, 50, "--canary-size", fleet_size)
+            routing["CanarySize"] = step.as_api()
+            shifts = 2
+        elif self.traffic == "LINEAR":
+            step = self._step(CapacitySize("CAPACITY_PERCENT", 20), 10, 50, "--linear-step", fleet_size)
+            routing["LinearStepSize"] = step.as_api()
+            shifts = math.ceil(100 / step.percent_of(fleet_size or 1))
+        elif self.step is not None:
+            raise InvalidRequestError(
+                "A step size only applies to CANARY and LINEAR traffic routing.",
+                "Drop --canary-size/--linear-step, or choose --traffic canary or linear.",
+            )
+        policy: dict = {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": self.termination_wait}
+        if self.max_execution_timeout is not None:
+            _in_range(
+                "MaximumExecutionTimeoutInSeconds", self.max_execution_timeout, 600, 28800, "--max-execution-timeout"
+            )
+            waiting = self.termination_wait + wait * shifts
+            if self.max_execution_timeout <= waiting:
+                raise InvalidRequestError(
+                    f"--max-execution-timeout {self.max_execution_timeout} s is not longer than the waiting the "
+                    f"update itself asks for ({shifts} x --wait-interval {wait} + --termination-wait "
+                    f"{self.termination_wait} = {waiting} s); SageMaker wants it larger.",
+                    f"Raise --max-execution-timeout above {waiting}, or shorten the waits.",
+                )
+            policy["MaximumExecutionTimeoutInSeconds"] = self.max_execution_timeout
+        config: dict = {"BlueGreenUpdatePolicy": policy}
+        if self.alarms:
+            if len(self.alarms) > 10:
+                raise InvalidRequestError(
+                    f"{len(self.alarms)} alarms given; SageMaker watches at most 10.",
+                    "Pass --alarm at most 10 times (a composite alarm can combine more).",
+                )
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in self.alarms]}
+        return config
+
+    def _step(self, default: CapacitySize, low: int, high: int, option: str, fleet_size: int | None) -> CapacitySize:
+        step = self.step or default
+        if step.type == "CAPACITY_PERCENT":
+            _in_range(f"{option} (percent of the fleet)", step.value, low, high, option)
+            if fleet_size is not None and fleet_size < 2:
+                raise InvalidRequestError(
+                    f"{self.traffic.lower()} traffic needs at least 2 instances: on a fleet of {fleet_size} any "
+                    f"step is the whole fleet, more than the {high}% SageMaker allows.",
+                    "Use --traffic all-at-once, or first scale to 2+ instances (--instance-count).",
+                )
+            return step
+        if fleet_size is None:
+            raise InvalidRequestError(
+                f"{option} {step.value} counts instances, and a serverless endpoint has none.",
+                f"Give {option} as a percentage (e.g. {default.value}%).",
+            )
+        percent = step.percent_of(fleet_size)
+        if not low <= percent <= high:
+            most = math.floor(fleet_size * high / 100)
+            least = math.ceil(fleet_size * low / 100)
+            allowed = f"{least}-{most} instances" if least <= most else f"none on {fleet_size} instance(s)"
+            raise InvalidRequestError(
+                f"{option} {step.value} is {percent:.0f}% of the new fleet of {fleet_size} instance(s); "
+                f"SageMaker allows {low}-{high}% ({allowed}).",
+                "Pick a size in that range, give it as a percentage, or use --traffic all-at-once.",
+            )
+        return step
+
+
+def update_endpoint_request(
+    endpoint: str,
+    config_name: str,
+    policy: DeploymentPolicy,
+    fleet_size: int | None,
+    *,
+    exclude_retained: tuple[str, ...] = (),
+) -> dict:
+    """UpdateEndpoint to a new config with an explicit blue/green DeploymentConfig.
+
+    RetainAllVariantProperties keeps the variant's latest DesiredInstanceCount (what autoscaling
+    set while the update runs), as the developer guide prescribes for autoscaled endpoints;
+    ``exclude_retained`` names what the new config sets on purpose (``DesiredInstanceCount`` for
+    --instance-count, ``DataCaptureConfig`` for --data-capture).
+    """
+    check_name("endpoint", endpoint)
+    request = {
+        "EndpointName": endpoint,
+        "EndpointConfigName": config_name,
+        "DeploymentConfig": policy.deployment_config(fleet_size),
+        "RetainAllVariantProperties": True,
+    }
+    if exclude_retained:
+        request["ExcludeRetainedVariantProperties"] = [{"VariantPropertyType": name} for name in exclude_retained]
+    return request

@@ -1,0 +1,90 @@
+"""Where a model to deploy comes from — a training job, a tuning job's best job, a registered
+package, or an archive in S3 — and the final metrics that come with it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .build.common import TRAINING_JOB_TAG
+from .build.hosting import ContainerSpec, Running
+from .build.packages import require_approved
+from .build.training import model_artifacts
+from .build.tuning import best_training_job
+from .clients import AwsClients
+from .endpoints import tags_of
+from .gate import metrics_from_tags
+from .jobs import describe_training_job, describe_tuning_job, job_metrics
+from .registry import describe_package, package_metrics
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A candidate model: its container (image may be None: keep the running one), the role and
+    training job it came with, and its final metrics."""
+
+    label: str
+    container: ContainerSpec
+    role: str | None = None
+    training_job: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics_source: str = "nothing recorded"
+
+
+def from_training_job(clients: AwsClients, name: str, label: str | None = None) -> ModelSource:
+    """A Completed training job's model.tar.gz, image, role and final metrics."""
+    job = describe_training_job(clients, name)
+    artifacts = model_artifacts(job)
+    metrics = job_metrics(clients, job)
+    return ModelSource(
+        label=label or name,
+        container=ContainerSpec(image=job["AlgorithmSpecification"].get("TrainingImage"), model_data=artifacts),
+        role=job["RoleArn"],
+        training_job=name,
+        metrics=metrics.values,
+        metrics_source=metrics.source,
+    )
+
+
+def from_tuning_job(clients: AwsClients, name: str) -> ModelSource:
+    """The best training job of a tuning job."""
+    best = best_training_job(describe_tuning_job(clients, name))
+    return from_training_job(clients, best, label=f"{best} (best of {name})")
+
+
+def from_model_package(clients: AwsClients, arn: str) -> ModelSource:
+    """An Approved model package; a SagebertError naming how to approve one that is not."""
+    package = describe_package(clients, arn)
+    require_approved(package)
+    metadata = package.get("CustomerMetadataProperties") or {}
+    return ModelSource(
+        label=package.get("ModelPackageArn", arn),
+        container=ContainerSpec(model_package=package.get("ModelPackageArn", arn)),
+        training_job=metadata.get(TRAINING_JOB_TAG),
+        metrics=package_metrics(package),
+        metrics_source="the package's customer metadata",
+    )
+
+
+def from_model_data(uri: str, multi_model: bool = False) -> ModelSource:
+    """An archive (or, multi-model, a prefix of archives) in S3: no job, no metrics."""
+    return ModelSource(label=uri, container=ContainerSpec(model_data=uri, multi_model=multi_model))
+
+
+def serving_metrics(clients: AwsClients, current: Running) -> tuple[str, dict[str, float], str]:
+    """(label, metrics, source) of the model an endpoint serves: its ``sagebert:metric:*`` tags,
+    else its training job's final metrics, else its package's."""
+    model = current.model
+    tags = tags_of(clients, model["ModelArn"])
+    job = tags.get(TRAINING_JOB_TAG)
+    label = job or model["ModelName"]
+    recorded = metrics_from_tags(tags)
+    if recorded:
+        return label, recorded, f"the tags of model {model['ModelName']}"
+    if job:
+        source = from_training_job(clients, job)
+        return label, dict(source.metrics), source.metrics_source
+    package = current.container.model_package
+    if package:
+        return label, package_metrics(describe_package(clients, package)), "the package's customer metadata"
+    return label, {}, "nothing recorded"

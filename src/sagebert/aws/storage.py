@@ -1,0 +1,128 @@
+"""S3: uploading the data folder, looking under prefixes, and reading metrics.json out of a model.tar.gz."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
+from .build.common import S3Location
+from .clients import AwsClients
+from .errors import is_not_found
+from .validation import InvalidRequestError
+
+METRICS_FILE = "metrics.json"  # what training writes at the root of the model directory
+METRICS_FILE_LIMIT = 1 << 20  # a metrics.json is a few KB; anything bigger is not one
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """One file copied to S3."""
+
+    path: Path
+    uri: str
+    size: int
+
+
+def local_files(directory: Path) -> list[tuple[Path, str]]:
+    """Every file under ``directory`` (hidden ones skipped) with its key relative to it, sorted."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidRequestError(
+            f"{directory} is not a directory.",
+            "Pass the folder that holds training/ (and testing/), e.g. local_test/data.",
+        )
+    files = sorted(
+        (path, path.relative_to(directory).as_posix())
+        for path in directory.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+    )
+    if not files:
+        raise InvalidRequestError(
+            f"{directory} holds no files to upload.", "Put training/train.csv (and testing/test.csv) in it."
+        )
+    return files
+
+
+def upload_tree(clients: AwsClients, directory: Path, destination: S3Location) -> Iterator[Uploaded]:
+    """Upload the folder tree to ``destination``, keeping relative paths; yield each file as done."""
+    files = local_files(directory)
+    prefix = destination.as_prefix()
+    clients.s3.head_bucket(Bucket=prefix.bucket)  # a missing bucket fails here, once, clearly
+    for path, relative in files:
+        target = prefix.child(relative)
+        clients.s3.upload_file(str(path), target.bucket, target.key)
+        yield Uploaded(path, target.uri, path.stat().st_size)
+
+
+def has_objects(clients: AwsClients, location: S3Location) -> bool:
+    """Whether at least one object lies under the prefix ``location``."""
+    listing = clients.s3.list_objects_v2(Bucket=location.bucket, Prefix=location.key, MaxKeys=1)
+    return listing.get("KeyCount", 0) > 0
+
+
+def list_keys(clients: AwsClients, location: S3Location) -> list[str]:
+    """Every key under the prefix ``location``."""
+    keys: list[str] = []
+    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key):
+        keys.extend(item["Key"] for item in page.get("Contents", ()))
+    return keys
+
+
+def data_channels_present(clients: AwsClients, data: S3Location) -> set[str]:
+    """Which of ``training/`` and ``testing/`` under ``data`` hold objects."""
+    return {name for name in (TRAINING_CHANNEL, TESTING_CHANNEL) if has_objects(clients, data.child(name, ""))}
+
+
+def model_metrics_json(clients: AwsClients, model_data: str) -> dict | None:
+    """The metrics.json at the root of a model.tar.gz in S3, or None if the archive has none.
+
+    The archive is read as a stream and abandoned as soon as metrics.json is found, so a large
+    model is read only as far as that file.
+    """
+    location = S3Location.parse(model_data, "model artifact")
+    try:
+        body = clients.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    try:
+        with tarfile.open(fileobj=body, mode="r|gz") as archive:
+            for member in archive:
+                if member.isfile() and member.name.lstrip("./") == METRICS_FILE and member.size <= METRICS_FILE_LIMIT:
+                    handle = archive.extractfile(member)
+                    values = json.loads(handle.read().decode("utf-8")) if handle else None
+                    return values if isinstance(values, dict) else None
+    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError, ValueError):
+        return None  # not a readable archive, or a metrics.json that is not JSON: no metrics from it
+    finally:
+        body.close()
+    return None
+
+
+def json_bytes(value: dict) -> bytes:
+    """``value`` as the JSON document sagebert writes (sorted keys, so the digest is stable)."""
+    return json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
+
+
+def digest_of(data: bytes) -> str:
+    """``sha256:<hex>``, the form ContentDigest fields take."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def put_json(clients: AwsClients, location: S3Location, value: dict) -> str:
+    """Write ``value`` as JSON at ``location``; return the digest of what was written."""
+    data = json_bytes(value)
+    clients.s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType="application/json")
+    return digest_of(data)
+
+
+def delete_object(clients: AwsClients, location: S3Location) -> None:
+    clients.s3.delete_object(Bucket=location.bucket, Key=location.key)

@@ -1,0 +1,59 @@
+"""``sagebert``: train, tune, deploy, compare, promote, invoke and clean up the sagebert image on SageMaker.
+
+Raw boto3 calls only (no SageMaker Python SDK). One module per command (its options and what it
+does), the parser wired in ``parser``. Every command returns an exit code: 0 on success, 1 when
+AWS or the job reports a failure or a request is refused (one line on stderr with the fix; the
+traceback only with --debug), 2 for a command line argparse rejects, 3 when ``update
+--require-better`` refuses a model that is not better, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..aws.clients import AwsClients
+from ..aws.errors import translate
+from ..errors import SagebertError
+from .output import INTERRUPTED, USAGE, fail
+from .parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def _region(clients: AwsClients) -> str | None:
+    try:
+        return clients.session.region_name
+    except (BotoCoreError, SagebertError):
+        return None
+
+
+def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None) -> int:
+    """Run one command; return its exit code. ``clients`` replaces the boto3 clients (tests)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
+        return exc.code if isinstance(exc.code, int) else USAGE
+    clients = clients or AwsClients(region=args.region, profile=args.profile)
+    try:
+        return args.handler(args, clients)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return INTERRUPTED
+    except SagebertError as exc:
+        if args.debug:
+            traceback.print_exc()
+        return fail(" ".join(str(exc).split()))
+    except (ClientError, BotoCoreError, Boto3Error) as exc:
+        if args.debug:
+            traceback.print_exc()
+        return fail(str(translate(exc, _region(clients))))
+    except OSError as exc:  # a local file that cannot be read (AWS connection errors are BotoCoreErrors)
+        if args.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}. Fix: Check the path and that it is readable.")

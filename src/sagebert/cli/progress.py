@@ -1,0 +1,115 @@
+"""Following a training job and waiting for an endpoint, shown as they happen."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from ..aws import watch
+from ..aws.build.training import spot_saving_percent
+from ..aws.clients import AwsClients
+from ..aws.gate import final_metrics
+from .output import FAILED, INTERRUPTED, OK, duration, fail, say
+
+
+def print_training_summary(job: dict) -> None:
+    for name, value in final_metrics(job).items():
+        say(f"  {name:<28} {value:.4f}")
+    training, billable = job.get("TrainingTimeInSeconds"), job.get("BillableTimeInSeconds")
+    count = job.get("ResourceConfig", {}).get("InstanceCount", 1)
+    if training:
+        say(f"  training time      {training} s ({duration(training)})")
+    if billable is not None:
+        per_instance = f" x {count} instances = {billable * count} instance-seconds" if count > 1 else ""
+        say(f"  billable time      {billable} s{per_instance}")
+    saving = spot_saving_percent(job)
+    if saving is not None:
+        say(f"  spot saving        {saving:.1f}% (billed {billable} s of {training} s trained)")
+    artifacts = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if artifacts:
+        say(f"  model              {artifacts}")
+
+
+def follow_job(clients: AwsClients, name: str, poll_interval: float, logs: bool = True) -> int:
+    """Show a training job's transitions and logs until it ends; 0 only if it Completed."""
+    try:
+        for event in watch.follow_training_job(clients, name, poll_interval=poll_interval, logs=logs):
+            if isinstance(event, watch.StatusChange):
+                say(f"==> {event.status}" + (f": {event.message}" if event.message else ""))
+            elif isinstance(event, watch.LogLine):
+                say(f"[{event.host}] {event.message}")
+            else:
+                job = event.description
+    except KeyboardInterrupt:
+        print(
+            f"\nStopped following; the job keeps running. Follow again: sagebert status --training-job {name} "
+            f"--follow; stop it: sagebert stop --training-job {name}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    status, secondary = job["TrainingJobStatus"], job.get("SecondaryStatus", "")
+    if status == "Completed":
+        say(f"Training job {name} Completed.")
+        print_training_summary(job)
+        say(f"Next: sagebert deploy --training-job {name} --endpoint NAME")
+        return OK
+    print_training_summary(job)
+    why = f" ({secondary})" if secondary and secondary != status else ""
+    reason = job.get("FailureReason") or "no reason given"
+    return fail(f"Training job {name} {status}{why}: {reason}")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How waiting for an endpoint ended: ``in-service``, ``rolled-back``, ``failed``, ``timeout``,
+    ``interrupted`` or ``not-waiting``; the last description when there is one."""
+
+    outcome: str
+    description: dict | None = None
+
+    @property
+    def code(self) -> int:
+        return {"in-service": OK, "not-waiting": OK, "interrupted": INTERRUPTED}.get(self.outcome, FAILED)
+
+
+def await_endpoint(
+    clients: AwsClients, args, endpoint: str, expected_config: str, before: dict | None = None
+) -> Settled:
+    """Wait for the endpoint to settle on ``expected_config`` and say how it went.
+
+    ``before`` (the description before an UpdateEndpoint) makes the wait ignore the old config
+    still showing InService right after the request (see watch.wait_for_endpoint).
+    """
+    if args.no_wait:
+        say(f"Not waiting. Check it: sagebert status --endpoint {endpoint}")
+        return Settled("not-waiting")
+    final = None
+    try:
+        for event in watch.wait_for_endpoint(
+            clients,
+            endpoint,
+            poll_interval=args.poll_interval,
+            timeout=args.timeout,
+            before=before,
+            expected_config=expected_config,
+        ):
+            if isinstance(event, watch.StatusChange):
+                say(f"==> {endpoint}: {event.status} ({duration(event.elapsed)})")
+            else:
+                final = event.description
+    except TimeoutError as exc:
+        fail(f"Stopped waiting: {exc}. It continues; check it with sagebert status --endpoint {endpoint}.")
+        return Settled("timeout")
+    except KeyboardInterrupt:
+        print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}", file=sys.stderr)
+        return Settled("interrupted")
+    status, reason = final["EndpointStatus"], final.get("FailureReason") or "no reason given"
+    if status != "InService":
+        fail(f"Endpoint {endpoint} is {status}: {reason}")
+        return Settled("failed", final)
+    if final["EndpointConfigName"] != expected_config:
+        fail(f"The update of {endpoint} was rolled back; it still runs {final['EndpointConfigName']}: {reason}")
+        return Settled("rolled-back", final)
+    say(f"Endpoint {endpoint} is InService on {expected_config}.")
+    say(f'Try it: sagebert invoke --endpoint {endpoint} "Just happened a terrible car crash"')
+    return Settled("in-service", final)

@@ -1,0 +1,81 @@
+"""What `train` and `tune` share: the data channels, the role, the output and the hyperparameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..aws import storage
+from ..aws.build.common import S3Location, image_region_warning
+from ..aws.build.training import channel_uris, job_hyperparameters
+from ..aws.clients import AwsClients, role_arn
+from ..aws.validation import InvalidRequestError, validate_request
+from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
+from .options import given_hyperparameters, pairs_to_dict
+from .output import say, warn
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The parts of a job that come from --data, --pretrained, --output, --role and the hyperparameters."""
+
+    channels: dict[str, str]
+    output_path: str
+    role_arn: str
+    hyperparameters: dict[str, str]
+    environment: dict[str, str]
+    tags: dict[str, str]
+
+
+def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInputs:
+    """Read and check the inputs; with ``dry_run`` nothing is sent to AWS (no S3 listing, no STS).
+
+    A dry run cannot see which channels hold objects, so it shows the testing channel as it would
+    be sent when ``<data>/testing/`` is not empty.
+    """
+    hyperparameters = job_hyperparameters(given_hyperparameters(args))
+    data = S3Location.parse(args.data, "--data location").as_prefix()
+    pretrained = S3Location.parse(args.pretrained, "--pretrained location") if args.pretrained else None
+    output = S3Location.parse(args.output, "--output location") if args.output else data.parent().child("output", "")
+    if dry_run:
+        if not args.role.startswith("arn:"):
+            raise InvalidRequestError(
+                f"--dry-run sends nothing to AWS, not even STS to find the account that --role {args.role} is in.",
+                "Pass the role's full ARN (arn:aws:iam::ACCOUNT:role/NAME) with --dry-run.",
+            )
+        present = {TRAINING_CHANNEL, TESTING_CHANNEL}
+        warn(
+            f"--dry-run does not list S3: the testing channel is sent only if {data.child('testing', '').uri} holds objects"
+        )
+        role = args.role
+    else:
+        if pretrained is not None and not storage.has_objects(clients, pretrained.as_prefix()):
+            raise InvalidRequestError(
+                f"There is nothing under {pretrained.as_prefix().uri} (--pretrained).",
+                "Upload the base model's files (config.json, weights, tokenizer) there first.",
+            )
+        present = storage.data_channels_present(clients, data)
+        role = role_arn(clients, args.role)
+    return TrainingInputs(
+        channels=channel_uris(data, present, pretrained),
+        output_path=output.as_prefix().uri,
+        role_arn=role,
+        hyperparameters=hyperparameters,
+        environment=pairs_to_dict(args.env, "--env"),
+        tags=pairs_to_dict(args.tag, "--tag"),
+    )
+
+
+def dry_run_or_warnings(args, clients: AwsClients, operation: str, request: dict, unit: str) -> bool:
+    """Before a job is created: the spot and region warnings; with --dry-run the request is
+    printed instead (True: nothing more to do)."""
+    if args.spot and not args.checkpoint_s3:
+        warn(f"--spot without --checkpoint-s3: an interrupted {unit} restarts from the first epoch")
+    if args.dry_run:
+        validate_request(operation, request)
+        say(json.dumps(request, indent=2))
+        return True
+    region_warning = image_region_warning(args.image, clients.region)
+    if region_warning:
+        warn(region_warning)
+    return False

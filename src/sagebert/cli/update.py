@@ -1,0 +1,283 @@
+"""`sagebert update`: roll a new model (or image, environment, instances) out to a live endpoint.
+
+Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when refused, with
+nothing created), keeping what runs unless told otherwise: the running instance count and its
+autoscaling, the image and role, the environment, serverless/async/data-capture settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from botocore.exceptions import ClientError
+
+from ..aws import autoscaling, endpoints, sources
+from ..aws.autoscaling import Scaling
+from ..aws.build.common import TRAINING_JOB_TAG
+from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
+from ..aws.build.scaling import METRIC
+from ..aws.build.tuning import objective
+from ..aws.clients import AwsClients, role_arn
+from ..aws.errors import translate
+from ..aws.gate import METRIC_TAG_PREFIX, gate_table, judge, metric_tags
+from ..aws.validation import InvalidRequestError
+from . import deploy, model_source, options
+from .output import NOT_BETTER, fail, say, show, warn
+from .progress import Settled, await_endpoint
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "update",
+        help="roll a new model/image out to an endpoint (blue/green), optionally only if it is better",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    p.add_argument("--endpoint", required=True, metavar="NAME")
+    options.model_source(
+        p, required=False, multi_model=False, model_data_help="a model.tar.gz (a prefix for a multi-model endpoint)"
+    )
+    options.hosting(p, defaults=False)
+    p.add_argument(
+        "--keep-image",
+        action="store_true",
+        help="serve the new model with the running image although another image trained it",
+    )
+    gate = p.add_argument_group("metric gate")
+    gate.add_argument(
+        "--require-better",
+        metavar="METRIC",
+        help="roll out only if the new model's METRIC (e.g. eval:f1; losses must go down) beats the serving "
+        "model's; otherwise exit 3 and create nothing",
+    )
+    gate.add_argument(
+        "--min-delta",
+        type=options.non_negative_number,
+        default=0.0,
+        metavar="X",
+        help="with --require-better: by at least X (default 0: any improvement)",
+    )
+    gate.add_argument("--force", action="store_true", help="roll out even when the gate refuses (and say so)")
+    options.deployment(p)
+    options.waiting(p, timeout=True, no_wait=True)
+    p.set_defaults(handler=run)
+
+
+def choose_image(
+    running: ContainerSpec, candidate: ContainerSpec | None, image: str | None, keep_image: bool
+) -> tuple[str | None, str | None]:
+    """(image to serve, the ``image: OLD -> NEW`` line or None). The running image is kept unless
+    --image says otherwise; a new model trained by another image is refused until --image or
+    --keep-image decides, before anything is created."""
+    if candidate is not None and candidate.model_package:
+        if image or keep_image:
+            raise InvalidRequestError(
+                "A model package fixes its own image (by digest).", "Drop --image/--keep-image with --model-package."
+            )
+        return None, None
+    current = running.image
+    if image:
+        return image, (f"image: {current} -> {image}" if image != current else None)
+    trained_by = candidate.image if candidate else None
+    if keep_image or not trained_by or trained_by == current or current is None:
+        return (current or trained_by), None
+    raise InvalidRequestError(
+        f"image: {current} -> {trained_by}: the new model was trained by another image than the one serving.",
+        f"Pass --image {trained_by} to serve it with the image that trained it, or --keep-image to keep {current}.",
+    )
+
+
+def _carried_tags(clients: AwsClients, current: Running) -> dict[str, str]:
+    """The running model's training job and metrics, for a new model made of the same artifacts."""
+    tags = endpoints.tags_of(clients, current.model["ModelArn"])
+    return {k: v for k, v in tags.items() if k == TRAINING_JOB_TAG or k.startswith(METRIC_TAG_PREFIX)}
+
+
+def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSource) -> int | None:
+    """Compare the candidate with the serving model; an exit code when the update must not go on."""
+    label, serving, where = sources.serving_metrics(clients, current)
+    verdict = judge(args.require_better, source.metrics, serving, args.min_delta)
+    say(f"Metrics: serving from {where}; candidate from {source.metrics_source}.")
+    for row in gate_table(verdict, f"serving ({label})", f"candidate ({source.label})", serving, source.metrics):
+        say(row)
+    if verdict.accepted:
+        say(f"Gate passed: {verdict.reason()}.")
+        return None
+    if args.force:
+        warn(f"--force: rolling out although {verdict.reason()}")
+        return None
+    return fail(
+        f"Not promoted: {verdict.reason()}. Nothing was created; {args.endpoint} keeps serving {label}. "
+        "Fix: train a better model, lower --min-delta, or pass --force to roll it out anyway.",
+        NOT_BETTER,
+    )
+
+
+def scaling_command(endpoint: str, scaling: Scaling) -> str:
+    """The `sagebert autoscale` line that recreates ``scaling`` (when it is sagebert's kind of policy)."""
+    for policy in scaling.policies:
+        tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+        if (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType") == METRIC:
+            return (
+                f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} "
+                f"--target-invocations {tracking['TargetValue']:g}"
+            )
+    return f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} ..."
+
+
+def scaling_plan(args, current: Running, instance_type: str | None, instance_count: int | None, clients) -> tuple:
+    """(the variant's autoscaling or None, the same when the update must remove it first or None).
+
+    Application Auto Scaling refuses an UpdateEndpoint that changes an autoscaled variant's
+    instance type; its registration is removed first and put back once the update has ended
+    (which needs waiting). A model or image change keeps it.
+    """
+    if current.variant.get("ServerlessConfig"):
+        return None, None
+    scaling = autoscaling.current(clients, current.name, current.variant["VariantName"])
+    if scaling is None:
+        return None, None
+    if instance_count and not scaling.minimum <= instance_count <= scaling.maximum:
+        raise InvalidRequestError(
+            f"--instance-count {instance_count} is outside the autoscaling range {scaling.minimum}-{scaling.maximum} "
+            f"of {current.name}; Application Auto Scaling would move it back.",
+            f"Change the range first ({scaling_command(current.name, scaling)} with new --min/--max) or drop --instance-count.",
+        )
+    if instance_type == current.variant.get("InstanceType"):
+        return scaling, None
+    if args.no_wait:
+        raise InvalidRequestError(
+            f"{current.name} is autoscaled ({scaling.describe()}); changing its instance type means removing "
+            "autoscaling for the update and registering it again after, which needs waiting.",
+            "Drop --no-wait (sagebert re-registers it when the update ends), or remove autoscaling yourself first "
+            f"(sagebert autoscale --endpoint {current.name} --off).",
+        )
+    return scaling, scaling
+
+
+def describe_policy(request: dict) -> str:
+    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    alarms = request["DeploymentConfig"].get("AutoRollbackConfiguration", {}).get("Alarms", [])
+    watched = f", rolled back by {len(alarms)} alarm(s)" if alarms else ""
+    return f"blue/green {routing['Type']}{watched}"
+
+
+def finish(
+    args, clients: AwsClients, current: Running, expected: str, scaling: Scaling | None, removed: bool
+) -> Settled:
+    """Wait for the update, then make sure autoscaling is (back) in place."""
+    settled = await_endpoint(clients, args, args.endpoint, expected, before=current.endpoint)
+    variant = current.variant["VariantName"]
+    if settled.outcome in ("in-service", "rolled-back", "failed") and scaling is not None:
+        try:
+            show(endpoints.ensure_scaling(clients, args.endpoint, variant, scaling))
+        except ClientError as exc:  # e.g. an endpoint left Failed cannot be registered
+            warn(
+                f"autoscaling could not be put back ({translate(exc)}); later: {scaling_command(args.endpoint, scaling)}"
+            )
+    elif scaling is not None and removed:
+        warn(
+            f"autoscaling was removed for the update; once {args.endpoint} is InService: {scaling_command(args.endpoint, scaling)}"
+        )
+    elif scaling is not None:
+        say(f"autoscaling stays registered ({scaling.describe()}): the instance type is unchanged")
+    return settled
+
+
+def _check_flags(args) -> None:
+    """Contradictions among the options, before anything is asked of AWS."""
+    if (args.min_delta or args.force) and not args.require_better:
+        raise InvalidRequestError(
+            "--min-delta and --force go with --require-better METRIC.", "Add --require-better eval:f1."
+        )
+    if args.keep_image and args.image:
+        raise InvalidRequestError("--keep-image and --image contradict each other.", "Give one of them.")
+    if args.require_better:
+        objective(args.require_better, "--require-better")  # a metric the image reports
+
+
+def _candidate(args, clients: AwsClients, current: Running, changes_given: bool) -> sources.ModelSource | None:
+    """The new model (None: the running one, with other changes), checked against what the update asks."""
+    source = model_source.from_args(args, clients)
+    if source is not None and args.model_data and current.container.multi_model:
+        source = replace(source, container=replace(source.container, multi_model=True))  # a prefix of archives
+    if source is None and args.image and current.container.model_package:
+        raise InvalidRequestError(
+            f"{args.endpoint} serves model package {current.container.model_package}, whose image is fixed.",
+            "Roll out a new model with its image: --training-job JOB --image IMAGE (or --model-package ARN).",
+        )
+    if source is None and not changes_given:
+        raise InvalidRequestError(
+            "Nothing to update.",
+            "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
+            "--instance-count or --data-capture.",
+        )
+    if args.require_better and (source is None or not (source.training_job or source.metrics)):
+        raise InvalidRequestError(
+            "--require-better compares the metrics of a new model, and this one has none recorded.",
+            "Update from --training-job, --tuning-job or --model-package, or drop --require-better.",
+        )
+    return source
+
+
+def _container_and_tags(
+    clients: AwsClients, current: Running, source: sources.ModelSource | None, image: str | None
+) -> tuple[ContainerSpec | None, dict[str, str]]:
+    """The new model's container (None: the running one) and the job and metrics it records."""
+    if source is None:
+        container = replace(current.container, image=image) if image != current.container.image else None
+        return container, _carried_tags(clients, current)
+    container = replace(source.container, image=image if not source.container.model_package else None)
+    tags = metric_tags(source.metrics)
+    if source.training_job:
+        tags[TRAINING_JOB_TAG] = source.training_job
+    return container, tags
+
+
+def run(args, clients: AwsClients) -> int:
+    _check_flags(args)
+    policy = options.deployment_policy(args)
+    environment = options.pairs_to_dict(args.env, "--env")
+    capture = deploy.data_capture(args)
+    current = endpoints.running(clients, args.endpoint)
+    endpoints.require_in_service(current.endpoint)
+    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    source = _candidate(args, clients, current, changes_given)
+    image, image_line = choose_image(
+        current.container, source.container if source else None, args.image, args.keep_image
+    )
+    if image_line:
+        say(image_line)
+    if args.require_better:
+        stop = _gate(args, clients, current, source)
+        if stop is not None:
+            return stop
+    container, model_tags = _container_and_tags(clients, current, source, image)
+    spec = updated_spec(
+        current,
+        Changes(
+            container=container,
+            role_arn=role_arn(clients, args.role) if args.role else None,
+            environment=environment,
+            instance_type=args.instance_type,
+            instance_count=args.instance_count,
+            data_capture=capture,
+        ),
+    )
+    scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
+    plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
+    excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
+    update = update_endpoint_request(
+        args.endpoint, plan.config_name, policy, spec.variant.fleet_size, exclude_retained=excluded
+    )
+    endpoints.validate_plan(plan, update=update)
+    endpoints.check_alarms(clients, policy.alarms)
+    show(endpoints.start_update(clients, current, plan, update, remove_scaling=remove))
+    fleet = f"{spec.variant.fleet_size} x {spec.variant.instance_type}" if spec.variant.fleet_size else "serverless"
+    say(
+        f"Updating {args.endpoint} to {plan.config_name} ({describe_policy(update)}, {fleet}); "
+        f"{current.config_name} and its model are kept for `sagebert rollback --endpoint {args.endpoint}`."
+    )
+    settled = finish(args, clients, current, plan.config_name, scaling, remove is not None)
+    if settled.outcome == "rolled-back":
+        show(endpoints.discard(clients, plan, "SageMaker rolled the update back; nothing uses it"))
+    return settled.code

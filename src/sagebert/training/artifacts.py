@@ -1,0 +1,110 @@
+"""What a finished job leaves: the model directory (/opt/ml/model, which becomes model.tar.gz) and
+the per-epoch outputs (/opt/ml/output/data).
+
+The model directory is complete or empty: its files are written into a hidden folder inside it
+and moved into place only once every one of them is written, as the job's very last step, so a
+failure at any point before leaves nothing half-written for SageMaker to package.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import modeling
+from ..environment import SageMakerPaths
+from ..hyperparameters import Hyperparameters
+from .batches import Datasets
+from .loop import TrainingResult
+
+log = logging.getLogger("sagebert.training")
+
+HISTORY_JSON = "metrics_history.json"
+HISTORY_CSV = "metrics_history.csv"
+CURVES_PNG = "training_curves.png"
+STAGING = ".sagebert-incomplete"
+HISTORY_COLUMNS = [
+    "epoch",
+    "step",
+    "train_loss",
+    "eval_loss",
+    "eval_accuracy",
+    "eval_precision",
+    "eval_recall",
+    "eval_f1",
+]
+
+
+def write_history(directory: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as JSON and CSV, and the PNG of the curves."""
+    from ..plots import plot_history
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / HISTORY_JSON).write_text(json.dumps(history, indent=2))
+    with open(directory / HISTORY_CSV, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HISTORY_COLUMNS)
+        for row in history:
+            writer.writerow([row[c] for c in HISTORY_COLUMNS])
+    if history:
+        plot_history(history, directory / CURVES_PNG)
+
+
+def write_all_or_nothing(directory: Path, write: Callable[[Path], object]) -> None:
+    """Run ``write(folder)`` on a hidden folder inside ``directory``, then move what it wrote into
+    ``directory``: every file, or none if anything fails on the way."""
+    staging = directory / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    moved: list[Path] = []
+    try:
+        write(staging)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, directory / path.name)  # same file system: a rename, no copy
+            moved.append(directory / path.name)
+    except BaseException:
+        for path in moved:
+            path.unlink()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write(
+    paths: SageMakerPaths,
+    hp: Hyperparameters,
+    model: Any,
+    tokenizer: Any,
+    base: modeling.BaseModelChoice,
+    datasets: Datasets,
+    result: TrainingResult,
+) -> None:
+    """The per-epoch outputs, then the model directory (last: it is complete or absent). Main process only."""
+    write_history(paths.output_data_dir, result.history)
+    metrics = {
+        **result.metrics,
+        "epochs": len(result.history),
+        "optimizer_steps": result.global_step,
+        "training_seconds": round(result.seconds, 1),
+        "train_examples": len(datasets.train),
+        "eval_source": datasets.evaluation.source,
+    }
+    write_all_or_nothing(
+        paths.model_dir,
+        lambda folder: modeling.save_model_dir(
+            folder,
+            model,
+            tokenizer,
+            hp.label_names,
+            max_length=hp.max_length,
+            base_model=base.display_name,
+            hyperparameters=hp.to_dict(),
+            metrics=metrics,
+        ),
+    )
+    log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)
