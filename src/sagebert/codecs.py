@@ -32,12 +32,13 @@ endpoint with SAGEBERT_OUTPUT_FORMAT=logits.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from werkzeug.datastructures import MIMEAccept
@@ -238,25 +239,41 @@ def _decode_jsonlines(text: str) -> list[str]:
     return texts
 
 
-def _raise_csv_field_limit(size: int) -> None:
-    # The csv module refuses fields over 131,072 characters by default (a process-wide setting);
-    # a text may be as long as the body, which is already bounded by the payload limit.
+@contextlib.contextmanager
+def _csv_fields_up_to(size: int) -> Iterator[None]:
+    """Let the csv module read fields of up to ``size`` characters, for this parse only.
+
+    Its limit (131,072 by default) is process-wide, and other readers (training data) keep theirs;
+    a text may be as long as the body, which the payload limit already bounds.
+    """
+    if size <= csv.field_size_limit():
+        yield
+        return
     with _csv_limit_lock:
-        if csv.field_size_limit() < size:
-            csv.field_size_limit(size)
+        previous = csv.field_size_limit(size)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(previous)
+
+
+def _csv_records(text: str) -> list[tuple[list[str], int]]:
+    """Every record's fields, and the line it starts on; a 400 naming the first broken record."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[list[str], int]] = []
+    line = 1
+    try:
+        with _csv_fields_up_to(len(text) + 1):
+            for row in reader:
+                records.append((row, line))
+                line = reader.line_num + 1
+    except csv.Error as exc:
+        raise RequestError(f"Record {len(records) + 1} (from line {line}) is not valid CSV ({exc}).", CSV_FIX) from None
+    return records
 
 
 def _decode_csv(text: str, header: bool) -> list[str]:
-    _raise_csv_field_limit(len(text) + 1)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[tuple[list[str], int]] = []  # fields, and the line the record starts on
-    line = 1
-    try:
-        for row in reader:
-            records.append((row, line))
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        raise RequestError(f"Record {len(records) + 1} (from line {line}) is not valid CSV ({exc}).", CSV_FIX) from None
+    records = _csv_records(text)
     if not header:
         return [",".join(row) for row, _ in records]
     if not records:

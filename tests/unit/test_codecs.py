@@ -139,7 +139,9 @@ def test_csv_that_breaks_record_boundaries_is_a_400_naming_the_record(body, frag
 
 def test_csv_cells_longer_than_the_csv_modules_default_limit_are_texts():
     long_text = "flood " * 40_000  # 240,000 characters; Python's csv stops at 131,072 by default
+    limit = csv.field_size_limit()
     assert decode(csv_body([long_text, "short"]), "text/csv") == [long_text, "short"]
+    assert csv.field_size_limit() == limit  # a process-wide setting: other readers keep theirs
 
 
 def test_deeply_nested_json_is_a_400():
