@@ -47,8 +47,6 @@ class Container:
     started: float
     cold_start_s: float = float("nan")
 
-    extra_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
-
     @classmethod
     def start(
         cls,
@@ -57,21 +55,17 @@ class Container:
         volumes: dict[str, str],
         env: dict[str, str],
         name_prefix: str = "bench",
-        also_publish: tuple[int, ...] = (),
     ) -> Container:
         port = free_port()
         name = f"{name_prefix}-{uuid.uuid4().hex[:6]}"
         command = ["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080"]
-        extra = {inner: free_port() for inner in also_publish}
-        for inner, outer in extra.items():
-            command += ["-p", f"127.0.0.1:{outer}:{inner}"]
         for host, target in volumes.items():
             command += ["-v", f"{host}:{target}"]
         for key, value in env.items():
             command += ["-e", f"{key}={value}"]
         started = time.monotonic()
         subprocess.run(command + [image, *args], check=True, capture_output=True)
-        return cls(name, port, started, extra_ports=extra)
+        return cls(name, port, started)
 
     def wait_healthy(self, timeout: float = 120) -> float:
         """Seconds from `docker run` to the first 200 on /ping (polled every 20 ms)."""

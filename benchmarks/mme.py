@@ -4,7 +4,8 @@
 
 Both run in the image, one after the other, with the same model, int8 precision and one model
 worker. MMS is measured through the front that SageMaker talks to (its honest /ping, the
-payload limit) and also directly on its own loopback port, to show what the front costs.
+payload limit). MMS itself listens on the container's loopback only, so it cannot be measured
+from outside any more (BENCHMARKS.md keeps the figure measured before).
 Cold start is `docker run` → the first successful prediction (for MMS: /ping 200, then POST
 /models, then the first invoke — what the first request for a model pays on a multi-model
 endpoint). Writes benchmarks/results/mme.json and prints a Markdown table.
@@ -63,7 +64,7 @@ def mms_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -> 
     env = {**ENV, "SAGEMAKER_MULTI_MODEL": "true"}
     cold, loads = [], []
     for _ in range(starts):
-        c = Container.start(image, ["serve"], {str(root): "/opt/ml/models:ro"}, env, "bench-mms", also_publish=(8081,))
+        c = Container.start(image, ["serve"], {str(root): "/opt/ml/models:ro"}, env, "bench-mms")
         try:
             c.wait_healthy()
             t0 = time.monotonic()
@@ -82,17 +83,10 @@ def mms_path(image: str, model_dir: Path, rows, seconds: float, starts: int) -> 
             "cold_start_s": round(median(cold), 2),
             "model_load_s": round(median(loads), 2),
         }
-        direct = {
-            "name": "MMS directly (no front)",
-            **measure(c.extra_ports[8081], "/models/tweets/invoke", rows, seconds),
-            "memory": front["memory"],
-            "cold_start_s": front["cold_start_s"],
-            "model_load_s": front["model_load_s"],
-        }
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)
-    return [front, direct]
+    return [front]
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 #
 #   local_test/predict.sh local_test/payload.json [ACCEPT]
 #
-# The Content-Type follows the file's suffix: .json application/json, .csv text/csv,
+# The Content-Type follows the file's suffix: .json application/json, .csv text/csv (one text per
+# record; CSV_HEADER=present for a file whose first row names the columns, one of them `text`),
 # .jsonl application/jsonlines, anything else text/plain. ACCEPT defaults to application/json.
 set -euo pipefail
 PAYLOAD="${1:?usage: $0 PAYLOAD_FILE [ACCEPT]}"
@@ -11,7 +12,7 @@ ACCEPT="${2:-application/json}"
 PORT="${PORT:-8080}"
 case "$PAYLOAD" in
   *.json) content_type=application/json ;;
-  *.csv) content_type=text/csv ;;
+  *.csv) content_type="text/csv${CSV_HEADER:+; header=$CSV_HEADER}" ;;
   *.jsonl) content_type=application/jsonlines ;;
   *) content_type=text/plain ;;
 esac

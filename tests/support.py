@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -49,7 +50,7 @@ def make_tiny_bert(directory: Path) -> Path:
     vocab = list(dict.fromkeys(vocab))
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizer(vocab=str(directory / "vocab.txt"), do_lower_case=True)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
@@ -197,7 +198,15 @@ def free_port() -> int:
 class ServingContainer:
     """`docker run -d IMAGE serve` with a model, published on a free loopback port."""
 
-    def __init__(self, image: str, opt_ml: Path, env: dict | None = None, *, volume_target: str = "/opt/ml"):
+    def __init__(
+        self,
+        image: str,
+        opt_ml: Path,
+        env: dict | None = None,
+        *,
+        volume_target: str = "/opt/ml",
+        extra: tuple[str, ...] = (),
+    ):
         self.name = f"sagebert-serve-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -214,7 +223,7 @@ class ServingContainer:
         ]
         for key, value in (env or {}).items():
             command += ["-e", f"{key}={value}"]
-        subprocess.run(command + [image, "serve"], check=True, capture_output=True)
+        subprocess.run(command + [*extra, image, "serve"], check=True, capture_output=True)
 
     def wait_healthy(self, timeout: float = 90) -> float:
         """Seconds until /ping answered 200; raises with the log if it never does."""
@@ -253,6 +262,31 @@ class ServingContainer:
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+    def run_python(self, code: str, timeout: float = 60) -> str:
+        """Run ``code`` with the image's Python inside this container; its stdout."""
+        done = subprocess.run(
+            ["docker", "exec", self.name, "python", "-c", code], capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    def memory_pss_mb(self) -> float:
+        """The sum of every process's proportional set size (shared pages counted once), in MiB."""
+        code = (
+            "import glob, os\n"
+            "total = 0\n"
+            "for path in glob.glob('/proc/[0-9]*/smaps_rollup'):\n"
+            "    if path == f'/proc/{os.getpid()}/smaps_rollup':\n"
+            "        continue\n"
+            "    try:\n"
+            "        lines = open(path).read().splitlines()\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    total += sum(int(l.split()[1]) for l in lines if l.startswith('Pss:'))\n"
+            "print(total / 1024)\n"
+        )
+        return float(self.run_python(code))
 
     def __enter__(self) -> ServingContainer:
         return self
@@ -318,3 +352,79 @@ class TrainingContainer:
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+
+class LocalServer:
+    """The production server (``sagebert.container.serve.main``: gunicorn, its workers, the app) in
+    a subprocess on a free loopback port, with a test model from tests/serving_fakes.py."""
+
+    def __init__(self, fake: str, env: dict | None = None, *, workers: int = 1):
+        import sys
+        import tempfile
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the server writes it until __exit__)
+            prefix="sagebert-server-", suffix=".log", delete=False
+        )
+        environ = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+            "SAGEMAKER_BIND_TO_PORT": str(self.port),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+            "SAGEBERT_MODEL_DIR": "/nonexistent/test-model",
+            **{k: str(v) for k, v in (env or {}).items()},
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serving_fakes", fake],
+            env=environ,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so that no worker outlives the test
+        )
+
+    def ping(self, timeout: float = 5):
+        import requests
+
+        return requests.get(self.url + "/ping", timeout=timeout)
+
+    def wait_for(self, condition, timeout: float = 60, what: str = "the condition") -> None:
+        """Poll ``condition()`` until it holds; an AssertionError with the log if it never does."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{what} never happened:\n{self.logs()[-3000:]}")
+
+    def wait_healthy(self, timeout: float = 60) -> LocalServer:
+        self.wait_for(lambda: self.ping().status_code == 200, timeout, "/ping 200")
+        return self
+
+    def logs(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then the exit code."""
+        import signal
+
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        os.unlink(self._log.name)

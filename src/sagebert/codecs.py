@@ -2,11 +2,25 @@
 custom attributes. Pure functions over bytes and strings (no torch), so both server paths and the
 tests share them.
 
-Requests (Content-Type):
-  application/json       "a text" | ["text", ...] | {"inputs": "a text" | ["text", ...]}
-  application/jsonlines  one record per line: a JSON string, or an object with "inputs" or "text"
-  text/csv               one text per line, or a header row with a `text` column
-  text/plain             the whole body is one text
+A request body holds N records; the answer holds exactly N predictions, in input order. What a
+record is depends on the Content-Type:
+
+  application/json       one or more JSON documents, each "a text", ["text", ...] or
+                         {"inputs": "a text" | ["text", ...]}; every text is a record (batch
+                         transform's Line splitting sends several documents, one per line)
+  application/jsonlines  each line (ended by a line feed) is a record: a JSON string, or an object
+                         with an "inputs" or "text" string
+  text/csv               each CSV record (RFC 4180: a quoted field may hold commas, quotes and
+                         line breaks) is a record; its fields joined by commas are the text. The
+                         first record is a header only when the type says so
+                         (``text/csv; header=present``); then the column named ``text`` is used
+  text/plain             the whole body is one text; in batch transform (SAGEMAKER_BATCH=true)
+                         each line is a record, as SageMaker's Line splitting makes them
+
+A record that holds no text cannot be scored and is never skipped: the request fails with a 400
+that names the record (its number and line) and the fix, so no prediction can shift onto another
+record. A blank record of CSV or text lines IS a text (the empty or blank text) and is scored.
+
 Responses (Accept):
   application/json       {"predictions": [{"label", "label_id", "probabilities", "truncated"}, ...]}
   application/jsonlines  one such object per line, in input order
@@ -18,29 +32,37 @@ endpoint with SAGEBERT_OUTPUT_FORMAT=logits.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
+
 from .errors import RequestError
+from .jsonlines import numbered_lines
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
-_JSONLINES_ALIASES = {
+_JSONLINES_ALIASES = (
     JSONLINES,
     "application/x-jsonlines",
     "application/jsonl",
     "application/json-lines",
     "application/x-ndjson",
-}
+)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 REQUEST_TYPES = (JSON, JSONLINES, CSV, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 OUTPUT_FORMATS = ("predictions", "logits")
+_SHOWN_CHARS = 80  # how much of a client's own value an error message quotes back
 
 
 @dataclass(frozen=True)
@@ -66,16 +88,9 @@ class Predictions:
 
 
 def media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    """``"Text/CSV; charset=utf-8"`` → ``("text/csv", {"charset": "utf-8"})``."""
-    if not header:
-        return "", {}
-    main, *params = header.split(";")
-    parsed = {}
-    for param in params:
-        if "=" in param:
-            key, value = param.split("=", 1)
-            parsed[key.strip().lower()] = value.strip().strip('"')
-    return main.strip().lower(), parsed
+    """``"Text/CSV; Header=present"`` → ``("text/csv", {"header": "present"})`` (werkzeug's parser)."""
+    kind, params = parse_options_header(header or "")
+    return kind.lower(), {key.lower(): value for key, value in params.items()}
 
 
 def canonical_request_type(content_type: str | None) -> str:
@@ -85,41 +100,28 @@ def canonical_request_type(content_type: str | None) -> str:
         return JSONLINES
     if kind in REQUEST_TYPES:
         return kind
-    shown = kind or "none"
+    shown = kind[:_SHOWN_CHARS] or "none"
     raise RequestError(
         f"Unsupported Content-Type '{shown}'.", f"Send one of: {', '.join(REQUEST_TYPES)}.", http_status=415
     )
 
 
 def negotiate_accept(accept: str | None, default: str = JSON) -> str:
-    """The response type for an Accept header (q-values honoured); a 406 if none is supported."""
+    """The response type for an Accept header (q-values and wildcards by werkzeug); 406 if none fits.
+
+    ``*/*`` (or no Accept) gives ``default``; the JSON Lines aliases answer as application/jsonlines.
+    """
     if not accept or not accept.strip():
         return default
-    candidates = []
-    for position, part in enumerate(accept.split(",")):
-        kind, params = media_type(part)
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 1.0
-        if quality > 0:
-            candidates.append((-quality, position, kind))
-    for _, _, kind in sorted(candidates):
-        if kind in ("*/*", ""):
-            return default
-        if kind == "application/*":
-            return default if default.startswith("application/") else JSON
-        if kind == "text/*":
-            return CSV
-        if kind in _JSONLINES_ALIASES:
-            return JSONLINES
-        if kind in RESPONSE_TYPES:
-            return kind
-    raise RequestError(
-        f"Cannot answer in any type the Accept header asks for ('{accept}').",
-        f"Accept one of: {', '.join(RESPONSE_TYPES)}.",
-        http_status=406,
-    )
+    offered = [default, *(kind for kind in RESPONSE_TYPES if kind != default), *_JSONLINES_ALIASES[1:]]
+    best = parse_accept_header(accept, MIMEAccept).best_match(offered)
+    if best is None:
+        raise RequestError(
+            f"Cannot answer in any type the Accept header asks for ('{accept[:_SHOWN_CHARS]}').",
+            f"Accept one of: {', '.join(RESPONSE_TYPES)}.",
+            http_status=406,
+        )
+    return JSONLINES if best in _JSONLINES_ALIASES else best
 
 
 def parse_custom_attributes(header: str | None) -> dict[str, str]:
@@ -137,13 +139,23 @@ def output_format(custom_attributes: str | None, default: str = "predictions") -
     requested = parse_custom_attributes(custom_attributes).get("output", default).lower()
     if requested not in OUTPUT_FORMATS:
         raise RequestError(
-            f"Custom attribute output={requested!r} is not supported.",
+            f"Custom attribute output={requested[:_SHOWN_CHARS]!r} is not supported.",
             f"Use output={' or output='.join(OUTPUT_FORMATS)}.",
         )
     return requested
 
 
 # ---- decoding -------------------------------------------------------------------------------------
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_csv_limit_lock = threading.Lock()
+JSON_FIX = 'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.'
+JSONLINES_FIX = 'Send one JSON string or {"inputs": "text"} per line, each line ended by a line feed.'
+CSV_FIX = (
+    'Quote a text that holds commas, quotes or line breaks ("like ""this"", with a comma"), '
+    "or send application/jsonlines."
+)
 
 
 def _text_body(body: bytes | str, content_type: str | None) -> str:
@@ -153,7 +165,9 @@ def _text_body(body: bytes | str, content_type: str | None) -> str:
     try:
         return body.decode(charset)
     except LookupError:
-        raise RequestError(f"Unknown charset '{charset}' in the Content-Type.", "Send UTF-8 (charset=utf-8).") from None
+        raise RequestError(
+            f"Unknown charset '{charset[:_SHOWN_CHARS]}' in the Content-Type.", "Send UTF-8 (charset=utf-8)."
+        ) from None
     except UnicodeDecodeError as exc:
         raise RequestError(
             f"The body is not valid {charset} (byte {exc.start}).", "Encode the texts as UTF-8."
@@ -171,92 +185,156 @@ def _as_texts(value: object, where: str) -> list[str]:
                     'Send texts as JSON strings, e.g. {"inputs": ["first text", "second text"]}.',
                 )
         return list(value)
-    raise RequestError(
-        f"{where} is {type(value).__name__}; expected a string or a list of strings.",
-        'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.',
-    )
+    raise RequestError(f"{where} is {type(value).__name__}; expected a string or a list of strings.", JSON_FIX)
+
+
+def _json_value(text: str, where: str, start: int = 0) -> tuple[object, int]:
+    """One JSON value of ``text`` from ``start``, and where it ends; a 400 naming ``where`` if invalid."""
+    try:
+        return json.JSONDecoder().raw_decode(text, start)
+    except RecursionError:
+        raise RequestError(f"{where} is nested too deeply to read.", "Send texts as flat JSON strings.") from None
+    except ValueError as exc:
+        raise RequestError(f"{where} is not valid JSON ({exc}).", JSON_FIX) from None
 
 
 def _decode_json(text: str) -> list[str]:
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise RequestError(
-            f"The body is not valid JSON ({exc}).", 'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.'
-        ) from None
-    if isinstance(document, dict):
-        if "inputs" not in document:
-            raise RequestError(
-                f"The JSON object has no 'inputs' key (keys: {', '.join(document) or 'none'}).",
-                'Send {"inputs": ["text", ...]}.',
-            )
-        return _as_texts(document["inputs"], "inputs")
-    return _as_texts(document, "the body")
+    texts: list[str] = []
+    position, number = _JSON_SPACE.match(text).end(), 0
+    while position < len(text):
+        number += 1
+        where = "The body" if number == 1 else f"JSON document {number} of the body"
+        document, position = _json_value(text, where, position)
+        if isinstance(document, dict):
+            if "inputs" not in document:
+                keys = ", ".join(list(document)[:8]) or "none"
+                raise RequestError(
+                    f"{where} is a JSON object without an 'inputs' key (keys: {keys[:_SHOWN_CHARS]}).",
+                    'Send {"inputs": ["text", ...]}.',
+                )
+            texts += _as_texts(document["inputs"], "inputs" if number == 1 else f"{where}: inputs")
+        else:
+            texts += _as_texts(document, where)
+        position = _JSON_SPACE.match(text, position).end()
+    return texts
 
 
 def _decode_jsonlines(text: str) -> list[str]:
     texts = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise RequestError(
-                f"Line {number} is not valid JSON ({exc}).", 'Send one JSON string or {"inputs": "text"} per line.'
-            ) from None
+    for number, line in numbered_lines(text):
+        where = f"Record {number} (line {number})"
+        if not line.strip(" \t\r"):
+            raise RequestError(f"{where} is blank: it holds no text.", JSONLINES_FIX)
+        record, end = _json_value(line, where)
+        if line[end:].strip(" \t\r"):
+            raise RequestError(f"{where} holds more than one JSON value.", JSONLINES_FIX)
         if isinstance(record, dict):
             key = "inputs" if "inputs" in record else "text" if "text" in record else None
             if key is None:
-                raise RequestError(
-                    f"Line {number} has neither an 'inputs' nor a 'text' key.",
-                    'Send one JSON string or {"inputs": "text"} per line.',
-                )
+                raise RequestError(f"{where} has neither an 'inputs' nor a 'text' key.", JSONLINES_FIX)
             record = record[key]
         if not isinstance(record, str):
-            raise RequestError(
-                f"Line {number} holds {type(record).__name__}, not a text.",
-                'Send one JSON string or {"inputs": "text"} per line.',
-            )
+            raise RequestError(f"{where} holds {type(record).__name__}, not a text.", JSONLINES_FIX)
         texts.append(record)
     return texts
 
 
-def _decode_csv(text: str) -> list[str]:
-    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row and any(field.strip() for field in row)]
-    if not rows:
-        return []
-    header = [field.strip().lower() for field in rows[0]]
-    if "text" in header:
-        column = header.index("text")
-        texts = []
-        for number, row in enumerate(rows[1:], start=2):
-            if column >= len(row):
-                raise RequestError(
-                    f"CSV row {number} has no value in the 'text' column.",
-                    "Give every row a value for each header column.",
-                )
-            texts.append(row[column])
-        return texts
-    # No header: each line is one text; unquoted commas are part of it.
-    return [",".join(row) for row in rows]
+@contextlib.contextmanager
+def _csv_fields_up_to(size: int) -> Iterator[None]:
+    """Let the csv module read fields of up to ``size`` characters, for this parse only.
+
+    Its limit (131,072 by default) is process-wide, and other readers (training data) keep theirs;
+    a text may be as long as the body, which the payload limit already bounds.
+    """
+    if size <= csv.field_size_limit():
+        yield
+        return
+    with _csv_limit_lock:
+        previous = csv.field_size_limit(size)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(previous)
 
 
-_DECODERS = {
-    JSON: _decode_json,
-    JSONLINES: _decode_jsonlines,
-    CSV: _decode_csv,
-    TEXT: lambda text: [text.strip("\r\n")],
-}
+def _csv_records(text: str) -> list[tuple[list[str], int]]:
+    """Every record's fields, and the line it starts on; a 400 naming the first broken record."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[list[str], int]] = []
+    line = 1
+    try:
+        with _csv_fields_up_to(len(text) + 1):
+            for row in reader:
+                records.append((row, line))
+                line = reader.line_num + 1
+    except csv.Error as exc:
+        raise RequestError(f"Record {len(records) + 1} (from line {line}) is not valid CSV ({exc}).", CSV_FIX) from None
+    return records
 
 
-def decode(body: bytes | str, content_type: str | None, max_texts: int | None = None) -> list[str]:
-    """The texts of a request, in order; RequestError (400/413/415) for anything else."""
+def _decode_csv(text: str, header: bool) -> list[str]:
+    records = _csv_records(text)
+    if not header:
+        return [",".join(row) for row, _ in records]
+    if not records:
+        raise RequestError("The CSV body declares a header (header=present) but is empty.", "Send the header row.")
+    (names, _), records = records[0], records[1:]
+    columns = [name.strip().lower() for name in names]
+    if "text" in columns:
+        column = columns.index("text")
+    elif len(columns) == 1:
+        column = 0
+    else:
+        raise RequestError(
+            f"The CSV header has no 'text' column (columns: {', '.join(names)[:_SHOWN_CHARS]}).",
+            "Name the column that holds the texts 'text', or send one column only.",
+        )
+    texts = []
+    for number, (row, line) in enumerate(records, start=1):
+        if column >= len(row):
+            raise RequestError(
+                f"Record {number} (line {line}) has no value in the '{names[column][:_SHOWN_CHARS]}' column.",
+                "Give every record a value for each header column.",
+            )
+        texts.append(row[column])
+    return texts
+
+
+def _decode_plain(text: str, lines: bool) -> list[str]:
+    if lines:
+        return [line for _, line in numbered_lines(text)]
+    return [text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text]
+
+
+def _check_texts(texts: list[str]) -> None:
+    for number, text in enumerate(texts, start=1):
+        if _SURROGATE.search(text):
+            raise RequestError(
+                f"Record {number} holds a lone UTF-16 surrogate (such as \\ud800), which is not a character.",
+                "Send valid Unicode: encode each emoji or other character as a whole (UTF-8, or a JSON "
+                "\\ud83d\\ude00 pair), never half of a pair.",
+            )
+
+
+def decode(
+    body: bytes | str, content_type: str | None, max_texts: int | None = None, *, plain_text_lines: bool = False
+) -> list[str]:
+    """The texts of a request, one per record, in order; RequestError (400/413/415) for anything else.
+
+    ``plain_text_lines``: text/plain bodies hold one text per line (batch transform) instead of one.
+    """
     kind = canonical_request_type(content_type)
     text = _text_body(body, content_type)
-    if not text.strip():
+    if not text:
         raise RequestError("The request body is empty.", "Send at least one text.")
-    texts = _DECODERS[kind](text)
+    if kind == JSON:
+        texts = _decode_json(text)
+    elif kind == JSONLINES:
+        texts = _decode_jsonlines(text)
+    elif kind == CSV:
+        texts = _decode_csv(text, media_type(content_type)[1].get("header", "absent").lower() == "present")
+    else:
+        texts = _decode_plain(text, plain_text_lines)
     if not texts:
         raise RequestError("The request holds no texts.", "Send at least one text.")
     if max_texts and len(texts) > max_texts:
@@ -265,6 +343,7 @@ def decode(body: bytes | str, content_type: str | None, max_texts: int | None = 
             "Split the texts over several requests (batch transform does this for you).",
             http_status=413,
         )
+    _check_texts(texts)
     return texts
 
 

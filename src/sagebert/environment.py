@@ -19,22 +19,9 @@ from .errors import DataError
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the toolkits' override of /opt/ml (tests, local runs)
 DEFAULT_BASE_DIR = "/opt/ml"
 
-# Serving: the sagemaker-inference toolkit's names, so both server paths read the same settings.
-MODEL_SERVER_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
-MODEL_SERVER_TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+# Serving's variables are read by sagebert.serving.settings; this one is shared with the deploy
+# tooling (the transform command reads a model's payload limit).
 MAX_PAYLOAD_IN_MB_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
-DEFAULT_INVOCATIONS_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
-BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
-MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
-# Batch transform: set by SageMaker only when the CreateTransformJob request sets it.
-MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
-# Ours (no toolkit equivalent).
-SERVER_THREADS_ENV = "SAGEBERT_SERVER_THREADS"
-INFERENCE_PRECISION_ENV = "SAGEBERT_INFERENCE_PRECISION"
-INFERENCE_BATCH_SIZE_ENV = "SAGEBERT_INFERENCE_BATCH_SIZE"
-OUTPUT_FORMAT_ENV = "SAGEBERT_OUTPUT_FORMAT"
-MODEL_DIR_ENV = "SAGEBERT_MODEL_DIR"
 
 # ---- channels ---------------------------------------------------------------------------------
 TRAINING_CHANNEL = "training"

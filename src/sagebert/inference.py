@@ -1,15 +1,26 @@
 """Inference with the sagemaker-inference handler contract: model_fn, input_fn, predict_fn,
-output_fn. The Flask server (serving.app) and the multi-model-server handler (serving.mms_*)
+output_fn. The Flask server (serving.app) and the multi-model-server handler (serving.mms_handlers)
 both call these, so the two paths answer alike.
 
-Texts go through the model in length-sorted sub-batches padded only to the longest text of each
-sub-batch; texts longer than the model's limit are truncated and flagged ``truncated``.
-On CPU the model can run in float32, bfloat16, or with int8 dynamically quantized linear layers
-(SAGEBERT_INFERENCE_PRECISION); BENCHMARKS.md gives the speed and accuracy of each.
+A prediction is a function of its text alone: the same text gets the same label, and the same
+probabilities to 1e-4, whatever else shares its request or forward pass (the Flask server merges
+requests of several clients into one forward pass). How each precision keeps that:
+
+- fp32 runs length-sorted sub-batches padded to their longest text: padding is masked out, and
+  what other rows change is only the order of float32 sums (about 1e-6).
+- int8, bf16 and fp16 run every text on its own, unpadded. Batched, they are not batch-invariant:
+  int8 dynamic quantization scales activations per batch, and any rounding to 8 bits (int8 with
+  per-row scales too) or to bf16 turns the 1e-7 differences of a batched float32 sum into jumps of
+  1e-3 to 1e-2 (BENCHMARKS.md measures each).
+
+Tokenising is bounded: a text is tokenised piece by piece, cut at whitespace, only until it is
+known to exceed ``max_length`` tokens, so a 6 MB text costs no more than a long tweet. Texts
+longer than the model's limit are truncated (keeping the closing special token) and flagged.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Sequence
@@ -27,11 +38,27 @@ from .modeling import load_model_dir
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+BATCHED_PRECISIONS = ("fp32",)  # the others run each text alone (see the module docstring)
 DEFAULT_BATCH_SIZE = 32
 # Below this many tokens in a forward pass, one intra-op thread is faster than several: an OpenMP
 # team started from a server's request thread costs ~5 ms on the machines measured
 # (BENCHMARKS.md), more than a small batch gains from a second core.
 SMALL_BATCH_TOKENS = 128
+# A text longer than this many characters per max_length token is tokenised in pieces of this
+# size: a WordPiece token spans at least one character, so a piece holds at most that many tokens.
+PIECE_CHARS_PER_TOKEN = 8
+_CUT_AT = (" ", "\n", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One text as the model takes it: token ids with the special tokens, at most max_length."""
+
+    ids: tuple[int, ...]
+    truncated: bool
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass
@@ -47,49 +74,113 @@ class InferenceModel:
     batch_size: int = DEFAULT_BATCH_SIZE
     threads: int = 0  # intra-op threads for large batches on CPU; 0 = torch's current setting
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """One Prediction per text, in input order."""
-        ids = self.tokenizer(
-            list(texts), truncation=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+    @property
+    def batched(self) -> bool:
+        """Whether texts share forward passes (only where that cannot change their results)."""
+        return self.precision in BATCHED_PRECISIONS
+
+    @property
+    def _piece_chars(self) -> int:
+        return PIECE_CHARS_PER_TOKEN * self.max_length
+
+    @functools.cached_property
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after a text's own ([CLS] and [SEP] for BERT)."""
+        plain = self._token_ids(["a"])[0]
+        framed = self.tokenizer(["a"], return_attention_mask=False, return_token_type_ids=False)["input_ids"][0]
+        start = next(i for i in range(len(framed)) if framed[i : i + len(plain)] == plain)
+        return framed[:start], framed[start + len(plain) :]
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        """Each text's token ids, truncated to max_length; cheap whatever the texts' length."""
+        before, after = self._special_tokens
+        keep = self.max_length - len(before) - len(after)
+        short = [i for i, text in enumerate(texts) if len(text) <= self._piece_chars]
+        content: list[list[int]] = [[] for _ in texts]
+        if short:
+            ids = self._token_ids([texts[i] for i in short])
+            for i, text_ids in zip(short, ids, strict=True):
+                content[i] = text_ids
+        for i, text in enumerate(texts):
+            if len(text) > self._piece_chars:
+                content[i] = self._leading_token_ids(text, keep)
+        return [Encoded(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(
+            texts,
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
         )["input_ids"]
-        truncated = [len(x) > self.max_length for x in ids]
-        # Keep the sequence's closing special token ([SEP] / </s>) when cutting to max_length.
-        ids = [x[: self.max_length - 1] + x[-1:] if cut else x for x, cut in zip(ids, truncated, strict=True)]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        logits = [None] * len(ids)
+
+    def _leading_token_ids(self, text: str, keep: int) -> list[int]:
+        """At least the first ``keep + 1`` token ids of ``text`` (all of them if it has fewer).
+
+        Pieces end at whitespace, which is a token boundary, so the ids are those of the whole
+        text; only a run of more than a piece's length without whitespace is cut inside a word.
+        """
+        ids: list[int] = []
+        start, piece = 0, self._piece_chars
+        while start < len(text) and len(ids) <= keep:
+            end = min(len(text), start + piece)
+            if end < len(text):
+                cut = max(text.rfind(char, start + piece // 2, end) for char in _CUT_AT)
+                end = cut + 1 if cut >= 0 else end
+            ids += self._token_ids([text[start:end]])[0]
+            start = end
+        return ids
+
+    def forward(self, items: Sequence[Encoded]) -> list[Prediction]:
+        """One Prediction per encoded text, in order."""
+        if not items:
+            return []
+        groups = self._groups(items)
+        logits: list[torch.Tensor | None] = [None] * len(items)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                width = max(len(ids[i]) for i in chunk)
+            for group in groups:
+                width = max(len(items[i]) for i in group)
                 if self.device.type == "cpu" and self.threads > 1:
-                    torch.set_num_threads(1 if width * len(chunk) < SMALL_BATCH_TOKENS else self.threads)
-                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                    attention[row, : len(ids[i])] = 1
+                    torch.set_num_threads(1 if width * len(group) < SMALL_BATCH_TOKENS else self.threads)
+                input_ids = torch.full((len(group), width), pad, dtype=torch.long)
+                attention = torch.zeros((len(group), width), dtype=torch.long)
+                for row, i in enumerate(group):
+                    input_ids[row, : len(items[i])] = torch.tensor(items[i].ids)
+                    attention[row, : len(items[i])] = 1
                 out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-                for row, values in zip(chunk, out.float().cpu(), strict=True):
-                    logits[row] = values
+                for i, values in zip(group, out.float().cpu(), strict=True):
+                    logits[i] = values
         stacked = torch.stack(logits)  # type: ignore[arg-type]
         probabilities = torch.softmax(stacked, dim=-1)
         best = probabilities.argmax(dim=-1).tolist()
         return [
-            Prediction(self.label_names[b], b, tuple(p), tuple(lg), cut)
-            for b, p, lg, cut in zip(best, probabilities.tolist(), stacked.tolist(), truncated, strict=True)
+            Prediction(self.label_names[b], b, tuple(p), tuple(lg), item.truncated)
+            for b, p, lg, item in zip(best, probabilities.tolist(), stacked.tolist(), items, strict=True)
         ]
+
+    def _groups(self, items: Sequence[Encoded]) -> list[list[int]]:
+        """The forward passes: length-sorted sub-batches if batched, else one text each."""
+        if not self.batched:
+            return [[i] for i in range(len(items))]
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One Prediction per text, in input order."""
+        return self.forward(self.encode(texts))
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """The precision to run in; ``auto`` = fp16 on a GPU, int8 on CPU."""
+    """The precision to run in; ``auto`` = int8 on CPU, fp32 on a GPU."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise SagebertError(f"SAGEBERT_INFERENCE_PRECISION is {requested!r}.", f"Use one of {', '.join(PRECISIONS)}.")
     if requested == "auto":
-        return "fp16" if device.type == "cuda" else "int8"
+        return "fp32" if device.type == "cuda" else "int8"
     if requested == "int8" and device.type != "cpu":
-        raise SagebertError("int8 inference runs on CPU only.", "Use fp16 or bf16 on GPU instances.")
+        raise SagebertError("int8 inference runs on CPU only.", "Use fp32, fp16 or bf16 on GPU instances.")
     if requested == "fp16" and device.type == "cpu":
         raise SagebertError("fp16 inference needs a GPU.", "Use int8, bf16 or fp32 on CPU instances.")
     return requested
@@ -115,11 +206,12 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     model = _apply_precision(trained.model.to(device), chosen)
     model.eval()
     log.info(
-        "model loaded from %s: labels %s, max_length %d, precision %s, device %s",
+        "model loaded from %s: labels %s, max_length %d, precision %s (%s), device %s",
         model_dir,
         trained.label_names,
         trained.max_length,
         chosen,
+        "length-sorted batches" if chosen in BATCHED_PRECISIONS else "each text on its own",
         device,
     )
     return InferenceModel(
@@ -134,9 +226,11 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     )
 
 
-def input_fn(input_data: bytes | str, content_type: str, max_texts: int | None = None) -> list[str]:
+def input_fn(
+    input_data: bytes | str, content_type: str, max_texts: int | None = None, *, plain_text_lines: bool = False
+) -> list[str]:
     """The texts of a request body (see sagebert.codecs for the formats)."""
-    return codecs.decode(input_data, content_type, max_texts)
+    return codecs.decode(input_data, content_type, max_texts, plain_text_lines=plain_text_lines)
 
 
 def predict_fn(texts: Sequence[str], model: InferenceModel) -> Predictions:

@@ -1,9 +1,12 @@
 """`serve` with SAGEMAKER_MULTI_MODEL=true: multi-model-server behind the front, real HTTP, two
-different trained models loaded from /opt/ml/models (read-only, as SageMaker mounts it)."""
+different trained models loaded from /opt/ml/models (read-only, as SageMaker mounts it), on a
+Docker network of its own where a second container plays the neighbour."""
 
+import json
 import shutil
 import subprocess
 import time
+import uuid
 
 import pytest
 import requests
@@ -44,15 +47,81 @@ def models_root(trained_in_container, tiny_bert, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mme(image, models_root):
+def network():
+    """A user-defined Docker network, as SageMaker's containers share one."""
+    name = f"sagebert-test-net-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "network", "create", name], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def mme(image, models_root, network):
+    # SAGEMAKER_MODEL_SERVER_WORKERS unset: the defaults themselves must not oversubscribe the CPUs.
     with ServingContainer(
         image,
         models_root,
-        {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"},
+        {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"},
         volume_target="/opt/ml/models:ro",
+        extra=("--network", network),
     ) as server:
         server.wait_healthy()
         yield server
+
+
+NEIGHBOUR_PROBE = """
+import json, socket, sys
+host, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+result = {}
+for port in ports:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        result[port] = "open"
+    except OSError as exc:
+        result[port] = type(exc).__name__
+print(json.dumps(result))
+"""
+
+
+def test_only_the_front_is_reachable_from_a_neighbour_container(image, mme, network):
+    probe = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "--entrypoint",
+            "python",
+            image,
+            "-c",
+            NEIGHBOUR_PROBE,
+            mme.name,
+            "8080",
+            "8081",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert json.loads(probe.stdout) == {"8080": "open", "8081": "ConnectionRefusedError"}
+    # ... while multi-model-server answers on the container's loopback (the front's way in).
+    inside = mme.run_python("import urllib.request as u; print(u.urlopen('http://127.0.0.1:8081/ping').status)")
+    assert inside.strip() == "200"
+
+
+def test_the_front_refuses_what_the_contract_does_not_hold(mme):
+    sneaky = requests.post(
+        mme.url + "/models?model_name=qs&url=/tmp", data="x", headers={"Content-Type": "text/plain"}, timeout=30
+    )
+    assert sneaky.status_code == 400
+    for name, url in (("../../etc", "/opt/ml/models/tweets/model"), ("etc", "/etc"), ("proc", "/proc/self")):
+        response = requests.post(mme.url + "/models", json={"model_name": name, "url": url}, timeout=30)
+        assert response.status_code == 400 and "passwd" not in response.text and "environ" not in response.text
+    listed = {m["modelName"] for m in requests.get(mme.url + "/models", timeout=5).json()["models"]}
+    assert not listed & {"qs", "../../etc", "etc", "proc"}
+    assert requests.get(mme.url + "/ping", timeout=5).status_code == 200
 
 
 def load(server, name):
@@ -95,7 +164,7 @@ def test_unload_then_404_then_load_again(mme):
 def test_a_bad_model_directory_is_a_clear_error_and_the_server_keeps_serving(mme):
     response = load(mme, "broken")
     assert response.status_code == 400
-    assert "config.json is missing (found: weights.bin)" in response.json()["error"]
+    assert "config.json is missing." in response.json()["error"] and "weights.bin" not in response.text
     assert requests.get(mme.url + "/ping", timeout=5).status_code == 200
     load(mme, "tweets")
     assert invoke(mme, "tweets", ["still fine"]).status_code == 200
@@ -111,17 +180,18 @@ def test_errors_are_json_and_the_payload_limit_applies(mme):
     assert too_big.status_code == 413
 
 
-def test_the_server_settings_reach_mms(mme):
+def test_the_server_settings_reach_mms_without_oversubscribing_the_cpus(mme):
     load(mme, "tweets")
-    workers = requests.get(mme.url + "/models/tweets", timeout=5).json()
-    workers = (workers[0] if isinstance(workers, list) else workers)["workers"]
-    assert len(workers) == 2  # SAGEMAKER_MODEL_SERVER_WORKERS
+    described = requests.get(mme.url + "/models/tweets", timeout=5).json()
+    workers = (described[0] if isinstance(described, list) else described)["workers"]
+    cpus = int(subprocess.run(["docker", "exec", mme.name, "nproc"], capture_output=True, text=True).stdout)
+    assert len(workers) == 1  # one worker per model unless SAGEMAKER_MODEL_SERVER_WORKERS says more
+    assert f"model worker: 1 worker(s) per model x {cpus} torch thread(s), {cpus} CPU(s) granted" in mme.logs()
     config = subprocess.run(
         ["docker", "exec", mme.name, "cat", "/etc/sagemaker-mms.properties"], capture_output=True, text=True
     ).stdout
     assert "vmargs=-XX:-UseContainerSupport" in config  # the JVM sees every CPU
     assert f"max_request_size={1024 * 1024}" in config
-    cpus = subprocess.run(["docker", "exec", mme.name, "nproc"], capture_output=True, text=True).stdout.strip()
     assert f"Number of CPUs: {cpus}" in mme.logs()
 
 

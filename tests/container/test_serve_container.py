@@ -1,6 +1,15 @@
-"""`docker run IMAGE serve` on the model the container training test produced: real HTTP."""
+"""`docker run IMAGE serve` on the model the container training test produced: real HTTP.
 
+One container (2 workers, 1 MB payload limit) serves most tests; a second one, started with
+`--cpus 2 --memory 800m`, shows the workers that follow the granted memory and is then stopped
+with SIGTERM while requests are provably in flight. Every load is bounded in count and time.
+"""
+
+import csv
+import http.client
+import io
 import json
+import random
 import subprocess
 import threading
 import time
@@ -9,23 +18,49 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from support import ServingContainer
+from support import TEST_CSV, ServingContainer, read_rows
+
+HOSTILE = [
+    "",
+    " ",
+    "   ",
+    "text",
+    "Text",
+    "sentence",
+    "a, b, c",
+    '"quoted"',
+    'say "hi", then leave',
+    "line one\nline two",
+    "before\u2028after",
+    "next\x85line",
+    "emoji 😀🔥🌊",
+    "tab\tseparated",
+    "trailing CR\r",
+    "x" * 3000,
+    "flood " * 400,
+]
 
 
 @pytest.fixture(scope="module")
 def served(image, trained_in_container):
     base, run = trained_in_container
     assert run.returncode == 0, run.output[-2000:]
-    with ServingContainer(image, base) as server:
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}
+    with ServingContainer(image, base, env) as server:
         server.wait_healthy()
         yield server
 
 
-def post(server, body, content_type="application/json", timeout=30, **headers):
+def post(server, body, content_type="application/json", timeout=60, **headers):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(
         server.url + "/invocations", data=data, timeout=timeout, headers={"Content-Type": content_type, **headers}
     )
+
+
+def probabilities(response) -> list[float]:
+    assert response.status_code == 200, response.text[:500]
+    return [json.loads(line)["probabilities"]["Real disaster"] for line in response.text.splitlines()]
 
 
 def test_ping_and_invocations_over_http(served):
@@ -36,11 +71,65 @@ def test_ping_and_invocations_over_http(served):
     assert "sagebert.serve" in served.logs() and "warmed up and ready" in served.logs()
 
 
-def test_csv_and_jsonlines_round_trip(served):
-    csv = post(served, "text\nflood in the valley\ncalm day\n", "text/csv", Accept="text/csv")
-    assert csv.status_code == 200 and len(csv.text.splitlines()) == 2
-    lines = post(served, '"a"\n"b"\n"c"\n', "application/jsonlines", Accept="application/jsonlines")
-    assert len(lines.text.splitlines()) == 3
+def body_of(texts, content_type):
+    if content_type == "application/jsonlines":
+        return "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts)
+    if content_type == "text/csv":
+        out = io.StringIO()
+        csv.writer(out).writerows([t] for t in texts)
+        return out.getvalue()
+    return json.dumps(texts)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/jsonlines", "text/csv"])
+def test_n_hostile_records_in_give_n_answers_each_its_own_in_order(served, content_type):
+    rng = random.Random(content_type)
+    alone = {t: probabilities(post(served, [t], Accept="application/jsonlines"))[0] for t in HOSTILE}
+    for _ in range(5):  # random orders and sizes, duplicates included
+        texts = [rng.choice(HOSTILE) for _ in range(rng.randint(1, 60))]
+        answer = post(served, body_of(texts, content_type).encode(), content_type, Accept="application/jsonlines")
+        assert probabilities(answer) == [alone[t] for t in texts]
+
+
+def test_predictions_are_the_same_however_requests_are_batched(served):
+    texts = [row["sentence"] for row in read_rows(TEST_CSV, 240)]
+    one_request = probabilities(post(served, texts, Accept="application/jsonlines"))
+    rng = random.Random(7)
+    requests_of = []
+    start = 0
+    while start < len(texts):  # random request sizes, sent 8 at a time: the server merges them
+        size = rng.randint(1, 24)
+        requests_of.append(list(range(start, min(len(texts), start + size))))
+        start += size
+    mixed = [None] * len(texts)
+    with ThreadPoolExecutor(8) as pool:
+        answers = pool.map(
+            lambda idx: (idx, post(served, [texts[i] for i in idx], Accept="application/jsonlines")), requests_of
+        )
+        for idx, answer in answers:
+            for i, p in zip(idx, probabilities(answer), strict=True):
+                mixed[i] = p
+    assert max(abs(a - b) for a, b in zip(one_request, mixed, strict=True)) <= 1e-4
+    assert [a > 0.5 for a in one_request] == [b > 0.5 for b in mixed]
+
+
+def test_one_clients_bad_requests_leave_concurrent_good_ones_at_200(served):
+    good = [json.dumps([f"good request {i} about a flood"]) for i in range(200)]
+    bad = [json.dumps(["fine", "half a pair \ud800"]), '"\\ud800"', "[" * 20_000] * 10
+    work = [(b, 200) for b in good] + [(b, 400) for b in bad]
+    random.Random(3).shuffle(work)
+    deadline = time.monotonic() + 120
+
+    def send(item):
+        body, expected = item
+        if time.monotonic() > deadline:
+            return None
+        return post(served, body, timeout=30).status_code, expected
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = [o for o in pool.map(send, work) if o is not None]
+    assert len(outcomes) >= 150
+    assert all(status == expected for status, expected in outcomes), [o for o in outcomes if o[0] != o[1]][:5]
 
 
 def test_a_burst_of_malformed_requests_leaves_the_server_healthy(served):
@@ -52,9 +141,11 @@ def test_a_burst_of_malformed_requests_leaves_the_server_healthy(served):
         (b"\xff\xfe\x00", "text/plain"),
         ("[]", "application/json"),
         ("{" * 5000, "application/json"),
+        ("[" * 100_000, "application/json"),
         ('"a"\n[1]\n', "application/jsonlines"),
+        ('"a"\n\n"b"\n', "application/jsonlines"),
+        ('fine\n"unterminated\nquote\n', "text/csv"),
     ]
-    statuses = []
     deadline = time.monotonic() + 60
 
     def send(i):
@@ -64,47 +155,96 @@ def test_a_burst_of_malformed_requests_leaves_the_server_healthy(served):
         return post(served, body, content_type, timeout=10).status_code
 
     with ThreadPoolExecutor(8) as pool:
-        statuses = [s for s in pool.map(send, range(240)) if s is not None]
+        statuses = [s for s in pool.map(send, range(220)) if s is not None]
     assert len(statuses) >= 200
     assert set(statuses) <= {400, 415} and 500 not in statuses
     assert requests.get(served.url + "/ping", timeout=2).status_code == 200
     assert post(served, ["still working"]).status_code == 200
 
 
-def test_payload_limit_is_413(image, trained_in_container):
+def test_python_http_clients_see_the_413_chunked_or_not(served):
+    body = b"a tweet about a fire in the valley\n" * 40_000  # 1.4 MB, limit 1 MB
+    for chunked in (False, True):
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        payload = (body[i : i + 65536] for i in range(0, len(body), 65536)) if chunked else body
+        connection.request("POST", "/invocations", payload, {"Content-Type": "text/csv"}, encode_chunked=chunked)
+        answer = connection.getresponse()
+        assert answer.status == 413 and "limit of 1 MB" in json.loads(answer.read())["error"]
+        connection.close()
+    assert post(served, ["small"]).status_code == 200
+
+
+def test_a_long_request_does_not_starve_ping_or_short_requests(served):
+    long_texts = [f"flood number {i} " + "swept away the bridge near the old town square " * 20 for i in range(1000)]
+    finished = []
+    long_done = threading.Event()
+
+    def long_request():
+        finished.append(("long", post(served, long_texts, timeout=300).status_code))
+        long_done.set()
+
+    thread = threading.Thread(target=long_request)
+    thread.start()
+    time.sleep(1.0)  # the long request is being served now (it runs for many seconds)
+    for i in range(5):
+        assert requests.get(served.url + "/ping", timeout=2).status_code == 200  # SageMaker's ping timeout
+        finished.append((f"short{i}", post(served, ["short"], timeout=60).status_code))
+    still_running = not long_done.is_set()
+    thread.join(300)
+    assert still_running, "the long request ended first: the test proves nothing"
+    assert finished == [*((f"short{i}", 200) for i in range(5)), ("long", 200)]
+
+
+def test_memory_with_two_workers_is_not_twice_one_workers(served, small_server):
+    # The workers share the model their master loaded (copy-on-write), so a second worker adds
+    # its own activation buffers and interpreter, not a second model.
+    for server in (served, small_server):
+        post(server, [row["sentence"] for row in read_rows(TEST_CSV, 64)])
+    time.sleep(2)  # idle: the workers give freed buffers back
+    two, one = served.memory_pss_mb(), small_server.memory_pss_mb()
+    assert two <= 1.5 * one, (two, one)
+
+
+@pytest.fixture(scope="module")
+def small_server(image, trained_in_container):
+    """A server granted 2 CPUs and 800 MB: room for one worker only (the memory decides)."""
     base, _ = trained_in_container
-    with ServingContainer(image, base, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}) as server:
+    with ServingContainer(image, base, extra=("--cpus", "2", "--memory", "800m")) as server:
         server.wait_healthy()
-        too_big = post(server, ["a tweet about a fire " * 20] * 2500)  # ~1.1 MB
-        assert too_big.status_code == 413 and "limit of 1 MB" in too_big.json()["error"]
-        assert post(server, ["small"]).status_code == 200
+        yield server
 
 
-def test_sigterm_lets_in_flight_requests_finish_then_exits_zero(image, trained_in_container):
-    base, _ = trained_in_container
-    with ServingContainer(image, base, {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}) as server:
-        server.wait_healthy()
-        texts = [f"flood number {i} swept away the bridge near the old town square" for i in range(3000)]
-        results = {}
-        started = threading.Barrier(5)
+def test_workers_follow_the_memory_the_container_was_granted(small_server):
+    assert "1 worker(s) x 16 thread(s) (2 CPU(s) granted)" in small_server.logs()
 
-        def client(i):
-            started.wait()
-            results[i] = post(server, texts, timeout=60)
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        started.wait()
-        time.sleep(0.5)  # the requests are in the server now
-        subprocess.run(["docker", "kill", "--signal", "TERM", server.name], check=True, capture_output=True)
-        for t in threads:
-            t.join(60)
-        assert sorted(results) == [0, 1, 2, 3]
-        for response in results.values():
-            assert response.status_code == 200 and len(response.json()["predictions"]) == 3000
-        assert server.exit_code() == 0
-        assert "Shutting down" in server.logs() or "Handling signal: term" in server.logs()
+def test_sigterm_lets_requests_provably_in_flight_finish_then_exits_zero(small_server):
+    texts = [f"flood number {i} swept away the bridge near the old town square" for i in range(300)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(post, small_server, texts, timeout=60) for _ in range(4)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the one worker counts the requests waiting on its model
+            if requests.get(small_server.url + "/ping", timeout=5).json().get("requests_in_flight") == 4:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the four requests were never in flight together")
+        subprocess.run(["docker", "kill", "--signal", "TERM", small_server.name], check=True, capture_output=True)
+        responses = [a.result() for a in answers]
+    for response in responses:  # each finished, or was refused with a reason: none was cut
+        assert (
+            response.status_code == 200
+            and len(response.json()["predictions"]) == 300
+            or (response.status_code == 503 and "shutting down" in response.json()["error"])
+        )
+    assert small_server.exit_code() == 0
+    logs = small_server.logs()
+    assert "shutting down; 4 request(s) in flight finish" in logs
+    answered = sum(r.status_code == 200 for r in responses)
+    if answered == 4:
+        assert "every request in flight was answered" in logs
+    else:
+        assert f"{4 - answered} request(s) that could not finish in the grace period got a 503" in logs
 
 
 def test_a_container_without_a_model_stays_up_and_says_why(image, tmp_path):

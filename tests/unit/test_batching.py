@@ -2,72 +2,181 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sagebert.serving.batching import MicroBatcher
+from sagebert.serving.batching import InferenceUnavailableError, MicroBatcher
 
 
-def queue_behind_the_first(threads, release):
-    """Start the first thread (its forward pass blocks on ``release``), queue the others behind it, release, join."""
-    threads[0].start()
-    time.sleep(0.2)
-    for t in threads[1:]:
-        t.start()
-    time.sleep(0.2)
-    release.set()
-    for t in threads:
-        t.join(5)
+class Recorder:
+    """A forward pass that records what it was given, can be held at its first call, and fails on "bad"."""
+
+    def __init__(self, hold_first: bool = False):
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+        self.first_started = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def __call__(self, items):
+        self.calls.append(list(items))
+        if len(self.calls) == 1:
+            self.first_started.set()
+            self.release.wait(10)
+        if "bad" in items:
+            raise RuntimeError("a text this model cannot take")
+        return [item.upper() for item in items]
+
+
+def submit_all(batcher, requests: dict) -> dict:
+    """Submit every request from its own thread; name -> result or exception."""
+    results = {}
+
+    def client(name, items):
+        try:
+            results[name] = batcher.submit(items)
+        except Exception as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=client, args=item) for item in requests.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    return results
+
+
+def queue_behind_a_held_pass(batcher, forward, requests: dict) -> dict:
+    """Hold the model on a first request while ``requests`` queue up behind it, then release."""
+    first = threading.Thread(target=batcher.submit, args=(["first"],))
+    first.start()
+    assert forward.first_started.wait(5)
+    results = {}
+    waiter = threading.Thread(target=lambda: results.update(submit_all(batcher, requests)))
+    waiter.start()
+    time.sleep(0.3)  # every request is queued now
+    forward.release.set()
+    waiter.join(20)
+    first.join(5)
+    return results
 
 
 def test_a_lone_request_is_predicted_alone_and_in_order():
-    batcher = MicroBatcher(lambda texts: [t.upper() for t in texts])
+    batcher = MicroBatcher(lambda items: [t.upper() for t in items])
     assert batcher.submit(["a", "b"]) == ["A", "B"]
 
 
 def test_requests_queued_while_the_model_is_busy_share_a_forward_pass():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward)
+    results = queue_behind_a_held_pass(batcher, forward, {n: [n, n * 2] for n in "bcd"})
+    assert results == {n: [n.upper(), (n * 2).upper()] for n in "bcd"}
+    assert len(forward.calls) == 2 and sorted(forward.calls[1]) == sorted(["b", "bb", "c", "cc", "d", "dd"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8),
+    max_items=st.integers(1, 16),
+    max_cost=st.integers(1, 50),
+    merge=st.booleans(),
+)
+def test_every_request_gets_exactly_its_own_results_in_order_whatever_shares_its_passes(
+    sizes, max_items, max_cost, merge
+):
     calls = []
+
+    def forward(items):
+        calls.append(list(items))
+        time.sleep(0.001)
+        return [f"<{item}>" for item in items]
+
+    batcher = MicroBatcher(forward, max_items=max_items, max_cost=max_cost, cost=len, merge=merge)
+    requests = {f"r{r}": [f"r{r}-{i}" for i in range(size)] for r, size in enumerate(sizes)}
+    results = submit_all(batcher, requests)
+    assert results == {name: [f"<{item}>" for item in items] for name, items in requests.items()}
+    for call in calls:  # every pass is within both caps (one item always goes, whatever its cost)
+        assert len(call) <= max_items
+        assert len(call) == 1 or sum(map(len, call)) <= max_cost
+
+
+def test_a_long_request_is_served_in_slices_and_does_not_hold_back_a_short_one():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, max_items=10, max_cost=10_000)
+    long_request = [f"long{i}" for i in range(100)]
+    results = queue_behind_a_held_pass(batcher, forward, {"long": long_request, "short": ["short"]})
+    assert results["long"] == [t.upper() for t in long_request] and results["short"] == ["SHORT"]
+    short_pass = next(i for i, call in enumerate(forward.calls) if "short" in call)
+    assert short_pass <= 2  # served with the first or second slice of the long one, not after all ten
+    assert all(len(call) <= 10 for call in forward.calls)
+
+
+def test_a_merge_is_capped_by_cost_as_well_as_by_count():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, max_items=64, max_cost=100, cost=len)
+    queue_behind_a_held_pass(batcher, forward, {n: ["x" * 60] for n in range(4)})
+    assert [len(call) for call in forward.calls[1:]] == [1, 1, 1, 1]  # 60 + 60 > 100: never two at once
+
+
+def test_one_requests_failure_does_not_fail_the_requests_merged_with_it():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward)
+    results = queue_behind_a_held_pass(batcher, forward, {"good1": ["a"], "bad": ["bad"], "good2": ["b", "c"]})
+    assert results["good1"] == ["A"] and results["good2"] == ["B", "C"]
+    assert isinstance(results["bad"], RuntimeError)
+    assert batcher.submit(["still"]) == ["STILL"]
+
+
+def test_a_stuck_forward_pass_fails_its_waiting_requests_with_a_503_and_is_reported():
     release = threading.Event()
 
-    def predict(texts):
-        calls.append(list(texts))
-        if len(calls) == 1:
-            release.wait(5)  # the first pass blocks while others queue up
-        return [t + "!" for t in texts]
+    def forward(items):
+        if "stuck" in items:
+            release.wait(30)
+        return items
 
-    batcher = MicroBatcher(predict)
+    batcher = MicroBatcher(forward, stuck_after=1.0)
+    started = time.monotonic()
+    results = submit_all(batcher, {"stuck": ["stuck"]})
+    assert isinstance(results["stuck"], InferenceUnavailableError) and results["stuck"].http_status == 503
+    assert "stuck" in results["stuck"].message and time.monotonic() - started < 10
+    assert batcher.stuck_for() > 1.0  # what /ping and the worker's heartbeat read
+    release.set()
+    time.sleep(0.2)
+    assert batcher.stuck_for() == 0 and batcher.submit(["again"]) == ["again"]
+
+
+def test_after_close_new_requests_are_refused_and_unfinished_ones_get_a_503_at_the_deadline():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward)
     results = {}
-
-    def client(name):
-        results[name] = batcher.submit([name, name * 2])
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in "abcd"]
-    queue_behind_the_first(threads, release)
-    assert results == {n: [n + "!", n * 2 + "!"] for n in "abcd"}
-    assert len(calls) == 2 and len(calls[1]) == 6  # b, c and d went through together
-
-
-def test_an_error_reaches_every_request_of_the_batch_and_the_batcher_survives():
-    def predict(texts):
-        if "bad" in texts:
-            raise RuntimeError("boom")
-        return texts
-
-    batcher = MicroBatcher(predict)
-    with pytest.raises(RuntimeError, match="boom"):
-        batcher.submit(["bad"])
-    assert batcher.submit(["good"]) == ["good"]
+    clients = threading.Thread(target=lambda: results.update(submit_all(batcher, {"running": ["r"]})))
+    clients.start()
+    assert forward.first_started.wait(5)
+    queued = threading.Thread(target=lambda: results.update(submit_all(batcher, {"queued": ["q"]})))
+    queued.start()
+    time.sleep(0.2)
+    batcher.close(time.monotonic() + 0.5)
+    with pytest.raises(InferenceUnavailableError, match="shutting down"):
+        batcher.submit(["new"])
+    queued.join(10)
+    clients.join(10)
+    for name in ("running", "queued"):  # the one in a forward pass as well as the one behind it
+        assert isinstance(results[name], InferenceUnavailableError) and "in time" in results[name].message
+    assert batcher.refused == 3
+    forward.release.set()
 
 
-def test_max_texts_one_serves_every_request_alone():
-    calls = []
-    release = threading.Event()
+def test_without_merging_a_pass_holds_one_requests_slice():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, merge=False, max_items=3)
+    results = queue_behind_a_held_pass(batcher, forward, {"a": ["a1", "a2", "a3", "a4"], "b": ["b1"]})
+    assert results == {"a": ["A1", "A2", "A3", "A4"], "b": ["B1"]}
+    assert all({item[0] for item in call} in ({"a"}, {"b"}, {"f"}) for call in forward.calls)
 
-    def predict(texts):
-        calls.append(list(texts))
-        if len(calls) == 1:
-            release.wait(5)
-        return texts
 
-    batcher = MicroBatcher(predict, max_texts=1)
-    threads = [threading.Thread(target=batcher.submit, args=([n],)) for n in "abc"]
-    queue_behind_the_first(threads, release)
-    assert sorted(map(tuple, calls)) == [("a",), ("b",), ("c",)]
+def test_max_items_one_serves_every_item_alone():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, max_items=1)
+    queue_behind_a_held_pass(batcher, forward, {n: [n] for n in "abc"})
+    assert sorted(map(tuple, forward.calls[1:])) == [("a",), ("b",), ("c",)]

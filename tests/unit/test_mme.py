@@ -12,20 +12,26 @@ from werkzeug.serving import make_server
 
 from sagebert.serving import mme_front
 from sagebert.serving.mme_front import Backend, create_front_app
-from sagebert.serving.mms import internal_port
+from sagebert.serving.mms import internal_port, model_server_environment
 from sagebert.serving.settings import ServingSettings
 
 SETTINGS = ServingSettings(model_dir=Path("/unused"))
 
 
 class FakeMMS:
-    """Just enough of multi-model-server's HTTP API: models, their workers, register, invoke."""
+    """Just enough of multi-model-server's HTTP API: models, their workers, register, invoke; it
+    records every request it gets."""
 
     def __init__(self):
         self.models: dict[str, list[str]] = {}  # name -> worker statuses
         self.ping_status = 200
         self.ping_body = "Healthy"
+        self.requests: list[tuple[str, str, bytes]] = []  # method, full path with query, body
         app = Flask("fake-mms")
+
+        @app.before_request
+        def record():
+            self.requests.append((request.method, request.full_path.rstrip("?"), request.get_data()))
 
         @app.get("/ping")
         def ping():
@@ -82,56 +88,69 @@ def fake():
 
 
 @pytest.fixture
-def client(fake):
-    return create_front_app(Backend(fake.url, timeout=5, pool_size=4), SETTINGS).test_client()
+def models_dir(tmp_path):
+    return tmp_path / "models"
 
 
-def model_dir(tmp_path, name="m"):
-    directory = tmp_path / name / "model"
+@pytest.fixture
+def client(fake, models_dir):
+    return create_front_app(
+        Backend(fake.url, timeout=5, pool_size=4), replace(SETTINGS, models_dir=models_dir)
+    ).test_client()
+
+
+def model_dir(models_dir, name="m"):
+    directory = models_dir / name / "model"
     directory.mkdir(parents=True)
     (directory / "config.json").write_text("{}")
     (directory / "model.safetensors").write_bytes(b"0" * 1000)
     return directory
 
 
-def load(client, name, url):
-    return client.post("/models", json={"model_name": name, "url": str(url)})
+def load(client, name, url, **extra):
+    return client.post("/models", json={"model_name": name, "url": str(url), **extra})
 
 
-def test_ping_is_healthy_with_no_models_and_with_working_ones(client, fake, tmp_path):
+# ---- /ping -------------------------------------------------------------------------------------------
+
+
+def test_ping_is_healthy_with_no_models_and_with_working_ones(client, fake, models_dir):
     assert client.get("/ping").status_code == 200
-    assert load(client, "a", model_dir(tmp_path)).status_code == 200
+    assert load(client, "a", model_dir(models_dir)).status_code == 200
+    assert client.get("/ping").status_code == 200
+
+
+def test_ping_costs_one_call_to_mms_however_many_models_are_loaded(client, fake, models_dir):
+    for i in range(40):
+        fake.models[f"m{i}"] = ["READY"]
+    fake.requests.clear()
+    assert client.get("/ping").status_code == 200
+    assert [(m, p) for m, p, _ in fake.requests] == [("GET", "/ping")]
+
+
+@pytest.mark.parametrize(
+    "mms_says, status",
+    [
+        ("Healthy", 200),
+        ("Partial Healthy", 200),  # one model's dead workers do not take the instance out of service
+        ("Unhealthy", 503),  # not one model worker runs
+        ("", 503),
+    ],
+)
+def test_ping_follows_what_mms_says_in_its_body_not_its_status(client, fake, mms_says, status):
+    fake.models["a"] = ["READY"]
+    fake.ping_body = mms_says  # MMS answers HTTP 200 in every state
     response = client.get("/ping")
-    assert response.status_code == 200 and response.json["reason"] == "1 model(s) loaded"
+    assert response.status_code == status and response.json["reason"]
 
 
-def test_ping_is_503_when_a_models_workers_are_dead_though_mms_says_healthy(client, fake, tmp_path):
-    load(client, "a", model_dir(tmp_path))
-    fake.models["a"] = ["STOPPED"]  # MMS's own /ping still answers 200 "Healthy"
-    response = client.get("/ping")
-    assert response.status_code == 503 and "model a has no worker running" in response.json["reason"]
-
-
-def test_ping_is_503_when_mms_says_unhealthy_with_http_200(client, fake, tmp_path):
-    # What MMS does once a worker process dies: describe still says READY, /ping answers 200
-    # with "Unhealthy" in the body, and requests to the model hang.
-    load(client, "a", model_dir(tmp_path))
-    fake.ping_body = "Unhealthy"
-    response = client.get("/ping")
-    assert response.status_code == 503 and "reports Unhealthy" in response.json["reason"]
-    fake.ping_body = "Partial Healthy"
-    assert client.get("/ping").status_code == 503
-
-
-def test_a_model_still_loading_does_not_make_the_container_unhealthy(client, fake):
-    fake.models["b"] = []
+def test_a_model_still_loading_does_not_make_the_container_unhealthy(fake):
     fake.ping_body = "Unhealthy"  # what MMS says while the only model's worker starts
-    backend_app = client.application
     backend = Backend(fake.url, 5, 4)
-    backend.loading.add("b")
     app = create_front_app(backend, SETTINGS)
+    assert app.test_client().get("/ping").status_code == 503
+    backend.loading.add("b")
     assert app.test_client().get("/ping").status_code == 200
-    assert backend_app.test_client().get("/ping").status_code == 503
 
 
 def test_ping_is_503_when_mms_does_not_answer(fake):
@@ -142,8 +161,11 @@ def test_ping_is_503_when_mms_does_not_answer(fake):
     assert response.status_code == 503 and "does not answer" in response.json["reason"]
 
 
-def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_path):
-    url = model_dir(tmp_path)
+# ---- the contract, passed through -----------------------------------------------------------------------
+
+
+def test_the_contract_passes_through_with_its_status_codes(client, fake, models_dir):
+    url = model_dir(models_dir)
     assert load(client, "a", url).status_code == 200
     assert load(client, "a", url).status_code == 409
     invoked = client.post(
@@ -156,14 +178,50 @@ def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_pat
     assert client.post("/models/zzz/invoke", data="x").status_code == 404
 
 
+def test_mms_gets_only_model_name_and_url_whatever_the_request_adds(client, fake, models_dir):
+    url = model_dir(models_dir, "qs")
+    fake.requests.clear()
+    response = client.post(
+        "/models?model_name=other&url=/tmp&initial_workers=4&synchronous=false",
+        json={"model_name": "qs", "url": str(url), "initial_workers": 4, "batch_size": 8},
+    )
+    assert response.status_code == 200
+    assert [(m, p) for m, p, _ in fake.requests] == [("POST", "/models")]
+    assert json.loads(fake.requests[0][2]) == {"model_name": "qs", "url": str(url)}
+    assert set(fake.models) == {"qs"}
+
+
+def test_query_strings_are_dropped_except_the_listings_pagination(client, fake, models_dir):
+    fake.models["a"] = ["READY"]
+    fake.requests.clear()
+    client.post("/models/a/invoke?url=/etc", data="x")
+    client.get("/models/a?x=1")
+    client.delete("/models/a?y=2")
+    client.get("/models?limit=10&next_page_token=abc&url=/etc")
+    paths = [p for _, p, _ in fake.requests]
+    assert paths == ["/models/a/invoke", "/models/a", "/models/a", "/models?limit=10&next_page_token=abc"]
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "..", ".hidden", "", "x" * 300, 7, None, "a b"])
+def test_a_model_name_that_is_not_a_plain_name_is_400(client, fake, models_dir, name):
+    response = client.post("/models", json={"model_name": name, "url": str(model_dir(models_dir, "good"))})
+    assert response.status_code == 400 and "model_name must be" in response.json["error"]
+    assert fake.models == {} and client.get("/ping").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/etc", "/root", "/proc/self", "/tmp", "{models}/../elsewhere"])
+def test_a_url_outside_the_models_directory_is_400_and_lists_nothing(client, fake, models_dir, url):
+    model_dir(models_dir, "inside")
+    response = load(client, "m", url.format(models=models_dir))
+    assert response.status_code == 400 and "is not under" in response.json["error"]
+    assert "found" not in response.json["error"] and fake.models == {}
+
+
 @pytest.mark.parametrize(
     "setup, fragment",
     [
         (lambda d: None, "does not exist"),
-        (
-            lambda d: (d.mkdir(parents=True), (d / "notes.txt").write_text("x")),
-            "config.json is missing (found: notes.txt)",
-        ),
+        (lambda d: (d.mkdir(parents=True), (d / "notes.txt").write_text("x")), "config.json is missing."),
         (lambda d: (d.mkdir(parents=True), (d / "config.json").write_text("{}")), "no weights file"),
         (
             lambda d: (
@@ -175,11 +233,12 @@ def test_the_contract_passes_through_with_its_status_codes(client, fake, tmp_pat
         ),
     ],
 )
-def test_a_bad_model_directory_is_a_clear_400_and_never_reaches_mms(client, fake, tmp_path, setup, fragment):
-    directory = tmp_path / "bad" / "model"
+def test_a_bad_model_directory_is_a_clear_400_and_never_reaches_mms(client, fake, models_dir, setup, fragment):
+    directory = models_dir / "bad" / "model"
     setup(directory)
     response = load(client, "bad", directory)
     assert response.status_code == 400 and fragment in response.json["error"] and response.json["fix"]
+    assert "notes.txt" not in response.data.decode()  # what a directory holds is never listed
     assert "bad" not in fake.models and client.get("/ping").status_code == 200
 
 
@@ -187,9 +246,11 @@ def test_a_malformed_load_request_is_400(client):
     assert client.post("/models", data="nope").status_code == 400
 
 
-def test_a_model_that_would_not_fit_in_memory_is_507(client, fake, tmp_path, monkeypatch):
+def test_a_model_that_would_not_fit_in_memory_is_507_whatever_initial_workers_says(
+    client, fake, models_dir, monkeypatch
+):
     monkeypatch.setattr(mme_front, "memory_available_mb", lambda: 100.0)
-    response = load(client, "big", model_dir(tmp_path))
+    response = load(client, "big", model_dir(models_dir), initial_workers=0)
     assert response.status_code == 507 and "Not enough memory to load big" in response.json["error"]
     assert "big" not in fake.models
 
@@ -203,6 +264,14 @@ def test_mms_gets_a_loopback_port_of_its_own():
     assert internal_port(8080, None) == 8081
     assert internal_port(8081, None) == 8082
     assert internal_port(8080, "21000-21999") == 21000
+
+
+def test_mms_listens_on_loopback_only_and_gets_the_settings_decided_here():
+    settings = replace(SETTINGS, workers=3, timeout=120, max_payload_mb=2.5)
+    env = model_server_environment(settings, 8081, {"SAGEMAKER_MODEL_SERVER_WORKERS": "", "PATH": "/bin"})
+    assert env["MMS_INFERENCE_ADDRESS"] == env["MMS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:8081"
+    assert (env["SAGEMAKER_MODEL_SERVER_WORKERS"], env["SAGEMAKER_MODEL_SERVER_TIMEOUT"]) == ("3", "120")
+    assert env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] == "3" and env["PATH"] == "/bin"
 
 
 # ---- the handler service inside MMS ---------------------------------------------------------------
@@ -231,13 +300,12 @@ def service(tiny_model_dir):
     return handler
 
 
-def test_handler_service_module_defines_exactly_one_class():
-    import inspect
+def test_handler_service_module_defines_exactly_one_class_as_mms_requires():
+    from mms.model_loader import ModelLoader
 
     import sagebert.serving.mms_handler_service as module
 
-    defined = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
-    assert len(defined) == 1
+    assert len(ModelLoader.list_model_services(module)) == 1
 
 
 def test_mms_handler_answers_like_the_flask_server(service, tiny_model_dir):
@@ -247,7 +315,10 @@ def test_mms_handler_answers_like_the_flask_server(service, tiny_model_dir):
     assert status == 200 and content_type == "application/json"
     predictions = json.loads(body)["predictions"]
     expected = model_fn(tiny_model_dir).predict(["flood in town", "nice day"])
-    assert [p["label"] for p in predictions] == [e.label for e in expected]
+    assert [p["probabilities"] for p in predictions] == [
+        {n: round(p, 6) for n, p in zip(("Not a disaster", "Real disaster"), e.probabilities, strict=True)}
+        for e in expected
+    ]
 
 
 def test_mms_handler_formats_and_custom_attributes(service):
@@ -261,6 +332,9 @@ def test_mms_handler_formats_and_custom_attributes(service):
     "body, content_type, headers, status",
     [
         (b"[1,", "application/json", {}, 400),
+        (b'["\\ud800"]', "application/json", {}, 400),
+        (b"\xff\xfe", "application/json", {}, 400),
+        (b"[" * 50_000, "application/json", {}, 400),
         (b"x", "application/xml", {}, 415),
         (b'"x"', "application/json", {"Accept": "application/xml"}, 406),
     ],

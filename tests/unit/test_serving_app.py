@@ -1,5 +1,7 @@
-"""The Flask app with the Flask test client and the tiny model."""
+"""The Flask app with the Flask test client and the tiny model (the real server over sockets is in
+test_serving_server.py)."""
 
+import io
 import json
 import threading
 from dataclasses import replace
@@ -19,15 +21,19 @@ def model(tiny_model_dir):
     return model_fn(tiny_model_dir, precision="fp32")
 
 
-def ready_holder(model):
-    holder = ModelHolder(model=model)
+def ready_holder(model, settings=SETTINGS):
+    holder = ModelHolder(model=model, settings=settings)
     assert holder.warm_up()
     return holder
 
 
+def app_client(model, settings=SETTINGS):
+    return create_app(ready_holder(model, settings), settings).test_client()
+
+
 @pytest.fixture
 def client(model):
-    return create_app(ready_holder(model), SETTINGS).test_client()
+    return app_client(model)
 
 
 def invoke(client, body, content_type="application/json", **headers):
@@ -38,28 +44,6 @@ def invoke(client, body, content_type="application/json", **headers):
 # ---- /ping ----------------------------------------------------------------------------------------
 
 
-def test_ping_is_503_while_loading_then_200_once_loaded_and_warmed(model):
-    release = threading.Event()
-
-    def slow_loader():
-        release.wait(10)
-        return model
-
-    holder = ModelHolder(loader=slow_loader).load_in_background()
-    client = create_app(holder, SETTINGS).test_client()
-    response = client.get("/ping")
-    assert response.status_code == 503 and response.json["status"] == "loading"
-    assert invoke(client, "fire").status_code == 503
-    release.set()
-    for _ in range(100):
-        if holder.model is not None:
-            break
-        threading.Event().wait(0.05)
-    assert client.get("/ping").status_code == 503  # loaded, not yet warmed up in this process
-    assert holder.warm_up()
-    assert client.get("/ping").status_code == 200
-
-
 def test_ping_is_503_with_the_reason_when_loading_failed(tmp_path):
     settings = replace(SETTINGS, model_dir=tmp_path)
     holder = ModelHolder.from_model_dir(tmp_path, settings).load()
@@ -68,6 +52,49 @@ def test_ping_is_503_with_the_reason_when_loading_failed(tmp_path):
     assert response.status_code == 503 and "config.json is missing" in response.json["reason"]
     response = invoke(client, "fire")
     assert response.status_code == 503 and "not ready" in response.json["error"]
+
+
+def test_ping_is_503_until_this_process_has_warmed_up(model):
+    holder = ModelHolder(model=model, settings=SETTINGS)
+    client = create_app(holder, SETTINGS).test_client()
+    assert client.get("/ping").status_code == 503
+    assert holder.warm_up()
+    assert client.get("/ping").json == {"status": "healthy", "requests_in_flight": 0}
+
+
+class Blocking:
+    """The tiny model, with a forward pass that blocks on texts holding "block" until released."""
+
+    def __init__(self, model):
+        self.model, self.label_names, self.release = model, model.label_names, threading.Event()
+
+    def encode(self, texts):
+        return list(texts)
+
+    def forward(self, texts):
+        if any("block" in t for t in texts):
+            self.release.wait(30)
+        return self.model.predict(texts)
+
+
+def test_ping_turns_503_once_a_forward_pass_runs_past_the_timeout(model):
+    settings = replace(SETTINGS, timeout=1)
+    blocking = Blocking(model)
+    holder = ready_holder(blocking, settings)
+    client = create_app(holder, settings).test_client()
+    answers = {}
+    stuck = threading.Thread(target=lambda: answers.update(stuck=invoke(client, ["block"])))
+    stuck.start()
+    statuses = []
+    for _ in range(100):
+        statuses.append(client.get("/ping").status_code)
+        if statuses[-1] == 503:
+            break
+        threading.Event().wait(0.05)
+    assert statuses[-1] == 503 and "has run for" in client.get("/ping").json["reason"]
+    stuck.join(10)
+    assert answers["stuck"].status_code == 503 and "stuck" in answers["stuck"].json["error"]
+    blocking.release.set()
 
 
 # ---- /invocations: formats -------------------------------------------------------------------------
@@ -83,10 +110,12 @@ def test_ping_is_503_with_the_reason_when_loading_failed(tmp_path):
         ({"inputs": ["one", "two"]}, "application/json", 2),
         ('"one"\n{"inputs": "two"}\n', "application/jsonlines", 2),
         ("one\ntwo, with comma\n", "text/csv", 2),
-        ("text,id\none,1\ntwo,2\n", "text/csv", 2),
+        ("text\none\n", "text/csv", 2),  # no header unless declared: "text" is a record
+        ("text,id\none,1\ntwo,2\n", "text/csv; header=present", 2),
+        ("one\n   \n\nfour\n", "text/csv", 4),  # blank records are texts too
     ],
 )
-def test_every_content_type_gets_one_prediction_per_text(client, body, content_type, count):
+def test_every_content_type_gets_one_prediction_per_record(client, body, content_type, count):
     response = invoke(client, body, content_type)
     assert response.status_code == 200, response.json
     predictions = response.json["predictions"]
@@ -95,6 +124,11 @@ def test_every_content_type_gets_one_prediction_per_text(client, body, content_t
         assert p["label"] in ("Not a disaster", "Real disaster") and p["label_id"] in (0, 1)
         assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert p["probabilities"][p["label"]] == max(p["probabilities"].values())
+
+
+def test_plain_text_is_one_record_per_line_in_batch_transform(model):
+    client = app_client(model, replace(SETTINGS, batch_transform=True))
+    assert len(invoke(client, "one\ntwo\n\nfour\n", "text/plain").json["predictions"]) == 4
 
 
 def test_accept_types(client):
@@ -106,44 +140,26 @@ def test_accept_types(client):
     assert invoke(client, ["a"], Accept="*/*").content_type == "application/json"
 
 
-def test_predictions_do_not_depend_on_batching_or_order(client):
-    texts = ["short", "a much longer text about a flood that destroyed the bridge", "mid length text", "x"]
-    together = invoke(client, texts).json["predictions"]
-    alone = [invoke(client, [t]).json["predictions"][0] for t in texts]
-    for a, b in zip(together, alone, strict=True):
-        assert a["label"] == b["label"]
-        for name in a["probabilities"]:
-            assert a["probabilities"][name] == pytest.approx(b["probabilities"][name], abs=1e-4)
-
-
 def test_long_texts_are_truncated_and_flagged(client):
     long_text = " ".join(["flood"] * 200)  # the tiny model's max_length is 32 tokens
     predictions = invoke(client, [long_text, "short"]).json["predictions"]
     assert [p["truncated"] for p in predictions] == [True, False]
 
 
-def test_batch_transform_multi_record_keeps_one_output_per_record_in_order(client):
-    records = [f"record number {i} " + "word " * (i % 7) for i in range(50)]
-    jsonl = "".join(json.dumps(r) + "\n" for r in records)
-    out = invoke(client, jsonl, "application/jsonlines", Accept="application/jsonlines").data.decode().splitlines()
-    single = [invoke(client, r, "text/plain").json["predictions"][0]["label"] for r in records]
-    assert [json.loads(line)["label"] for line in out] == single
-    csv_out = invoke(client, "\n".join(records) + "\n", "text/csv", Accept="text/csv").data.decode().splitlines()
-    assert [row.split(",")[0] for row in csv_out] == single
-
-
-def test_execution_parameters_for_batch_transform(client):
+def test_execution_parameters_for_batch_transform(client, model):
     response = client.get("/execution-parameters")
-    assert response.json == {"MaxConcurrentTransforms": 8, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
+    assert response.json == {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
+    big = app_client(model, replace(SETTINGS, max_payload_mb=1024)).get("/execution-parameters")
+    assert big.json["MaxPayloadInMB"] == 100  # the most batch transform accepts
 
 
 def test_logits_for_reference_clients_per_request_and_per_endpoint(model):
-    client = create_app(ready_holder(model), SETTINGS).test_client()
+    client = app_client(model)
     response = invoke(client, ["a", "b"], **{"X-Amzn-SageMaker-Custom-Attributes": "output=logits"})
     logits = response.json
     assert len(logits) == 2 and all(len(row) == 2 for row in logits)
     assert response.headers["X-Amzn-SageMaker-Custom-Attributes"] == "output=logits"
-    endpoint_default = create_app(ready_holder(model), replace(SETTINGS, output_format="logits")).test_client()
+    endpoint_default = app_client(model, replace(SETTINGS, output_format="logits"))
     assert isinstance(invoke(endpoint_default, ["a"]).json, list)
 
 
@@ -163,6 +179,10 @@ def test_custom_attributes_are_passed_through(client):
         ({"text": "a"}, "application/json", {}, 400),
         ("", "application/json", {}, 400),
         ([], "application/json", {}, 400),
+        ("[" * 100_000, "application/json", {}, 400),
+        ('["\\ud800"]', "application/json", {}, 400),
+        ('"x" * 3\n"broken\n', "application/jsonlines", {}, 400),
+        ("a," + "b" * 200_000 + '\n"open', "text/csv", {}, 400),
         ("<a/>", "application/xml", {}, 415),
         ("a", "text/plain", {"Accept": "application/xml"}, 406),
         ("a", "text/plain", {"X-Amzn-SageMaker-Custom-Attributes": "output=xml"}, 400),
@@ -175,14 +195,39 @@ def test_client_mistakes_are_4xx_with_a_json_reason(client, body, content_type, 
 
 
 def test_body_over_the_limit_is_413(model):
-    client = create_app(ready_holder(model), replace(SETTINGS, max_payload_mb=0.001)).test_client()
+    client = app_client(model, replace(SETTINGS, max_payload_mb=0.001))
     response = invoke(client, ["x" * 2000])
     assert response.status_code == 413 and "limit of 0.001 MB" in response.json["error"]
 
 
+def test_a_chunked_body_over_the_limit_is_413_and_under_it_is_read_whole(model):
+    client = app_client(model, replace(SETTINGS, max_payload_mb=0.001))
+
+    def chunked(body):
+        return client.post(
+            "/invocations",
+            input_stream=io.BytesIO(body),
+            headers={"Content-Type": "text/csv", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    assert chunked(b"fire\n" * 300).status_code == 413  # 1,500 bytes, limit 1,048
+    response = chunked(b"fire\n" * 200)
+    assert response.status_code == 200 and len(response.json["predictions"]) == 200
+
+
+def test_a_body_shorter_than_its_content_length_is_400(client):
+    response = client.post(
+        "/invocations",
+        input_stream=io.BytesIO(b'["short"]'),
+        headers={"Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 400 and "ended after 9 of the 100 bytes" in response.json["error"]
+
+
 def test_too_many_texts_is_413(model):
-    client = create_app(ready_holder(model), replace(SETTINGS, max_texts=3)).test_client()
-    assert invoke(client, ["a"] * 4).status_code == 413
+    assert invoke(app_client(model, replace(SETTINGS, max_texts=3)), ["a"] * 4).status_code == 413
 
 
 def test_wrong_method_and_path_are_json(client):
@@ -191,38 +236,25 @@ def test_wrong_method_and_path_are_json(client):
     assert response.status_code == 404 and "Not Found" in response.json["error"]
 
 
+class Flaky:
+    """The tiny model, with a forward pass that fails on "boom"."""
+
+    def __init__(self, model):
+        self.model, self.label_names = model, model.label_names
+
+    def encode(self, texts):
+        return list(texts)
+
+    def forward(self, texts):
+        if "boom" in texts:
+            raise RuntimeError("secret internal detail")
+        return self.model.predict(texts)
+
+
 def test_an_internal_error_is_500_without_traceback_and_the_server_keeps_serving(model):
-    class Flaky:
-        label_names = model.label_names
-
-        def predict(self, texts):
-            if "boom" in texts:
-                raise RuntimeError("secret internal detail")
-            return model.predict(texts)
-
-    holder = ModelHolder(model=Flaky())
-    holder.warm_up()
-    client = create_app(holder, SETTINGS).test_client()
+    client = create_app(ready_holder(Flaky(model)), SETTINGS).test_client()
     response = invoke(client, "boom", "text/plain")
     assert response.status_code == 500
     assert "secret" not in response.data.decode() and "Traceback" not in response.data.decode()
     assert client.get("/ping").status_code == 200
     assert invoke(client, "fine", "text/plain").status_code == 200
-
-
-def test_settings_from_the_environment():
-    settings = ServingSettings.from_env(
-        {
-            "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
-            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
-            "SAGEMAKER_BIND_TO_PORT": "9090",
-            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
-        }
-    )
-    assert (settings.workers, settings.port, settings.default_accept, settings.timeout) == (3, 9090, "text/csv", 30)
-    assert settings.max_concurrent_transforms == 5  # 5 x 20 MB stays within batch transform's 100 MB
-    from sagebert.errors import SagebertError
-
-    with pytest.raises(SagebertError, match="SAGEMAKER_MODEL_SERVER_WORKERS"):
-        ServingSettings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "many"})

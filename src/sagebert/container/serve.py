@@ -1,16 +1,20 @@
 """`serve`: the image's inference server (``docker run IMAGE serve``).
 
 Single-model endpoints and batch transform get gunicorn + Flask, on 0.0.0.0:8080 (or
-SAGEMAKER_BIND_TO_PORT). The model is loaded once in gunicorn's master before the workers fork,
-so on CPU every worker shares its memory (copy-on-write) instead of holding a copy; each worker
-then sets its torch thread count (CPUs / workers) and runs one warm-up prediction before its
-/ping says 200. Workers are threaded (gthread): /ping and queued requests are answered while a
-forward pass runs, and requests queued together share one forward pass (serving.batching).
+SAGEMAKER_BIND_TO_PORT). The model is loaded once in gunicorn's master before the workers fork
+(with one torch thread: GNU OpenMP is not fork-safe once it has started threads), so on CPU every
+worker shares its memory (copy-on-write) instead of holding a copy; each worker then sets its
+torch thread count (granted CPUs / workers) and runs one warm-up prediction before it accepts
+connections. Workers are threaded (serving.worker, gthread): /ping and queued requests are
+answered while a forward pass runs, and requests queued together share forward passes
+(serving.batching). A client that stays silent for SAGEBERT_CLIENT_TIMEOUT seconds while sending
+its request or reading the answer is disconnected, so slow clients cannot hold the threads.
 No nginx in front: SageMaker's own front end already buffers clients and caps the body, gunicorn
 handles keep-alive, and the app enforces the payload limit itself.
 
-SIGTERM (scale-in, UpdateEndpoint, `docker stop`) makes gunicorn stop accepting, let in-flight
-requests finish (graceful timeout 25 s, inside SageMaker's 30 s), and exit 0.
+SIGTERM (scale-in, UpdateEndpoint, `docker stop`) makes gunicorn stop accepting; requests in
+flight finish, or get a 503 if they cannot finish inside the grace period (25 s, inside
+SageMaker's 30 s); the log says which; then it exits 0.
 
 With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front instead
 (serving.mms).
@@ -19,8 +23,11 @@ With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front 
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
@@ -28,8 +35,10 @@ from ..serving.settings import ServingSettings
 
 log = logging.getLogger("sagebert.serve")
 
+BIND_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
 GRACEFUL_TIMEOUT = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 FRONT_THREADS = 32
+WORKER_CLASS = "sagebert.serving.worker.SagebertWorker"
 
 
 def gunicorn_options(settings: ServingSettings, gpu: bool = False) -> dict:
@@ -39,6 +48,7 @@ def gunicorn_options(settings: ServingSettings, gpu: bool = False) -> dict:
         "workers": settings.workers,
         "threads": settings.threads,
         "preload_app": not gpu,
+        "pre_fork": _pre_fork,
         "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
     }
@@ -46,8 +56,9 @@ def gunicorn_options(settings: ServingSettings, gpu: bool = False) -> dict:
 
 def _common_options(settings: ServingSettings) -> dict:
     return {
-        "bind": f"0.0.0.0:{settings.port}",
-        "worker_class": "gthread",
+        "bind": f"{BIND_HOST}:{settings.port}",
+        "worker_class": WORKER_CLASS,
+        "when_ready": lambda server: limit_client_silence(server.LISTENERS, settings.client_timeout),
         "timeout": settings.timeout,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
@@ -59,15 +70,45 @@ def _common_options(settings: ServingSettings) -> dict:
     }
 
 
+def limit_client_silence(listeners: Iterable, seconds: int) -> None:
+    """Make every connection accepted on ``listeners`` give up on a client that sends or reads
+    nothing for ``seconds`` (SO_RCVTIMEO/SO_SNDTIMEO, which accepted sockets inherit): a slow or
+    short body then frees its thread instead of holding it until the client leaves."""
+    timeval = struct.pack("ll", seconds, 0)
+    for listener in listeners:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+def choose_gpu(slots_in_use: Iterable[int | None], gpus: int) -> int:
+    """The GPU for a new worker: the least used one (the lowest on a tie), so a worker that
+    replaces a dead one takes its GPU, however many workers were started before."""
+    load = Counter(slot for slot in slots_in_use if slot is not None)
+    return min(range(gpus), key=lambda slot: (load[slot], slot))
+
+
+def _pre_fork(server, worker) -> None:
+    # In the master, before the fork: the live workers say which GPUs are taken.
+    gpus = _gpu_count()
+    worker.gpu_slot = (
+        choose_gpu((getattr(w, "gpu_slot", None) for w in server.WORKERS.values()), gpus) if gpus else None
+    )
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def _post_fork(server, worker) -> None:
     import torch
 
-    if torch.cuda.is_available():
+    if worker.gpu_slot is not None:
         # No preloading on GPUs (forking after CUDA starts is unsafe): each worker takes its own
         # GPU, then loads the model onto it.
-        device = (worker.age - 1) % torch.cuda.device_count()
-        torch.cuda.set_device(device)
-        log.info("worker %s: GPU %d", worker.pid, device)
+        torch.cuda.set_device(worker.gpu_slot)
+        log.info("worker %s: GPU %d", worker.pid, worker.gpu_slot)
         return
     threads = server.app.settings.torch_threads_per_worker
     torch.set_num_threads(threads)
@@ -111,7 +152,7 @@ def serve_single_model(settings: ServingSettings) -> None:
 
     def load(application):
         if not gpu:
-            torch.set_num_threads(settings.torch_threads_per_worker)
+            torch.set_num_threads(1)  # workers set their own after the fork
         application.holder = ModelHolder.from_model_dir(settings.model_dir, settings).load()
         app = create_app(application.holder, settings)
         if not gpu:
@@ -124,11 +165,12 @@ def serve_single_model(settings: ServingSettings) -> None:
         return app
 
     log.info(
-        "serving %s on port %d: %d worker(s) x %d thread(s), precision %s%s",
+        "serving %s on port %d: %d worker(s) x %d thread(s) (%d CPU(s) granted), precision %s%s",
         settings.model_dir,
         settings.port,
         settings.workers,
         settings.threads,
+        settings.cpus,
         settings.precision,
         ", one model copy per GPU" if gpu else "",
     )

@@ -1,61 +1,84 @@
 """The Flask app: GET /ping, POST /invocations, GET /execution-parameters.
 
 ``create_app(holder, settings)`` takes a ModelHolder, so tests can give it a tiny model, a model
-still loading, or one that failed to load. /ping answers 200 only once the model is loaded AND a
-warm-up prediction succeeded in this process; it never touches the model, so it stays fast while
-inference is busy. Client mistakes are 4xx with a JSON reason; anything else is a 500 whose
-traceback goes to the log, never to the client.
+that blocks, or one that failed to load. Client mistakes are 4xx with a JSON reason; anything else
+is a 500 whose traceback goes to the log, never to the client.
+
+/ping is 200 only while this worker can answer: the model loaded, a warm-up prediction succeeded
+in this process, and no forward pass has run longer than SAGEMAKER_MODEL_SERVER_TIMEOUT. It never
+touches the model, and it always finds a free request thread: at most ``threads - 2`` requests
+per worker may wait on the model, later ones get a 503 at once.
+
+A request body is read in full (up to the payload limit, chunked or not) before any answer, so a
+client that sends its whole body before reading (Python's http.client, most SDKs) sees the 413 or
+400 instead of a broken pipe. A body over the limit is drained (bounded) and refused, never cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flask import Flask, Response, request
 
 from .. import codecs
-from ..errors import ModelNotReadyError, SagebertError
-from .batching import MicroBatcher
-from .responses import install_error_handlers, json_response
+from ..errors import ModelNotReadyError, RequestError, SagebertError
+from .batching import InferenceUnavailableError, MicroBatcher
+from .responses import install_error_handlers, json_response, payload_too_large
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "sagebert warm-up: Just happened a terrible car crash"
+READ_CHUNK = 1 << 16
+DRAIN_EXTRA_BYTES = 64 << 20  # past the limit, read at most this much more before answering 413
+BATCH_PAYLOAD_LIMIT_MB = 100  # the largest MaxPayloadInMB batch transform accepts
 
 
 class ModelHolder:
-    """The served model and its readiness: loading → ready (after a warm-up), or failed."""
+    """The served model and its readiness: loading → ready (after a warm-up), or failed.
+
+    ``model`` has ``encode(texts) -> items`` (cheap, in the request's thread) and
+    ``forward(items) -> predictions`` (run by the micro-batcher), and ``label_names``.
+    """
 
     def __init__(
-        self, loader: Callable[[], object] | None = None, model: object | None = None, micro_batch_texts: int = 64
+        self,
+        loader: Callable[[], object] | None = None,
+        model: object | None = None,
+        settings: ServingSettings | None = None,
     ):
         self._loader = loader
+        self.settings = settings or ServingSettings(model_dir=Path("/opt/ml/model"))
         self.model = model
         self.error: str | None = None
         self._warm_pid: int | None = None
-        self._micro_batch_texts = micro_batch_texts
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
         """A holder that loads ``model_dir`` with the settings' precision and batch size."""
-        from ..inference import model_fn
+        from .. import inference
 
         return cls(
-            loader=lambda: model_fn(model_dir, settings.precision, settings.batch_size),
-            micro_batch_texts=settings.micro_batch_texts,
+            loader=lambda: inference.model_fn(model_dir, settings.precision, settings.batch_size), settings=settings
         )
 
     def _batcher(self) -> MicroBatcher:
-        return MicroBatcher(self._predict_texts, self._micro_batch_texts)
-
-    def _predict_texts(self, texts: list[str]):
-        return self.model.predict(texts)  # type: ignore[union-attr]
+        return MicroBatcher(
+            self.model.forward,  # type: ignore[union-attr]
+            max_items=self.settings.micro_batch_texts,
+            max_cost=self.settings.micro_batch_tokens,
+            stuck_after=self.settings.timeout,
+            merge=getattr(self.model, "batched", True),
+        )
 
     def load(self) -> ModelHolder:
         """Load now (in this thread); a failure is kept (and logged), not raised."""
@@ -69,18 +92,12 @@ class ModelHolder:
             log.exception("loading the model failed: %s", self.error)
         return self
 
-    def load_in_background(self) -> ModelHolder:
-        threading.Thread(target=self.load, name="sagebert-model-loader", daemon=True).start()
-        return self
-
     def warm_up(self) -> bool:
         """One prediction in this process; /ping turns 200 once it succeeds."""
-        import os
-
         if self.model is None:
             return False
         try:
-            self.batcher.submit([WARM_UP_TEXT])  # type: ignore[union-attr]
+            self.batcher.submit(self.model.encode([WARM_UP_TEXT]))  # type: ignore[union-attr]
         except Exception as exc:
             self.error = f"warm-up prediction failed: {type(exc).__name__}: {exc}"
             log.exception(self.error)
@@ -90,9 +107,23 @@ class ModelHolder:
 
     @property
     def ready(self) -> bool:
-        import os
-
         return self.model is not None and self.error is None and self._warm_pid == os.getpid()
+
+    def health(self) -> tuple[int, dict]:
+        """/ping's status and body."""
+        if not self.ready:
+            reason = self.error or "loading"
+            return 503, {"status": "unhealthy" if self.error else "loading", "reason": reason}
+        stuck = self.batcher.stuck_for()  # type: ignore[union-attr]
+        if stuck:
+            reason = f"a forward pass has run for {stuck:.0f} s (limit {self.settings.timeout} s); restarting"
+            return 503, {"status": "unhealthy", "reason": reason}
+        return 200, {"status": "healthy", "requests_in_flight": self._in_flight}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests of this process waiting on the model now."""
+        return self._in_flight
 
     def require_ready(self) -> None:
         if not self.ready:
@@ -101,36 +132,103 @@ class ModelHolder:
                 "Retry once GET /ping answers 200; the endpoint log says why if it never does.",
             )
 
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Count a request waiting on the model; a 503 when this worker has no slot left."""
+        with self._in_flight_lock:
+            if self._in_flight >= self.settings.inference_slots:
+                raise InferenceUnavailableError(
+                    f"This worker already has {self._in_flight} requests waiting for the model.",
+                    "Retry after a moment, or send fewer requests at once.",
+                )
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
     def predict(self, texts: list[str]) -> codecs.Predictions:
         self.require_ready()
-        items = self.batcher.submit(texts)  # type: ignore[union-attr]
+        with self.admitted():
+            items = self.batcher.submit(self.model.encode(texts))  # type: ignore[union-attr]
         return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]
+
+
+def _drain(stream, size: int) -> None:
+    while size > 0:
+        chunk = stream.read(min(READ_CHUNK, size))
+        if not chunk:
+            return
+        size -= len(chunk)
+
+
+def read_body(limit_mb: float) -> bytes:
+    """The request body, at most ``limit_mb`` megabytes; a 413 after draining a larger one (bounded),
+    a 400 for a body shorter than its Content-Length or badly chunked, a 408 for a client that
+    stopped sending (the listening socket's SO_RCVTIMEO, see container.serve)."""
+    try:
+        return _read_body(request.environ["wsgi.input"], int(limit_mb * 2**20), limit_mb)
+    except (BlockingIOError, TimeoutError):
+        raise RequestError(
+            "The client stopped sending the request body.", "Send the whole body without pausing.", http_status=408
+        ) from None
+    except OSError as exc:  # what gunicorn raises for a body cut short or badly chunked
+        raise RequestError(
+            f"The request body could not be read ({type(exc).__name__}).", "Send a complete, well-formed body."
+        ) from None
+
+
+def _read_body(stream, limit: int, limit_mb: float) -> bytes:
+    declared = request.content_length
+    if declared is not None:
+        if declared > limit:
+            _drain(stream, min(declared, limit + DRAIN_EXTRA_BYTES))
+            raise payload_too_large(limit_mb)
+        body = stream.read(declared) if declared else b""
+        if len(body) < declared:
+            raise RequestError(
+                f"The body ended after {len(body)} of the {declared} bytes its Content-Length announced.",
+                "Send the whole body, or the right Content-Length.",
+            )
+        return body
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # no Content-Length and not chunked: HTTP says there is no body
+    parts, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+    _drain(stream, DRAIN_EXTRA_BYTES)
+    raise payload_too_large(limit_mb)
 
 
 def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
     """The WSGI app serving ``holder``'s model under ``settings``."""
     app = Flask("sagebert")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     app.extensions["sagebert"] = holder
 
     @app.get("/ping")
     def ping() -> Response:
-        if holder.ready:
-            return json_response({"status": "healthy"}, 200)
-        return json_response(
-            {"status": "unhealthy" if holder.error else "loading", "reason": holder.error or "loading"}, 503
-        )
+        status, payload = holder.health()
+        return json_response(payload, status)
 
     @app.post("/invocations")
     def invocations() -> Response:
+        body = read_body(settings.max_payload_mb)
         holder.require_ready()
         accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
         custom = request.headers.get(codecs.CUSTOM_ATTRIBUTES)
         fmt = codecs.output_format(custom, settings.output_format)
-        texts = codecs.decode(request.get_data(cache=False), request.headers.get("Content-Type"), settings.max_texts)
+        texts = codecs.decode(
+            body, request.headers.get("Content-Type"), settings.max_texts, plain_text_lines=settings.batch_transform
+        )
+        del body
         predictions = holder.predict(texts)
-        body, content_type = codecs.encode(predictions, accept, fmt)
-        response = Response(body, status=200, content_type=content_type)
+        answer, content_type = codecs.encode(predictions, accept, fmt)
+        response = Response(answer, status=200, content_type=content_type)
         if custom is not None:
             response.headers[codecs.CUSTOM_ATTRIBUTES] = custom
         return response
@@ -141,16 +239,10 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
             {
                 "MaxConcurrentTransforms": settings.max_concurrent_transforms,
                 "BatchStrategy": "MULTI_RECORD",
-                "MaxPayloadInMB": int(max(1, settings.max_payload_mb)),
+                "MaxPayloadInMB": min(BATCH_PAYLOAD_LIMIT_MB, int(max(1, settings.max_payload_mb))),
             },
             200,
         )
-
-    @app.errorhandler(SagebertError)
-    def user_error(error: SagebertError) -> Response:
-        if error.http_status >= 500:
-            log.warning("%s", error)
-        return json_response({"error": error.message, "fix": error.fix}, error.http_status)
 
     install_error_handlers(app, settings.max_payload_mb)
     return app

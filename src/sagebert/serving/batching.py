@@ -1,6 +1,14 @@
-"""Opportunistic micro-batching: requests that arrive while the model is busy share its next
-forward pass. Nothing waits on purpose, so a lone request is never delayed; under concurrency the
-model sees fewer, larger batches, which is where a CPU gains most.
+"""Micro-batching with bounded work: one thread per process runs the model; requests queue for it.
+
+- Requests that arrive while the model is busy share its next forward pass, capped by number of
+  texts AND by tokens. Nothing waits on purpose, so a lone request is never delayed.
+- A long request is served in slices of that size, round-robin with the other queued requests:
+  a 10,000-text request does not hold back a one-text request behind it by more than one slice.
+- One request's failure stays its own: a merged forward pass that raises is retried request by
+  request, and only the requests that fail alone get the error.
+- Waits are bounded: a forward pass running longer than ``stuck_after`` seconds marks the batcher
+  stuck; its waiting requests fail with a 503 at once (the server then recycles the worker), and
+  after ``close`` requests not finished by the deadline are refused with a 503.
 """
 
 from __future__ import annotations
@@ -9,15 +17,25 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+from ..errors import SagebertError
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 IDLE_SECONDS = 0.5  # no request for this long: give freed memory back to the system
+WAIT_SLICE = 0.5  # how often a waiting request checks that the model is still making progress
+
+
+class InferenceUnavailableError(SagebertError):
+    """The model cannot answer this request now (stuck, or the server is shutting down): a 503."""
+
+    http_status = 503
 
 
 def _malloc_trim() -> Callable[[], object] | None:
@@ -30,32 +48,143 @@ def _malloc_trim() -> Callable[[], object] | None:
     return (lambda: trim(0)) if trim else None
 
 
-class MicroBatcher(Generic[T]):
-    """Runs ``predict`` on one thread, over the texts of the requests queued at that moment (up to
-    ``max_texts`` texts; a request is never split, and ``max_texts=1`` serves each one alone)."""
+class _Job:
+    """One request: its items, the results so far, and how it ended."""
 
-    def __init__(self, predict: Callable[[list[str]], Sequence[T]], max_texts: int = 64):
-        self._predict = predict
-        self._max_texts = max_texts
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
+    def __init__(self, items: list) -> None:
+        self.items = items
+        self.results: list = [None] * len(items)
+        self.next = 0  # the first item not yet handed to the model
+        self.done_items = 0
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.finished.is_set():
+            self.error = error
+            self.finished.set()
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Runs ``forward`` on one thread over slices of the queued requests' items (at most
+    ``max_items`` items and ``max_cost`` cost per forward pass; one item always goes, whatever
+    its cost). ``max_items=1`` serves every item alone. With ``merge=False`` a pass takes one
+    request's slice only: for a model that runs each text on its own anyway, merging would only
+    make the first request wait for the second."""
+
+    def __init__(
+        self,
+        forward: Callable[[list[Item]], Sequence[Result]],
+        max_items: int = 64,
+        max_cost: int = 4096,
+        cost: Callable[[Item], int] = len,  # type: ignore[assignment]
+        stuck_after: float = 60.0,
+        merge: bool = True,
+    ):
+        self._forward = forward
+        self._merge = merge
+        self._max_items = max_items
+        self._max_cost = max_cost
+        self._cost = cost
+        self.stuck_after = stuck_after
         self._pid: int | None = None  # the thread is started per process (gunicorn forks after loading)
+        self._start_lock = threading.Lock()
+        self._reset()
 
-    def submit(self, texts: Sequence[str]) -> list[T]:
-        """Predict ``texts`` (blocking); exceptions from ``predict`` are raised here."""
+    def _reset(self) -> None:
+        self._jobs: deque[_Job] = deque()
+        self._wakeup = threading.Condition()
+        self._busy_since: float | None = None
+        self._closing_at: float | None = None
+        self.refused = 0  # requests answered with a 503 because the server was shutting down
+        self._thread: threading.Thread | None = None
+
+    # ---- what request threads call ---------------------------------------------------------------
+
+    def submit(self, items: Sequence[Item]) -> list[Result]:
+        """The results for ``items``, in order (blocking); the forward pass's exception if it fails alone."""
         self._ensure_thread()
-        future: Future = Future()
-        self._queue.put((list(texts), future))
-        return future.result()
+        job = _Job(list(items))
+        if not job.items:
+            return []
+        with self._wakeup:
+            if self._closing_at is not None:
+                self.refused += 1
+                raise InferenceUnavailableError("The server is shutting down.", "Send the request again.")
+            self._jobs.append(job)
+            self._wakeup.notify()
+        while not job.finished.wait(WAIT_SLICE):
+            stuck = self.stuck_for()
+            if stuck > self.stuck_after or not self._thread.is_alive():  # type: ignore[union-attr]
+                self._give_up(
+                    job,
+                    InferenceUnavailableError(
+                        f"Inference is stuck: a forward pass has run for {stuck:.0f} s "
+                        f"(SAGEMAKER_MODEL_SERVER_TIMEOUT is {self.stuck_after:g} s); this worker restarts.",
+                        "Send the request again.",
+                    ),
+                )
+            elif self._closing_at is not None and time.monotonic() >= self._closing_at:
+                self._refuse(job)
+        if job.error is not None:
+            raise job.error
+        return job.results
+
+    def stuck_for(self) -> float:
+        """Seconds the running forward pass has taken, if more than ``stuck_after``; else 0."""
+        started = self._busy_since
+        running = time.monotonic() - started if started is not None else 0.0
+        return running if running > self.stuck_after else 0.0
+
+    def busy_for(self) -> float:
+        """Seconds the running forward pass has taken so far (0 when idle)."""
+        started = self._busy_since
+        return time.monotonic() - started if started is not None else 0.0
+
+    def pending(self) -> int:
+        """Requests queued or in a forward pass."""
+        with self._wakeup:
+            return len(self._jobs) + (1 if self._busy_since is not None else 0)
+
+    def close(self, deadline: float) -> None:
+        """Refuse new requests; requests not finished by ``deadline`` (time.monotonic) get a 503."""
+        with self._wakeup:
+            self._closing_at = deadline
+            self._wakeup.notify()
+
+    # ---- the model thread --------------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
             return
-        with self._lock:
+        with self._start_lock:
             if self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()
-                threading.Thread(target=self._loop, name="sagebert-batcher", daemon=True).start()
+                self._reset()
+                self._thread = threading.Thread(target=self._loop, name="sagebert-batcher", daemon=True)
+                self._thread.start()
                 self._pid = os.getpid()
+
+    def _next_slices(self) -> list[tuple[_Job, int, int]]:
+        """Take the next forward pass's work from the queue, round-robin (lock held)."""
+        slices, count, cost = [], 0, 0
+        while self._jobs and count < self._max_items:
+            job = self._jobs[0]
+            start = end = job.next
+            while end < len(job.items) and count < self._max_items:
+                item_cost = self._cost(job.items[end])
+                if count and cost + item_cost > self._max_cost:
+                    break
+                count, cost, end = count + 1, cost + item_cost, end + 1
+            if end == start:
+                break
+            job.next = end
+            self._jobs.popleft()
+            if end < len(job.items):
+                self._jobs.append(job)  # the rest of a long request waits for its next turn
+            slices.append((job, start, end))
+            if not self._merge:
+                break
+        return slices
 
     def _loop(self) -> None:
         # Forward passes leave freed activation buffers that glibc keeps for reuse; across several
@@ -63,33 +192,55 @@ class MicroBatcher(Generic[T]):
         # which costs nothing while requests keep coming.
         trim, dirty = _malloc_trim(), False
         while True:
-            try:
-                first = self._queue.get(timeout=IDLE_SECONDS if dirty and trim else None)
-            except queue.Empty:
-                trim()
-                dirty = False
-                continue
+            with self._wakeup:
+                if not self._jobs:
+                    woken = self._wakeup.wait(timeout=IDLE_SECONDS if dirty and trim else None)
+                    if not woken and dirty and trim and not self._jobs:
+                        trim()
+                        dirty = False
+                    continue
+                slices = self._next_slices()
+                self._busy_since = time.monotonic()
             dirty = True
-            jobs = [first]
-            count = len(jobs[0][0])
-            while count < self._max_texts:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                jobs.append(job)
-                count += len(job[0])
-            self._run(jobs)
+            try:
+                self._run(slices)
+            finally:
+                self._busy_since = None
 
-    def _run(self, jobs: list[tuple[list[str], Future]]) -> None:
-        texts = [text for job_texts, _ in jobs for text in job_texts]
+    def _give_up(self, job: _Job, error: BaseException) -> None:
+        """End ``job`` with ``error`` and take its remaining items off the queue."""
+        with self._wakeup:
+            if job in self._jobs:
+                self._jobs.remove(job)
+        job.finish(error)
+
+    def _refuse(self, job: _Job) -> None:
+        with self._wakeup:
+            self.refused += 1
+        self._give_up(
+            job,
+            InferenceUnavailableError(
+                "The server is shutting down and could not finish this request in time.", "Send the request again."
+            ),
+        )
+
+    def _run(self, slices: list[tuple[_Job, int, int]]) -> None:
+        items = [item for job, start, end in slices for item in job.items[start:end]]
         try:
-            results = list(self._predict(texts))
+            results = list(self._forward(items))
         except BaseException as exc:
-            for _, future in jobs:
-                future.set_exception(exc)
+            if len(slices) == 1:
+                self._give_up(slices[0][0], exc)
+                return
+            for one in slices:  # find whose texts fail; the others get their answers
+                self._run([one])
             return
-        start = 0
-        for job_texts, future in jobs:
-            future.set_result(results[start : start + len(job_texts)])
-            start += len(job_texts)
+        position = 0
+        for job, start, end in slices:
+            answers, position = results[position : position + end - start], position + end - start
+            if job.finished.is_set():
+                continue  # given up on (stuck or refused) while this pass ran
+            job.results[start:end] = answers
+            job.done_items += end - start
+            if job.done_items == len(job.items):
+                job.finish()

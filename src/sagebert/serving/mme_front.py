@@ -1,15 +1,22 @@
 """The front of a multi-model endpoint: SageMaker's port, in front of multi-model-server.
 
-Every call of the multi-model contract (POST/GET /models, GET/DELETE /models/<name>,
-POST /models/<name>/invoke) is passed to MMS unchanged, with two exceptions:
+It answers the multi-model contract (POST/GET /models, GET/DELETE /models/<name>,
+POST /models/<name>/invoke, GET /ping) by passing on to MMS only what the contract holds:
 
-- GET /ping is 200 only if MMS answers AND every loaded model has a live worker. MMS's own /ping
-  answers HTTP 200 even when it knows a model's workers are dead (MMS issue #1027; only its body
-  says "Unhealthy"), which would keep a broken instance in service while requests to that model
-  hang.
-- POST /models first checks the model directory (a clear 400 instead of a model that loads
-  "successfully" and then fails every request) and the memory left (507 when the model would not
+- POST /models takes ``model_name`` and ``url`` from the JSON body and nothing else (no query
+  string, no ``initial_workers``: MMS starts the configured workers per model, which is what the
+  memory check counted). The name must be a plain name (letters, digits, ``.``, ``_``, ``-``; no
+  ``/``), the url a model directory under /opt/ml/models. Then it checks the directory (a clear 400
+  instead of a model that loads "successfully" and fails every request; the reason names what is
+  missing, never what the directory holds) and the memory left (507 when the model would not
   fit, so that SageMaker unloads others and retries, instead of the kernel killing a worker).
+- Other calls go to MMS without their query string, except GET /models' ``limit`` and
+  ``next_page_token``.
+- GET /ping costs one call to MMS (1 s timeout), whatever the number of models. MMS's /ping
+  answers HTTP 200 in every state; its body says "Healthy", "Partial Healthy" (some model workers
+  are not running; MMS restarts them) or "Unhealthy" (models are loaded but not one worker runs).
+  The front answers 503 when MMS does not answer or says "Unhealthy" while no load is in
+  progress; one model with dead workers does not take the instance out of service.
 
 No torch here: this process stays small.
 """
@@ -18,13 +25,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from pathlib import Path
+from urllib.parse import urlencode
 
 import urllib3
 from flask import Flask, Response, request
 
-from .responses import install_error_handlers, json_response
+from ..errors import RequestError
+from .app import read_body
+from .resources import memory_available_mb
+from .responses import error_response, install_error_handlers, json_response
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -37,67 +49,62 @@ FORWARDED_HEADERS = (
     "x-amzn-sagemaker-inference-id",
 )
 RETURNED_HEADERS = ("content-type", "x-amzn-sagemaker-custom-attributes")
+LIST_QUERY = ("limit", "next_page_token")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WORKER_BASELINE_MB = 300  # a model worker's Python, torch and tokenizer before the weights
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+PING_TIMEOUT_S = 1.0
 
 
-def check_model_dir(url: str) -> tuple[str, str] | None:
-    """(problem, fix) if ``url`` is not a loadable sagebert model directory, else None."""
-    directory = Path(url)
+def check_model_name(name: object) -> None:
+    """A RequestError unless ``name`` is a plain model name (it becomes a path segment and a URL part)."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise RequestError(
+            "model_name must be 1 to 255 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}',
+        )
+
+
+def check_model_dir(url: object, models_dir: Path) -> Path:
+    """The model directory ``url`` names, if it is a loadable sagebert model under ``models_dir``;
+    else a RequestError that says what is wrong (never what the directory holds)."""
+    if not isinstance(url, str) or not url:
+        raise RequestError(
+            "url must be the model's directory.", 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}'
+        )
+    root = models_dir.resolve()
+    directory = Path(url).resolve()
+    if directory != root and root not in directory.parents:
+        raise RequestError(
+            f"The model directory {url} is not under {models_dir}.",
+            f"Load models from {models_dir}, where SageMaker extracts them.",
+        )
     if not directory.is_dir():
-        return (
+        raise RequestError(
             f"The model directory {url} does not exist.",
             "Check the model's S3 key: SageMaker extracts <TargetModel>.tar.gz there before loading it.",
         )
-    names = {p.name for p in directory.iterdir()}
-    if "config.json" not in names:
-        return (
-            f"{url} holds no model: config.json is missing (found: {', '.join(sorted(names)[:8]) or 'nothing'}).",
+    if not (directory / "config.json").is_file():
+        raise RequestError(
+            f"{url} holds no model: config.json is missing.",
             "Upload the model.tar.gz of a sagebert training job; its files must sit at the archive root.",
         )
-    if not names & set(WEIGHT_FILES):
-        return (
-            f"{url} has no weights file (model.safetensors).",
-            "Upload the unmodified model.tar.gz of a training job.",
+    if not any((directory / name).is_file() for name in WEIGHT_FILES):
+        raise RequestError(
+            f"{url} has no weights file (model.safetensors).", "Upload the unmodified model.tar.gz of a training job."
         )
     try:
         json.loads((directory / "config.json").read_text())
-    except (ValueError, OSError) as exc:
-        return (
-            f"{url}/config.json is not valid JSON ({exc}).",
-            "Upload the unmodified model.tar.gz of a training job.",
-        )
-    return None
+    except (ValueError, OSError):
+        raise RequestError(
+            f"{url}/config.json is not valid JSON.", "Upload the unmodified model.tar.gz of a training job."
+        ) from None
+    return directory
 
 
-def memory_available_mb() -> float:
-    """Memory this container may still use: its cgroup's limit minus usage (page cache excluded), else the host's."""
-    import psutil
-
-    host = psutil.virtual_memory().available / 2**20
-    for limit_file, usage_file, stat_file, cache_key in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
-        (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-            "/sys/fs/cgroup/memory/memory.stat",
-            "total_inactive_file",
-        ),
-    ):
-        try:
-            limit_text = Path(limit_file).read_text().strip()
-            if limit_text == "max" or int(limit_text) >= 2**60:
-                return host
-            stat = dict(line.split() for line in Path(stat_file).read_text().splitlines())
-            usage = int(Path(usage_file).read_text()) - int(stat.get(cache_key, 0))
-            return min(host, (int(limit_text) - usage) / 2**20)
-        except (OSError, ValueError):
-            continue
-    return host
-
-
-def memory_needed_mb(url: str, workers: int) -> float:
-    weights = sum((Path(url) / name).stat().st_size for name in WEIGHT_FILES if (Path(url) / name).exists())
+def memory_needed_mb(directory: Path, workers: int) -> float:
+    """What ``workers`` MMS workers of the model in ``directory`` will take (each holds a copy)."""
+    weights = sum((directory / name).stat().st_size for name in WEIGHT_FILES if (directory / name).is_file())
     return workers * (WORKER_BASELINE_MB + 1.3 * weights / 2**20)
 
 
@@ -128,63 +135,49 @@ class Backend:
         )
 
     def health(self) -> tuple[bool, str]:
-        """(healthy, reason).
-
-        MMS's /ping answers HTTP 200 whatever its state; its body says "Healthy", "Partial Healthy"
-        or "Unhealthy" (fewer live worker processes than models need). That body is the truth,
-        except while a model is loading, whose workers are not up yet: then the models already
-        loaded are checked one by one instead.
-        """
+        """(healthy, reason), from one call to MMS's /ping (see the module docstring)."""
         try:
-            answer = self.call("GET", "/ping", timeout=1.0)
-            if answer.status != 200:
-                return False, f"multi-model-server's /ping answered {answer.status}"
-            status = json.loads(answer.data).get("status", "")
-            names, token = [], ""
-            while True:
-                listing = json.loads(
-                    self.call(
-                        "GET", "/models?limit=100" + (f"&next_page_token={token}" if token else ""), timeout=1.0
-                    ).data
-                )
-                names += [m["modelName"] for m in listing.get("models", [])]
-                token = listing.get("nextPageToken")
-                if not token:
-                    break
-            with self.lock:
-                loading = set(self.loading)
-            if status != "Healthy" and not loading:
-                return False, f"multi-model-server reports {status or 'no status'}: a model's workers are not running"
-            for name in (n for n in names if n not in loading):
-                described = json.loads(self.call("GET", f"/models/{name}", timeout=1.0).data)
-                model = described[0] if isinstance(described, list) else described
-                if not any(w.get("status") == "READY" for w in model.get("workers", [])):
-                    return False, f"model {name} has no worker running"
-        except (urllib3.exceptions.HTTPError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            answer = self.call("GET", "/ping", timeout=PING_TIMEOUT_S)
+            status = json.loads(answer.data).get("status", "") if answer.status == 200 else ""
+        except (urllib3.exceptions.HTTPError, ValueError, AttributeError) as exc:
             return False, f"multi-model-server does not answer ({type(exc).__name__})"
-        return True, f"{len(names)} model(s) loaded"
+        if answer.status != 200:
+            return False, f"multi-model-server's /ping answered {answer.status}"
+        with self.lock:
+            loading = sorted(self.loading)
+        if status == "Healthy":
+            return True, "every model's workers are running"
+        if status == "Partial Healthy":
+            return True, "some model workers are not running; multi-model-server restarts them"
+        if loading:
+            return True, f"loading {', '.join(loading)}"
+        return False, f"multi-model-server reports {status or 'no status'}: no model worker is running"
+
+
+def _forwarded_headers() -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
 
 
 def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
     """The front's WSGI app, passing the multi-model contract through to ``backend``."""
     app = Flask("sagebert-mme")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
 
-    def passthrough(path: str, body: bytes | None = None) -> Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
-        query = request.query_string.decode()
+    def passthrough(path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         try:
-            answer = backend.call(
-                request.method,
-                path + (f"?{query}" if query else ""),
-                body if body is not None else request.get_data(),
-                headers,
-            )
+            answer = backend.call(request.method, path, body, _forwarded_headers() if headers is None else headers)
         except urllib3.exceptions.HTTPError as exc:
             log.error("multi-model-server did not answer %s %s: %s", request.method, path, exc)
             return json_response({"error": "The model server did not answer; the endpoint's log has the details."}, 502)
         returned = {k: v for k, v in answer.headers.items() if k.lower() in RETURNED_HEADERS}
         return Response(answer.data, status=answer.status, headers=returned)
+
+    def model_path(name: str, suffix: str = "") -> str | None:
+        return f"/models/{name}{suffix}" if MODEL_NAME.fullmatch(name) else None
+
+    def no_such_model(name: str) -> Response:
+        return json_response(
+            {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {name[:80]}"}, 404
+        )
 
     @app.get("/ping")
     def ping() -> Response:
@@ -197,22 +190,20 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
 
     @app.post("/models")
     def load_model() -> Response:
-        body = request.get_data()
+        body = read_body(settings.max_payload_mb)
         try:
             spec = json.loads(body)
             name, url = spec["model_name"], spec["url"]
         except (ValueError, KeyError, TypeError):
-            return json_response(
-                {
-                    "error": "The body must be JSON with model_name and url.",
-                    "fix": 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}',
-                },
-                400,
+            return error_response(
+                RequestError(
+                    "The body must be JSON with model_name and url.",
+                    'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}',
+                )
             )
-        problem = check_model_dir(url)
-        if problem:
-            return json_response({"error": problem[0], "fix": problem[1]}, 400)
-        needed, available = memory_needed_mb(url, settings.workers), memory_available_mb()
+        check_model_name(name)
+        directory = check_model_dir(url, settings.models_dir)
+        needed, available = memory_needed_mb(directory, settings.workers), memory_available_mb()
         if needed > available:
             return json_response(
                 {
@@ -225,17 +216,32 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
         with backend.lock:
             backend.loading.add(name)
         try:
-            return passthrough("/models", body)
+            return passthrough(
+                "/models", json.dumps({"model_name": name, "url": url}).encode(), {"Content-Type": "application/json"}
+            )
         finally:
             with backend.lock:
                 backend.loading.discard(name)
 
-    @app.route("/models", methods=["GET"])
+    @app.get("/models")
+    def list_models() -> Response:
+        query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k in LIST_QUERY])
+        return passthrough("/models" + (f"?{query}" if query else ""))
+
     @app.route("/models/<name>", methods=["GET", "DELETE"])
-    @app.route("/models/<name>/invoke", methods=["POST"])
+    def one_model(name: str) -> Response:
+        path = model_path(name)
+        return passthrough(path) if path else no_such_model(name)
+
+    @app.post("/models/<name>/invoke")
+    def invoke(name: str) -> Response:
+        body = read_body(settings.max_payload_mb)
+        path = model_path(name, "/invoke")
+        return passthrough(path, body) if path else no_such_model(name)
+
     @app.post("/invocations")
-    def forward(name: str | None = None) -> Response:
-        return passthrough(request.path)
+    def invocations() -> Response:
+        return passthrough("/invocations", read_body(settings.max_payload_mb))
 
     install_error_handlers(app, settings.max_payload_mb)
     return app

@@ -1,27 +1,42 @@
 """Multi-model endpoints: multi-model-server behind the sagebert front, one supervisor above both.
 
 ``serve`` with SAGEMAKER_MULTI_MODEL=true becomes this supervisor (PID 1). It starts
-- multi-model-server, the sagemaker-inference way, on a loopback port (serving.mms_server), and
-- the front on SageMaker's port (serving.mme_front): MMS's API plus an honest /ping,
+- multi-model-server, the sagemaker-inference way (``python -m sagebert.serving.mms``), with its
+  inference and management APIs on a loopback port only, and
+- the front on SageMaker's port (serving.mme_front): MMS's API, checked, plus an honest /ping,
 and forwards SIGTERM to both. If either exits, the other is stopped and the container exits
 non-zero, so SageMaker replaces it. As PID 1 it also reaps orphaned processes.
+
+MMS is handed what ServingSettings decided (workers per model, timeout, payload limit), so the
+front, MMS and the model workers agree; the toolkit writes those into /etc/sagemaker-mms.properties
+with 0.0.0.0 addresses, which the MMS_INFERENCE_ADDRESS / MMS_MANAGEMENT_ADDRESS variables override
+(the toolkit's properties enable MMS's environment configuration).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 
-from ..environment import BIND_TO_PORT_ENV, SAFE_PORT_RANGE_ENV
-from .settings import ServingSettings
+from .settings import (
+    BIND_TO_PORT_ENV,
+    MAX_PAYLOAD_IN_MB_ENV,
+    MODEL_SERVER_TIMEOUT_ENV,
+    MODEL_SERVER_WORKERS_ENV,
+    SAFE_PORT_RANGE_ENV,
+    ServingSettings,
+)
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 25
+HANDLER_SERVICE = "sagebert.serving.mms_handler_service"
 
 
 def internal_port(front_port: int, safe_range: str | None) -> int:
@@ -34,12 +49,32 @@ def internal_port(front_port: int, safe_range: str | None) -> int:
     return 8081 if front_port != 8081 else 8082
 
 
+def model_server_environment(settings: ServingSettings, port: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of multi-model-server: loopback addresses, and the settings as decided here."""
+    address = f"http://127.0.0.1:{port}"
+    return {
+        **environ,
+        BIND_TO_PORT_ENV: str(port),
+        "MMS_INFERENCE_ADDRESS": address,
+        "MMS_MANAGEMENT_ADDRESS": address,
+        MODEL_SERVER_WORKERS_ENV: str(settings.workers),
+        MODEL_SERVER_TIMEOUT_ENV: str(settings.timeout),
+        # The toolkit takes whole megabytes; the front enforces the exact limit before MMS sees a byte.
+        MAX_PAYLOAD_IN_MB_ENV: str(math.ceil(settings.max_payload_mb)),
+    }
+
+
 def run_multi_model_server(settings: ServingSettings) -> int:
     """Start MMS and the front; return when either exits (or after SIGTERM)."""
     port = internal_port(settings.port, os.environ.get(SAFE_PORT_RANGE_ENV))
-    log.info("multi-model endpoint: front on port %d, multi-model-server on 127.0.0.1:%d", settings.port, port)
+    log.info(
+        "multi-model endpoint: front on port %d, multi-model-server on 127.0.0.1:%d, %d worker(s) per model",
+        settings.port,
+        port,
+        settings.workers,
+    )
     mms = subprocess.Popen(
-        [sys.executable, "-m", "sagebert.serving.mms_server"], env={**os.environ, BIND_TO_PORT_ENV: str(port)}
+        [sys.executable, "-m", "sagebert.serving.mms"], env=model_server_environment(settings, port, os.environ)
     )
     front = subprocess.Popen(
         [sys.executable, "-m", "sagebert.container.serve", "--multi-model-front", f"http://127.0.0.1:{port}"]
@@ -79,3 +114,15 @@ def run_multi_model_server(settings: ServingSettings) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         return 0 if stopping else (code or 1)
+
+
+def main() -> int:
+    """multi-model-server, started by the toolkit with sagebert's handler service; blocks until it exits."""
+    from sagemaker_inference import model_server
+
+    model_server.start_model_server(handler_service=HANDLER_SERVICE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
