@@ -11,7 +11,8 @@ sizes: `docker image inspect` (.Size, what `docker images` shows, in decimal GB)
 the size. starts: for each round, each image in turn (so that the shared CPU's noise falls on all
 of them alike): `serve` from `docker run` to the first 200 on /ping; multi-model `serve` to /ping
 200 and then to the first prediction of a freshly loaded model; a 64-tweet, one-epoch `train` job
-from `docker run` to its exit. imports: runs `train` (one process, then two through torchrun),
+from `docker run` to its exit; each also as the CPU seconds the container had used by then (its
+cgroup's count), which other load on a shared machine hardly moves. imports: runs `train` (one process, then two through torchrun),
 `serve` (JSON, CSV, JSON Lines and a bad request) and multi-model `serve` (load, invoke, list,
 unload) with PYTHONPYCACHEPREFIX set, so that Python writes a cache file for every module it
 imports from source, then lists those modules. Writes benchmarks/results/image-<command>.json
@@ -125,17 +126,33 @@ def tiny_training_job(hyperparameters: dict | None = None) -> Path:
     return base
 
 
-def train(image: str, opt_ml: Path, env: dict | None = None, name: str | None = None) -> float:
-    """Seconds from `docker run IMAGE train` to its exit; the container is kept when ``name`` is given."""
+# The container's CPU time so far, in seconds (cgroup v1 or v2).
+CPU_SECONDS = (
+    "cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null | awk '{print $1 / 1e9}' "
+    "|| awk '$1 == \"usage_usec\" {print $2 / 1e6}' /sys/fs/cgroup/cpu.stat"
+)
+
+
+def cpu_seconds(name: str) -> float:
+    """CPU seconds a running container has used: unlike wall time, hardly moved by other load."""
+    return round(float(docker("exec", name, "sh", "-c", CPU_SECONDS).strip()), 2)
+
+
+def train(image: str, opt_ml: Path, env: dict | None = None, name: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds of `docker run IMAGE train`; the container is kept when ``name`` is given."""
     command = ["docker", "run", "--hostname", "algo-1", "-v", f"{opt_ml}:/opt/ml"]
     command += ["--name", name] if name else ["--rm"]
     for key, value in (env or {}).items():
         command += ["-e", f"{key}={value}"]
+    # The entrypoint runs `train` as it would for SageMaker; the shell around it then reads the
+    # container's CPU time, which is gone once the container has exited.
+    script = f"sagebert-entrypoint train && {CPU_SECONDS}"
     started = time.monotonic()
-    done = subprocess.run([*command, image, "train"], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([*command, image, "sh", "-c", script], capture_output=True, text=True, timeout=1800)
+    wall = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"train failed in {image}:\n{(done.stdout + done.stderr)[-3000:]}")
-    return time.monotonic() - started
+    return wall, round(float(done.stdout.strip().splitlines()[-1]), 2)
 
 
 def multi_model_root(model_dir: Path) -> Path:
@@ -154,9 +171,8 @@ def first_multi_model_prediction(container: Container) -> float:
 
 def starts(images: list[str], model_dir: Path, rounds: int) -> dict:
     models = multi_model_root(model_dir)
-    measured = {
-        image: {"serve_s": [], "mme_ping_s": [], "mme_first_prediction_s": [], "train_s": []} for image in images
-    }
+    keys = ("serve_s", "serve_cpu_s", "mme_ping_s", "mme_first_prediction_s", "mme_cpu_s", "train_s", "train_cpu_s")
+    measured = {image: {key: [] for key in keys} for image in images}
     try:
         for round_ in range(rounds):
             for image in images:
@@ -164,31 +180,38 @@ def starts(images: list[str], model_dir: Path, rounds: int) -> dict:
                 c = Container.start(image, ["serve"], {str(model_dir): "/opt/ml/model"}, {}, "image-bench")
                 try:
                     m["serve_s"].append(round(c.wait_healthy(), 2))
+                    m["serve_cpu_s"].append(cpu_seconds(c.name))
                 finally:
                     c.stop()
                 mme = {str(models): "/opt/ml/models:ro"}
                 c = Container.start(image, ["serve"], mme, {"SAGEMAKER_MULTI_MODEL": "true"}, "image-bench")
                 try:
                     m["mme_first_prediction_s"].append(round(first_multi_model_prediction(c), 2))
+                    m["mme_cpu_s"].append(cpu_seconds(c.name))
                     m["mme_ping_s"].append(round(c.cold_start_s, 2))
                 finally:
                     c.stop()
                 job = tiny_training_job()
                 try:
-                    m["train_s"].append(round(train(image, job), 2))
+                    wall, cpu = train(image, job)
+                    m["train_s"].append(round(wall, 2))
+                    m["train_cpu_s"].append(cpu)
                 finally:
                     shutil.rmtree(job, ignore_errors=True)
                 print(f"  round {round_ + 1} {image}: " + ", ".join(f"{k} {v[-1]}" for k, v in m.items()), flush=True)
     finally:
         shutil.rmtree(models, ignore_errors=True)
     results = [{"image": image, **{k: median(v) for k, v in m.items()}, "runs": m} for image, m in measured.items()]
-    print(f"\nmedians of {rounds} rounds\n")
+    print(f"\nmedians of {rounds} rounds; wall seconds (CPU seconds of the container)\n")
     print(
-        "| image | serve: docker run → /ping 200 s | multi-model: → /ping 200 s | → first prediction s | "
-        "train (64 tweets, 1 epoch): docker run → exit s |\n|---|---:|---:|---:|---:|"
+        "| image | serve: docker run → /ping 200 | multi-model: → /ping 200 | → first prediction | "
+        "train (64 tweets, 1 epoch): docker run → exit |\n|---|---:|---:|---:|---:|"
     )
     for r in results:
-        print(f"| {r['image']} | {r['serve_s']} | {r['mme_ping_s']} | {r['mme_first_prediction_s']} | {r['train_s']} |")
+        print(
+            f"| {r['image']} | {r['serve_s']} ({r['serve_cpu_s']}) | {r['mme_ping_s']} | "
+            f"{r['mme_first_prediction_s']} ({r['mme_cpu_s']}) | {r['train_s']} ({r['train_cpu_s']}) |"
+        )
     return {"rounds": rounds, "images": results}
 
 
