@@ -3,7 +3,7 @@
 # resolution (the locks are complete). Uses /build/wheelhouse with --no-index when it holds wheels
 # staged for this variant (container/make-wheelhouse.sh); otherwise the package index (plus the
 # PyTorch CPU index for the CPU build). Then leaves out of the venv what neither `train` nor
-# `serve` uses, and compiles bytecode for the modules they import (container/compile-bytecode.py).
+# `serve` uses. Bytecode is compiled by the next build step (container/compile-bytecode.py).
 set -eu
 variant="$1"
 use_wheelhouse="${2:-auto}"
@@ -12,7 +12,7 @@ venv=/opt/venv
 site="$venv/lib/python3.11/site-packages"
 python3.11 -m venv "$venv"
 pip="$venv/bin/pip"
-# --no-compile: bytecode is written below, for the modules that are imported only.
+# --no-compile: bytecode is written later, for the modules that are imported only.
 set -- --no-cache-dir --disable-pip-version-check --no-deps --require-hashes --no-compile
 wheelhouse=/build/wheelhouse
 has_wheels="$(find "$wheelhouse" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | head -1)"
@@ -47,12 +47,3 @@ find "$site" -depth -type d -name tests -exec rm -rf {} +
 mkdir -p /opt/build-tools
 mv "$site"/pip "$site"/pip-*.dist-info "$site"/wheel "$site"/wheel-*.dist-info /opt/build-tools/
 rm -f "$venv"/bin/pip "$venv"/bin/pip3 "$venv"/bin/pip3.* "$venv"/bin/wheel
-
-# Byte-code compiled once here, not at every container start (the image sets
-# PYTHONDONTWRITEBYTECODE, so nothing would be cached at run time): it halves the import time of
-# torch and transformers, most of `serve`'s cold start. Only for the modules train and serve
-# import (their list: container/bytecode-modules.txt); the rest stays source.
-"$venv/bin/python" /build/compile-bytecode.py /build/bytecode-modules.txt site-packages
-# The same for the base's standard library where it has none (python:3.11-slim): written under
-# /build/rootfs, which the final stage copies onto its root.
-"$venv/bin/python" /build/compile-bytecode.py /build/bytecode-modules.txt stdlib /build/rootfs
