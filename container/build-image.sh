@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 TAG="${1:-sagebert:dev}"
 VARIANT="${VARIANT:-cpu}"
 WHEELHOUSE="${WHEELHOUSE:-auto}"
-STANDIN=sagebert/standin-python:3.11-bookworm
+# The stand-in's tag carries a hash of the script that makes it: a changed recipe makes a new base.
+STANDIN="sagebert/standin-python:3.11-bookworm-$(sha256sum container/make-standin-base.sh | cut -c1-12)"
 
 case "$VARIANT" in
   cpu) default_base=python:3.11-slim-bookworm ;;

@@ -1,8 +1,11 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages one image stage needs, and nothing already present.
-#   install-system-packages.sh builder   # a C compiler and Python 3.11 headers (builder stage only)
-#   install-system-packages.sh runtime   # Python 3.11 if the base lacks it (CUDA bases), and a
-#                                         # headless Java runtime for multi-model-server
+#   install-system-packages.sh builder   # a C compiler and Python 3.11 headers, and a headless JDK
+#                                         # whose jdeps and jlink make the Java runtime that
+#                                         # multi-model-server runs on (container/make-java-runtime.sh)
+#   install-system-packages.sh runtime   # Python 3.11 if the base lacks it (CUDA bases); nothing
+#                                         # on python:3.11-slim, whose final image gets its Java
+#                                         # runtime from the builder
 set -eu
 stage="$1"
 packages=""
@@ -15,15 +18,21 @@ if ! have_python311; then
 fi
 case "$stage" in
   builder)
-    packages="$packages gcc libc6-dev"
+    packages="$packages gcc libc6-dev openjdk-17-jdk-headless"
     if ! have_python311 || ! have_python_headers; then packages="$packages python3.11-dev"; fi ;;
-  runtime)
-    packages="$packages openjdk-17-jre-headless" ;;
+  runtime) ;;
   *) echo "usage: $0 builder|runtime" >&2; exit 64 ;;
 esac
+if [ -z "$packages" ]; then
+  echo "nothing to install for the $stage stage"
+  exit 0
+fi
 export DEBIAN_FRONTEND=noninteractive
+# The JDK's post-install script links its man pages and fails where a slim base (Debian's -slim
+# images, the stand-in) has no man directories.
+mkdir -p /usr/share/man/man1
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $packages
 apt-get clean
-rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*
+rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log

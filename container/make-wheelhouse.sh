@@ -22,7 +22,9 @@ locks=("$here/requirements/build.lock" "$here/requirements/image-$VARIANT.lock" 
 dest="$here/wheelhouse/.variants/$VARIANT"
 stamp="$dest/.locks.sha256"
 
-if ! sha256sum -c --status "$stamp" 2>/dev/null; then
+# The stamp's hashes are compared with this checkout's locks, whatever paths it names: a copy of
+# .variants in another checkout is checked against that checkout's locks.
+if [ "$(sha256sum "${locks[@]}" | cut -d' ' -f1)" != "$(cut -d' ' -f1 "$stamp" 2>/dev/null)" ]; then
   py="${PYTHON:-python3}"
   "$py" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null || {
     echo "make-wheelhouse.sh needs CPython 3.11 (set PYTHON=...)" >&2; exit 1; }
@@ -36,7 +38,8 @@ if ! sha256sum -c --status "$stamp" 2>/dev/null; then
     fi
     rm -f "$log"
   done
-  sha256sum "${locks[@]}" >"$stamp"
+  # A new file, not written in place: copies of .variants share their files as hard links.
+  sha256sum "${locks[@]}" >"$stamp.new" && mv "$stamp.new" "$stamp"
 fi
 
 # Stage: replace whatever wheelhouse/ held with this variant's files.
