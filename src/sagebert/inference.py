@@ -210,12 +210,13 @@ class InferenceModel:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """The precision to run in; ``auto`` = int8 on CPU, fp32 on a GPU."""
+    """The precision to run in; ``auto`` = onnx-int8 on CPU (ONNX Runtime: faster than torch's int8 at
+    the same accuracy, BENCHMARKS.md), fp32 on a GPU."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise SagebertError(f"SAGEBERT_INFERENCE_PRECISION is {requested!r}.", f"Use one of {', '.join(PRECISIONS)}.")
     if requested == "auto":
-        return "fp32" if device.type == "cuda" else "int8"
+        return "fp32" if device.type == "cuda" else "onnx-int8"
     if requested in CPU_ONLY_PRECISIONS and device.type != "cpu":
         raise SagebertError(f"{requested} inference runs on CPU only.", "Use fp32, fp16 or bf16 on GPU instances.")
     if requested == "fp16" and device.type == "cpu":

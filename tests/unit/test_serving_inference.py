@@ -111,6 +111,6 @@ def test_predictions_are_identical_for_the_same_text_in_any_request(models, prec
     assert first.probabilities == again.probabilities  # bitwise: each text runs on its own
 
 
-def test_auto_is_int8_on_cpu(tiny_model_dir):
-    assert model_fn(tiny_model_dir, "auto").precision == "int8"
-    assert torch.cuda.is_available() or model_fn(tiny_model_dir).precision == "int8"
+def test_auto_is_onnx_int8_on_cpu(sensitive_model_dir):
+    assert model_fn(sensitive_model_dir, "auto").precision == "onnx-int8"
+    assert torch.cuda.is_available() or model_fn(sensitive_model_dir).precision == "onnx-int8"
