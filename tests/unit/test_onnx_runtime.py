@@ -29,7 +29,7 @@ def model_dir(tiny_model_dir, tmp_path_factory):
     from transformers import AutoModelForSequenceClassification
 
     directory = tmp_path_factory.mktemp("onnx-model")
-    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    copy_model(tiny_model_dir, directory)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     with torch.no_grad():
         model.classifier.weight *= 100
@@ -40,6 +40,12 @@ def model_dir(tiny_model_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def onnx_and_fp32(model_dir):
     return model_fn(model_dir, "onnx-int8"), model_fn(model_dir, "fp32")
+
+
+def copy_model(source, destination):
+    """A copy without the export another test may have left in the shared tiny model directory."""
+    shutil.copytree(source, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx"))
+    return destination
 
 
 def exports(directory):
@@ -71,7 +77,7 @@ def test_the_export_keeps_the_attention_mask(onnx_and_fp32):
 
 
 def test_a_model_directory_without_an_export_gets_one_at_start_and_keeps_it(tiny_model_dir, tmp_path, monkeypatch):
-    shutil.copytree(tiny_model_dir, tmp_path, dirs_exist_ok=True)
+    copy_model(tiny_model_dir, tmp_path)
     assert exports(tmp_path) == []
     model_fn(tmp_path, "onnx-int8")
     (made,) = exports(tmp_path)
@@ -82,7 +88,7 @@ def test_a_model_directory_without_an_export_gets_one_at_start_and_keeps_it(tiny
 
 
 def test_a_retrained_model_gets_a_new_export(tiny_model_dir, tmp_path):
-    shutil.copytree(tiny_model_dir, tmp_path, dirs_exist_ok=True)
+    copy_model(tiny_model_dir, tmp_path)
     first = model_fn(tmp_path, "onnx-int8").model.path
     from transformers import AutoModelForSequenceClassification
 
@@ -95,7 +101,7 @@ def test_a_retrained_model_gets_a_new_export(tiny_model_dir, tmp_path):
 
 def test_a_read_only_model_directory_exports_to_the_cache(tiny_model_dir, tmp_path, monkeypatch):
     model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_dir)
+    copy_model(tiny_model_dir, model_dir)
     monkeypatch.setenv(onnx_runtime.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_runtime.os, "access", lambda path, mode: False)
     path = model_fn(model_dir, "onnx-int8").model.path
@@ -103,7 +109,7 @@ def test_a_read_only_model_directory_exports_to_the_cache(tiny_model_dir, tmp_pa
 
 
 def test_without_onnxruntime_the_error_says_what_to_use(tiny_model_dir, tmp_path, monkeypatch):
-    shutil.copytree(tiny_model_dir, tmp_path, dirs_exist_ok=True)
+    copy_model(tiny_model_dir, tmp_path)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what a missing package looks like to import
     with pytest.raises(onnx_runtime.OnnxRuntimeMissingError) as error:
         model_fn(tmp_path, "onnx-int8")
@@ -111,7 +117,7 @@ def test_without_onnxruntime_the_error_says_what_to_use(tiny_model_dir, tmp_path
 
 
 def test_a_corrupted_export_names_the_file_and_the_fix(tiny_model_dir, tmp_path):
-    shutil.copytree(tiny_model_dir, tmp_path, dirs_exist_ok=True)
+    copy_model(tiny_model_dir, tmp_path)
     model_fn(tmp_path, "onnx-int8")
     (made,) = exports(tmp_path)
     made.write_bytes(b"not an onnx model")
