@@ -12,8 +12,8 @@ worker gets with one worker per CPU). For every candidate:
 - single-tweet latency (p50, p99 over 480 tweets) and throughput with 32-tweet requests (median
   of 48), the candidates taking turns round by round so that the machine's busy moments fall on
   all of them alike.
-The candidates are the offered precisions as served (fp32 in length-sorted batches, int8 and bf16
-each text alone) and, for comparison, int8 and bf16 in batches, and int8 with per-row (per-token)
+The candidates are the offered precisions as served (fp32 in length-sorted batches, torch int8,
+ONNX Runtime int8 and bf16 each text alone) and, for comparison, int8 and bf16 in batches, and int8 with per-row (per-token)
 activation scales and per-channel weight scales (what torchao's int8 dynamic quantization does),
 batched. Writes benchmarks/results/precision.json and prints a Markdown table.
 """
@@ -73,7 +73,8 @@ class Batched(InferenceModel):
 
 
 def candidates(model_dir: Path) -> dict[str, InferenceModel]:
-    int8, bf16, fp32 = (model_fn(model_dir, p) for p in ("int8", "bf16", "fp32"))
+    torch.set_num_threads(1)  # onnxruntime's session takes torch's thread count when it is made
+    int8, bf16, fp32, onnx_int8 = (model_fn(model_dir, p) for p in ("int8", "bf16", "fp32", "onnx-int8"))
 
     def as_batched(model: InferenceModel, precision: str) -> Batched:
         return Batched(**{**{f.name: getattr(model, f.name) for f in fields(model)}, "precision": precision})
@@ -83,6 +84,7 @@ def candidates(model_dir: Path) -> dict[str, InferenceModel]:
     return {
         "fp32, batched (served)": fp32,
         "int8, each text alone (served)": int8,
+        "ONNX Runtime int8, each text alone (served)": onnx_int8,
         "bf16, each text alone (served)": bf16,
         "int8, batched (the old default)": as_batched(int8, "int8"),
         "bf16, batched": as_batched(bf16, "bf16"),

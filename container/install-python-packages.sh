@@ -37,12 +37,13 @@ fi
 # Left out (sizes measured by benchmarks/image.py sizes):
 # - torch's C++ test binaries and headers (145 MB): never used at run time, and the image has no
 #   compiler to build extensions with them;
-# - the packages' own test suites (`tests` directories, 45 MB): never imported;
+# - the packages' own test suites (`tests` directories, 45 MB; onnx's backend test data, 17 MB):
+#   never imported;
 # - pip and wheel (15 MB): only installers use them. They move to /opt/build-tools, where the next
 #   build stage finds pip to install sagebert itself; the final image copies /opt/venv only.
 #   setuptools stays: sagemaker-inference imports pkg_resources, which needs setuptools' vendored
 #   packages.
-rm -rf "$site/torch/test" "$site/torch/include"
+rm -rf "$site/torch/test" "$site/torch/include" "$site/onnx/backend/test"
 find "$site" -depth -type d -name tests -exec rm -rf {} +
 mkdir -p /opt/build-tools
 mv "$site"/pip "$site"/pip-*.dist-info "$site"/wheel "$site"/wheel-*.dist-info /opt/build-tools/

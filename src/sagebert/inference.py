@@ -8,7 +8,8 @@ requests of several clients into one forward pass). How each precision keeps tha
 
 - fp32 runs length-sorted sub-batches padded to their longest text: padding is masked out, and
   what other rows change is only the order of float32 sums (about 1e-6).
-- int8, bf16 and fp16 run every text on its own, unpadded. Batched, they are not batch-invariant:
+- int8, onnx-int8 (ONNX Runtime, see sagebert.onnx_runtime), bf16 and fp16 run every text on its
+  own, unpadded. Batched, they are not batch-invariant:
   int8 dynamic quantization scales activations per batch, and any rounding to 8 bits (int8 with
   per-row scales too) or to bf16 turns the 1e-7 differences of a batched float32 sum into jumps of
   1e-3 to 1e-2 (BENCHMARKS.md measures each).
@@ -28,16 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from . import codecs
+from . import codecs, onnx_runtime
 from .codecs import Prediction, Predictions
 from .errors import SagebertError
 from .modeling import load_model_dir
+from .onnx_runtime import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "onnx-int8")
+CPU_ONLY_PRECISIONS = ("int8", "onnx-int8")
 BATCHED_PRECISIONS = ("fp32",)  # the others run each text alone (see the module docstring)
 DEFAULT_BATCH_SIZE = 32
 # Below this many tokens in a forward pass, one intra-op thread is faster than several: an OpenMP
@@ -66,7 +70,7 @@ class InferenceModel:
     """A trained classifier ready to predict, and how it runs."""
 
     tokenizer: Any
-    model: torch.nn.Module
+    model: torch.nn.Module | OnnxClassifier
     label_names: list[str]
     max_length: int
     precision: str
@@ -106,7 +110,26 @@ class InferenceModel:
                 content[i] = self._leading_token_ids(text, keep)
         return [Encoded(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
 
+    @functools.cached_property
+    def _backend(self) -> Any:
+        """The fast tokenizer's own ``tokenizers.Tokenizer`` without truncation or padding (what
+        the transformers wrapper sets up on every call), or None for a slow tokenizer."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        backend = type(backend).from_str(backend.to_str())  # a copy: the wrapper keeps its own settings
+        backend.no_truncation()
+        backend.no_padding()
+        return backend
+
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        # The backend directly: the same ids for a fraction of the wrapper's cost per call, which
+        # is most of the tokenising time of a one-tweet request.
+        backend = self._backend
+        if backend is not None:
+            if len(texts) == 1:
+                return [backend.encode(texts[0], add_special_tokens=False).ids]
+            return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
         return self.tokenizer(
             texts,
             add_special_tokens=False,
@@ -136,34 +159,48 @@ class InferenceModel:
         """One Prediction per encoded text, in order."""
         if not items:
             return []
-        groups = self._groups(items)
-        logits: list[torch.Tensor | None] = [None] * len(items)
-        pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for group in groups:
-                width = max(len(items[i]) for i in group)
-                if self.device.type == "cpu" and self.threads > 1:
-                    torch.set_num_threads(1 if width * len(group) < SMALL_BATCH_TOKENS else self.threads)
-                input_ids = torch.full((len(group), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(group), width), dtype=torch.long)
-                for row, i in enumerate(group):
-                    input_ids[row, : len(items[i])] = torch.tensor(items[i].ids)
-                    attention[row, : len(items[i])] = 1
-                out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-                for i, values in zip(group, out.float().cpu(), strict=True):
-                    logits[i] = values
-        stacked = torch.stack(logits)  # type: ignore[arg-type]
-        probabilities = torch.softmax(stacked, dim=-1)
+            if self.batched:
+                logits = self._batched_logits(items)
+            else:
+                logits = torch.stack([self._logits_alone(item) for item in items])
+        probabilities = torch.softmax(logits, dim=-1)
         best = probabilities.argmax(dim=-1).tolist()
         return [
             Prediction(self.label_names[b], b, tuple(p), tuple(lg), item.truncated)
-            for b, p, lg, item in zip(best, probabilities.tolist(), stacked.tolist(), items, strict=True)
+            for b, p, lg, item in zip(best, probabilities.tolist(), logits.tolist(), items, strict=True)
         ]
 
+    def _logits_alone(self, item: Encoded) -> torch.Tensor:
+        """One text's logits (float32, on the CPU) from a forward pass of its own, unpadded."""
+        if isinstance(self.model, OnnxClassifier):
+            ids = np.array([item.ids], dtype=np.int64)
+            return torch.from_numpy(self.model.logits(ids, np.ones_like(ids))[0])
+        if self.device.type == "cpu" and self.threads > 1:
+            torch.set_num_threads(1 if len(item) < SMALL_BATCH_TOKENS else self.threads)
+        ids = torch.tensor([item.ids], device=self.device)
+        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float().cpu()
+
+    def _batched_logits(self, items: Sequence[Encoded]) -> torch.Tensor:
+        """Logits of length-sorted sub-batches, each padded to its longest text (float32, CPU)."""
+        logits: list[torch.Tensor | None] = [None] * len(items)
+        pad = self.tokenizer.pad_token_id or 0
+        for group in self._groups(items):
+            width = max(len(items[i]) for i in group)
+            if self.device.type == "cpu" and self.threads > 1:
+                torch.set_num_threads(1 if width * len(group) < SMALL_BATCH_TOKENS else self.threads)
+            input_ids = torch.full((len(group), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(group), width), dtype=torch.long)
+            for row, i in enumerate(group):
+                input_ids[row, : len(items[i])] = torch.tensor(items[i].ids)
+                attention[row, : len(items[i])] = 1
+            out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+            for i, values in zip(group, out.float().cpu(), strict=True):
+                logits[i] = values
+        return torch.stack(logits)  # type: ignore[arg-type]
+
     def _groups(self, items: Sequence[Encoded]) -> list[list[int]]:
-        """The forward passes: length-sorted sub-batches if batched, else one text each."""
-        if not self.batched:
-            return [[i] for i in range(len(items))]
+        """The batched forward passes: length-sorted sub-batches of at most batch_size texts."""
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
@@ -173,16 +210,17 @@ class InferenceModel:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """The precision to run in; ``auto`` = int8 on CPU, fp32 on a GPU."""
+    """The precision to run in; ``auto`` = onnx-int8 on CPU (ONNX Runtime: faster than torch's int8 at
+    the same accuracy, BENCHMARKS.md), fp32 on a GPU."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise SagebertError(f"SAGEBERT_INFERENCE_PRECISION is {requested!r}.", f"Use one of {', '.join(PRECISIONS)}.")
     if requested == "auto":
-        return "fp32" if device.type == "cuda" else "int8"
-    if requested == "int8" and device.type != "cpu":
-        raise SagebertError("int8 inference runs on CPU only.", "Use fp32, fp16 or bf16 on GPU instances.")
+        return "fp32" if device.type == "cuda" else "onnx-int8"
+    if requested in CPU_ONLY_PRECISIONS and device.type != "cpu":
+        raise SagebertError(f"{requested} inference runs on CPU only.", "Use fp32, fp16 or bf16 on GPU instances.")
     if requested == "fp16" and device.type == "cpu":
-        raise SagebertError("fp16 inference needs a GPU.", "Use int8, bf16 or fp32 on CPU instances.")
+        raise SagebertError("fp16 inference needs a GPU.", "Use onnx-int8, int8, bf16 or fp32 on CPU instances.")
     return requested
 
 
@@ -203,8 +241,12 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     trained = load_model_dir(Path(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     chosen = resolve_precision(precision, device)
-    model = _apply_precision(trained.model.to(device), chosen)
-    model.eval()
+    model: torch.nn.Module | OnnxClassifier
+    if chosen == "onnx-int8":
+        model = OnnxClassifier(onnx_runtime.ensure_int8(Path(model_dir), trained.model), torch.get_num_threads())
+    else:
+        model = _apply_precision(trained.model.to(device), chosen)
+        model.eval()
     log.info(
         "model loaded from %s: labels %s, max_length %d, precision %s (%s), device %s",
         model_dir,

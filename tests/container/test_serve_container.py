@@ -259,3 +259,55 @@ def test_a_container_without_a_model_stays_up_and_says_why(image, tmp_path):
         assert response.status_code == 503 and "config.json is missing" in response.json()["reason"]
         assert post(server, ["x"]).status_code == 503
         assert "loading the model failed" in server.logs()
+
+
+@pytest.fixture(scope="module")
+def served_by_each_backend(image, trained_in_container, tmp_path_factory):
+    """The trained model served with torch fp32 and with ONNX Runtime int8 (2 workers each), each
+    from its own copy of the model directory, without the export another server may have left."""
+    import shutil
+
+    base, run = trained_in_container
+    assert run.returncode == 0, run.output[-2000:]
+    servers = {}
+    try:
+        for precision in ("fp32", "onnx-int8"):
+            opt_ml = tmp_path_factory.mktemp(f"serve-{precision}")
+            shutil.copytree(base / "model", opt_ml / "model", ignore=shutil.ignore_patterns("*.onnx"))
+            env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEBERT_INFERENCE_PRECISION": precision}
+            servers[precision] = (ServingContainer(image, opt_ml, env), opt_ml / "model")
+        for server, _ in servers.values():
+            server.wait_healthy(timeout=180)
+        yield servers
+    finally:
+        for server, _ in servers.values():
+            server.remove()
+
+
+def test_onnx_int8_is_exported_at_start_and_serves_over_http(served_by_each_backend):
+    onnx, model_dir = served_by_each_backend["onnx-int8"]
+    fp32, _ = served_by_each_backend["fp32"]
+    assert len(list(model_dir.glob("model.int8-*.onnx"))) == 1
+    logs = onnx.logs()
+    assert "precision onnx-int8" in logs and "exported the model to ONNX int8" in logs, logs[-3000:]
+    texts = [row["sentence"] for row in read_rows(TEST_CSV, 96)]
+    quantized = post(onnx, texts).json()["predictions"]
+    exact = post(fp32, texts).json()["predictions"]
+    agree = sum(q["label"] == e["label"] for q, e in zip(quantized, exact, strict=True))
+    assert agree >= 0.95 * len(texts)  # int8 may flip a few borderline tweets of the tiny model
+
+
+def test_onnx_int8_answers_do_not_depend_on_their_request(served_by_each_backend):
+    onnx, _ = served_by_each_backend["onnx-int8"]
+    texts = [row["sentence"] for row in read_rows(TEST_CSV, 120)]
+    one_request = probabilities(post(onnx, texts, Accept="application/jsonlines"))
+    rng = random.Random(11)
+    sizes, start = [], 0
+    while start < len(texts):
+        sizes.append((start, min(len(texts), start + rng.randint(1, 16))))
+        start = sizes[-1][1]
+    with ThreadPoolExecutor(8) as pool:  # concurrent requests: the server may merge them
+        parts = list(
+            pool.map(lambda s: probabilities(post(onnx, texts[s[0] : s[1]], Accept="application/jsonlines")), sizes)
+        )
+    assert [p for part in parts for p in part] == one_request  # each text runs alone: bitwise equal

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sagebert.inference import PIECE_CHARS_PER_TOKEN, model_fn
 from support import TRAIN_CSV, read_rows
 
-CPU_PRECISIONS = ("fp32", "int8", "bf16")  # every precision offered on CPU
+CPU_PRECISIONS = ("fp32", "int8", "bf16", "onnx-int8")  # every precision offered on CPU
 WORDS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Zs", "Cc"]), min_size=1, max_size=12)
 TWEET_WORDS = sorted({w for row in read_rows(TRAIN_CSV, 300) for w in row["sentence"].split()})
 TEXT = st.lists(st.one_of(st.sampled_from(TWEET_WORDS), WORDS), max_size=40).map(" ".join)
@@ -60,7 +60,7 @@ def test_a_prediction_does_not_depend_on_what_shares_its_forward_pass(models, pr
 
 
 def test_only_fp32_shares_forward_passes(models):
-    assert [models[p].batched for p in CPU_PRECISIONS] == [True, False, False]
+    assert [models[p].batched for p in CPU_PRECISIONS] == [True, False, False, False]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -103,13 +103,14 @@ def test_tokenising_a_huge_text_never_hands_the_tokenizer_more_than_one_piece(mo
         assert not encoded.truncated and len(encoded) == 3
 
 
-def test_predictions_are_identical_for_the_same_text_in_any_request(models):
-    model = models["int8"]
+@pytest.mark.parametrize("precision", ["int8", "onnx-int8"])
+def test_predictions_are_identical_for_the_same_text_in_any_request(models, precision):
+    model = models[precision]
     first = model.predict(["flood in the valley", "calm"])[0]
     again = model.predict(["something else entirely, much longer than the rest", "flood in the valley"])[1]
     assert first.probabilities == again.probabilities  # bitwise: each text runs on its own
 
 
-def test_auto_is_int8_on_cpu(tiny_model_dir):
-    assert model_fn(tiny_model_dir, "auto").precision == "int8"
-    assert torch.cuda.is_available() or model_fn(tiny_model_dir).precision == "int8"
+def test_auto_is_onnx_int8_on_cpu(sensitive_model_dir):
+    assert model_fn(sensitive_model_dir, "auto").precision == "onnx-int8"
+    assert torch.cuda.is_available() or model_fn(sensitive_model_dir).precision == "onnx-int8"

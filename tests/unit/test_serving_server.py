@@ -240,3 +240,45 @@ def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
         assert answer.status_code == 503 and "shutting down" in answer.json()["error"]
         assert code == 0
         assert "1 request(s) that could not finish in the grace period got a 503" in server.logs()
+
+
+class _RecordingSocket:
+    def __init__(self):
+        self.writes = []
+
+    def sendall(self, data):
+        self.writes.append(bytes(data))
+
+
+def _response(headers):
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from sagebert.serving.worker import OneWriteResponse
+
+    request = SimpleNamespace(version=(1, 1), method="POST", should_close=lambda: False, headers=[])
+    sock = _RecordingSocket()
+    response = OneWriteResponse(request, sock, Config())
+    response.start_response("200 OK", headers)
+    return response, sock
+
+
+def test_a_response_with_a_body_goes_out_in_one_write():
+    response, sock = _response([("Content-Type", "application/json"), ("Content-Length", "2")])
+    response.write(b"{}")
+    response.close()
+    assert len(sock.writes) == 1
+    head, body = sock.writes[0].split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b"{}"
+
+
+@pytest.mark.parametrize("body", [b"", b"[1]"])
+def test_headers_come_first_whatever_the_body(body):
+    response, sock = _response([("Content-Type", "application/json")])  # no length: chunked
+    if body:
+        response.write(body)
+    response.close()
+    wire = b"".join(sock.writes)
+    assert wire.startswith(b"HTTP/1.1 200 OK") and wire.endswith(b"0\r\n\r\n")
+    assert (body in wire.split(b"\r\n\r\n", 1)[1]) and wire.count(b"HTTP/1.1") == 1

@@ -14,7 +14,7 @@ the same on both server paths:
 | SAGEMAKER_MAX_CONCURRENT_TRANSFORMS | advertised to batch transform | 2 per worker, capped by 100 MB / payload |
 | SAGEMAKER_BATCH | set by batch transform: text/plain bodies hold one text per line | false |
 | SAGEBERT_SERVER_THREADS | request threads per worker; 2 are kept for /ping (503 when the rest wait on the model) | 16 |
-| SAGEBERT_INFERENCE_PRECISION | auto, fp32, bf16, fp16 (GPU), int8 (CPU) | auto: int8 on CPU, fp32 on GPU |
+| SAGEBERT_INFERENCE_PRECISION | auto, fp32, bf16, fp16 (GPU), int8 (CPU, torch), onnx-int8 (CPU, ONNX Runtime) | auto: onnx-int8 on CPU, fp32 on GPU |
 | SAGEBERT_INFERENCE_BATCH_SIZE | texts per padded forward pass (fp32) | 32 |
 | SAGEBERT_MAX_TEXTS_PER_REQUEST | texts per request (413 above it) | 10000 |
 | SAGEBERT_MICRO_BATCH_TEXTS | texts of queued requests merged into one forward pass; 1 = every text alone | 64 |

@@ -1,0 +1,159 @@
+"""The ONNX Runtime int8 backend (precision ``onnx-int8``): the trained classifier exported to ONNX
+(input_ids, attention_mask → logits), its matrix products quantized dynamically to int8, and run by
+onnxruntime.
+
+The export is generic: it traces whatever ``AutoModelForSequenceClassification`` loaded (a custom
+head registered with the Auto classes included) through a wrapper that returns the logits. It is
+made at serve start when the model directory has none (BENCHMARKS.md measures the cost) and kept
+in the model directory, or in a cache folder when the model directory is read-only, so that the
+next worker or start reuses it. The file name carries a fingerprint of the weights, the config
+and the library versions that made it: a new model, or new versions of torch or onnxruntime, get
+a new export instead of a stale one.
+
+Like torch's int8, onnxruntime's dynamic quantization scales activations per forward pass, so a
+text's answer would depend on its batch-mates: the caller runs every text on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import SagebertError
+
+log = logging.getLogger(__name__)
+
+ONNX_PREFIX = "model.int8-"
+ONNX_SUFFIX = ".onnx"
+CACHE_DIR_ENV = "SAGEBERT_ONNX_CACHE_DIR"
+OPSET = 17
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
+
+
+class OnnxRuntimeMissingError(SagebertError):
+    """onnxruntime (or onnx) cannot be imported: the onnx-int8 precision cannot run."""
+
+
+def _import_runtime() -> tuple[Any, Any]:
+    """onnxruntime and its quantization module, or an error that says how to get them."""
+    try:
+        import onnxruntime
+        from onnxruntime import quantization
+    except Exception as exc:  # ImportError, or a broken install failing in its own import
+        raise OnnxRuntimeMissingError(
+            f"The onnx-int8 precision needs onnxruntime and onnx, which cannot be imported "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).",
+            "Use the sagebert image (it has both), install requirements/image.in's pins, "
+            "or set SAGEBERT_INFERENCE_PRECISION to int8 or fp32.",
+        ) from exc
+    return onnxruntime, quantization
+
+
+def fingerprint(model_dir: Path) -> str:
+    """A short hash of the model's weights and config and of the libraries an export depends on."""
+    onnxruntime, _ = _import_runtime()
+    digest = hashlib.sha256(f"torch {torch.__version__} onnxruntime {onnxruntime.__version__} opset {OPSET}".encode())
+    for name in WEIGHT_FILES:
+        path = model_dir / name
+        if path.exists():
+            stat = path.stat()
+            digest.update(f"{name} {stat.st_size}".encode())
+            with open(path, "rb") as handle:  # the first and last MiB: cheap, and any retraining changes them
+                digest.update(handle.read(1 << 20))
+                handle.seek(max(0, stat.st_size - (1 << 20)))
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+class _Logits(torch.nn.Module):
+    """The classifier with tensors in and logits out, whatever output class its head returns."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def export_int8(model: torch.nn.Module, destination: Path) -> Path:
+    """Export ``model`` to ONNX, quantize its MatMuls dynamically to int8, and write the result to
+    ``destination`` (atomically: a reader never sees half a file)."""
+    _, quantization = _import_runtime()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    model = model.float().eval()
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".onnx-export-") as scratch:
+        fp32 = Path(scratch) / "model.fp32.onnx"
+        # A padded batch of two, so that the traced graph keeps the attention mask's path.
+        input_ids = torch.ones((2, 8), dtype=torch.long)
+        attention_mask = torch.ones((2, 8), dtype=torch.long)
+        attention_mask[1, 5:] = 0
+        axes = {0: "batch", 1: "tokens"}
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python conditions on shapes
+            torch.onnx.export(
+                _Logits(model),
+                (input_ids, attention_mask),
+                str(fp32),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        int8 = Path(scratch) / "model.int8.onnx"
+        quantization.quantize_dynamic(str(fp32), str(int8), weight_type=quantization.QuantType.QInt8)
+        os.replace(int8, destination)
+    return destination
+
+
+def _cache_dir(model_dir: Path) -> Path:
+    """Where an export goes when the model directory is read-only."""
+    root = os.environ.get(CACHE_DIR_ENV) or Path(tempfile.gettempdir()) / "sagebert-onnx"
+    return Path(root) / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def ensure_int8(model_dir: Path, model: torch.nn.Module) -> Path:
+    """The int8 ONNX file of the model in ``model_dir``: the one already there, or a new export."""
+    name = f"{ONNX_PREFIX}{fingerprint(model_dir)}{ONNX_SUFFIX}"
+    for directory in (model_dir, _cache_dir(model_dir)):
+        if (directory / name).exists():
+            return directory / name
+    target = model_dir / name if os.access(model_dir, os.W_OK) else _cache_dir(model_dir) / name
+    started = time.monotonic()
+    export_int8(model, target)
+    log.info("exported the model to ONNX int8 in %.1f s: %s", time.monotonic() - started, target)
+    return target
+
+
+class OnnxClassifier:
+    """An onnxruntime session over an exported classifier; called like the model, on numpy arrays."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        onnxruntime, _ = _import_runtime()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # warnings about unused initializers are noise
+        self.path = path
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            raise SagebertError(
+                f"onnxruntime cannot load {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).",
+                "Delete that file: the next start exports the model again.",
+            ) from exc
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The logits (float32, one row per text) for int64 token ids and attention mask."""
+        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]

@@ -1,0 +1,133 @@
+"""The ONNX Runtime int8 backend (sagebert.onnx_runtime): its answers follow the torch model's, the
+export is made once when the model directory has none, and a missing or broken onnxruntime or
+export says what to do."""
+
+import shutil
+import sys
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sagebert import onnx_runtime
+from sagebert.errors import SagebertError
+from sagebert.inference import model_fn
+from support import TRAIN_CSV, read_rows
+
+TWEETS = [row["sentence"] for row in read_rows(TRAIN_CSV, 400)]
+# Measured on the tiny model with its head scaled by 100 (logits up to ±1.1, every tweet's margin
+# over 0.2): int8 moves a logit by at most 0.024 over the first 400 training tweets and changes no
+# label; the bound leaves a margin for other CPUs' int8 kernels.
+LOGIT_TOLERANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with a classifier head 100 times larger (the untrained head's logits are
+    otherwise too small for labels to mean anything), in this module's own folder."""
+    from transformers import AutoModelForSequenceClassification
+
+    directory = tmp_path_factory.mktemp("onnx-model")
+    copy_model(tiny_model_dir, directory)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.classifier.weight *= 100
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def onnx_and_fp32(model_dir):
+    return model_fn(model_dir, "onnx-int8"), model_fn(model_dir, "fp32")
+
+
+def copy_model(source, destination):
+    """A copy without the export another test may have left in the shared tiny model directory."""
+    shutil.copytree(source, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx"))
+    return destination
+
+
+def exports(directory):
+    return sorted(directory.glob(f"{onnx_runtime.ONNX_PREFIX}*{onnx_runtime.ONNX_SUFFIX}"))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.sampled_from(TWEETS), min_size=1, max_size=16))
+def test_int8_answers_follow_the_fp32_model(onnx_and_fp32, texts):
+    onnx, fp32 = onnx_and_fp32
+    for quantized, exact in zip(onnx.predict(texts), fp32.predict(texts), strict=True):
+        assert max(abs(a - b) for a, b in zip(quantized.logits, exact.logits, strict=True)) <= LOGIT_TOLERANCE
+        if abs(exact.logits[0] - exact.logits[1]) > 2 * LOGIT_TOLERANCE:  # a clear answer stays the same
+            assert quantized.label_id == exact.label_id
+
+
+def test_the_export_keeps_the_attention_mask(onnx_and_fp32):
+    """Run padded, a text's logits are those of the text alone: the graph did not bake in 'no padding'."""
+    import numpy as np
+
+    onnx, _ = onnx_and_fp32
+    short, long = (onnx.encode([t])[0].ids for t in ("flood", "a terrible car crash on the highway near the bridge"))
+    ids = np.zeros((2, len(long)), dtype=np.int64)
+    ids[0, : len(short)], ids[1] = short, long
+    mask = (np.arange(len(long))[None, :] < np.array([[len(short)], [len(long)]])).astype(np.int64)
+    padded = onnx.model.logits(ids, mask)
+    alone = onnx.model.logits(np.array([short], dtype=np.int64), np.ones((1, len(short)), dtype=np.int64))
+    assert np.abs(padded[0] - alone[0]).max() < LOGIT_TOLERANCE
+
+
+def test_a_model_directory_without_an_export_gets_one_at_start_and_keeps_it(tiny_model_dir, tmp_path, monkeypatch):
+    copy_model(tiny_model_dir, tmp_path)
+    assert exports(tmp_path) == []
+    model_fn(tmp_path, "onnx-int8")
+    (made,) = exports(tmp_path)
+    calls = []
+    monkeypatch.setattr(onnx_runtime, "export_int8", lambda *args: calls.append(args))
+    assert model_fn(tmp_path, "onnx-int8").model.path == made
+    assert calls == []  # the second start reuses it
+
+
+def test_a_retrained_model_gets_a_new_export(tiny_model_dir, tmp_path):
+    copy_model(tiny_model_dir, tmp_path)
+    first = model_fn(tmp_path, "onnx-int8").model.path
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    with torch.no_grad():
+        model.classifier.bias += 1
+    model.save_pretrained(tmp_path)
+    assert model_fn(tmp_path, "onnx-int8").model.path != first
+
+
+def test_a_read_only_model_directory_exports_to_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    copy_model(tiny_model_dir, model_dir)
+    monkeypatch.setenv(onnx_runtime.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_runtime.os, "access", lambda path, mode: False)
+    path = model_fn(model_dir, "onnx-int8").model.path
+    assert path.is_relative_to(tmp_path / "cache") and exports(model_dir) == []
+
+
+def test_without_onnxruntime_the_error_says_what_to_use(tiny_model_dir, tmp_path, monkeypatch):
+    copy_model(tiny_model_dir, tmp_path)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what a missing package looks like to import
+    with pytest.raises(onnx_runtime.OnnxRuntimeMissingError) as error:
+        model_fn(tmp_path, "onnx-int8")
+    assert "onnxruntime" in error.value.message and "int8 or fp32" in error.value.fix
+
+
+def test_a_corrupted_export_names_the_file_and_the_fix(tiny_model_dir, tmp_path):
+    copy_model(tiny_model_dir, tmp_path)
+    model_fn(tmp_path, "onnx-int8")
+    (made,) = exports(tmp_path)
+    made.write_bytes(b"not an onnx model")
+    with pytest.raises(SagebertError) as error:
+        model_fn(tmp_path, "onnx-int8")
+    assert str(made) in error.value.message and "Delete that file" in error.value.fix
+
+
+def test_onnx_int8_is_refused_on_a_gpu():
+    from sagebert.inference import resolve_precision
+
+    with pytest.raises(SagebertError, match="CPU only"):
+        resolve_precision("onnx-int8", torch.device("cuda"))
