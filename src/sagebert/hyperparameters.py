@@ -190,6 +190,12 @@ class Hyperparameters:
         _text,
         "base model: a Hugging Face model id or a path; empty = the baked-in all-MiniLM-L6-v2 (a `pretrained` channel overrides it)",
     )
+    pooling: str = _hp(
+        "auto",
+        _choice("auto", "cls", "mean"),
+        "what the classification head reads: cls = the first token (the base's own head), mean = the mean of "
+        "the token states; auto = mean for a sentence-transformers base (such as the baked-in one), else cls",
+    )
     label_names: tuple[str, ...] = _hp(
         ("Not a disaster", "Real disaster"), parse_name_list, "class names, in label-id order"
     )

@@ -184,26 +184,76 @@ def _load_error(choice: BaseModelChoice, exc: Exception) -> ModelSourceError:
     )
 
 
-def load_for_training(choice: BaseModelChoice, label_names: Sequence[str], max_length: int) -> tuple[Any, Any]:
-    """(tokenizer, sequence-classification model with a head for ``label_names``)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def resolve_pooling(choice: BaseModelChoice, requested: str) -> str:
+    """The classification head to train: ``cls`` (the base's own, reading the first token) or ``mean``.
+
+    ``auto`` is ``mean`` for a sentence-transformers base (pretrained so that the mean of its token
+    states embeds the text) and for a model already trained with the mean-pooling head, else ``cls``.
+    """
+    if requested != "auto":
+        return requested
+    directory = Path(choice.source)
+    if not directory.is_dir():  # a Hub id; an unreachable Hub fails later, in load_for_training, with its hint
+        from transformers.utils import cached_file
+
+        try:
+            found = cached_file(
+                choice.source,
+                "modules.json",
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+        except OSError:
+            found = None
+        return "mean" if found else "cls"
+    from .pooling import MODEL_TYPE, is_sentence_transformers_model
+
+    config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
+    return "mean" if is_sentence_transformers_model(directory) or config.get("model_type") == MODEL_TYPE else "cls"
+
+
+def load_for_training(
+    choice: BaseModelChoice, label_names: Sequence[str], max_length: int, pooling: str = "cls"
+) -> tuple[Any, Any]:
+    """(tokenizer, sequence-classification model with a new head for ``label_names``).
+
+    ``pooling`` (``cls`` or ``mean``, see ``resolve_pooling``): ``cls`` puts the base's own
+    sequence-classification head on it; ``mean`` the mean-pooling head of sagebert.pooling.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from . import pooling as mean_pooling
 
     quiet_transformers()
+    mean_pooling.register()
     id2label = dict(enumerate(label_names))
+    labels = {"num_labels": len(label_names), "id2label": id2label, "label2id": {n: i for i, n in id2label.items()}}
     try:
         tokenizer = AutoTokenizer.from_pretrained(choice.source)
-        config = AutoConfig.from_pretrained(
-            choice.source,
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id={name: i for i, name in id2label.items()},
-        )
-        model = AutoModelForSequenceClassification.from_pretrained(
-            choice.source, config=config, ignore_mismatched_sizes=True
-        )
+        config = AutoConfig.from_pretrained(choice.source, **labels)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(choice, exc) from exc
-    limit = getattr(config, "max_position_embeddings", None)
+    trained_with_mean = isinstance(config, mean_pooling.MeanPoolingConfig)
+    if trained_with_mean and pooling != "mean":
+        from .errors import HyperparameterError
+
+        raise HyperparameterError(
+            f"pooling is {pooling} but {choice.display_name} was trained with the mean-pooling head.",
+            "Set pooling to mean or auto to fine-tune it further.",
+        )
+    try:
+        if trained_with_mean:  # a sagebert model: its encoder, under a new head
+            encoder = AutoModelForSequenceClassification.from_pretrained(choice.source).encoder
+            model = mean_pooling.from_encoder(encoder, **labels)
+        elif pooling == "mean":
+            model = mean_pooling.from_encoder(AutoModel.from_pretrained(choice.source), **labels)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                choice.source, config=config, ignore_mismatched_sizes=True
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error(choice, exc) from exc
+    limit = getattr(model.config, "max_position_embeddings", None)
     if limit and max_length > limit:
         from .errors import HyperparameterError
 
@@ -272,7 +322,10 @@ def load_model_dir(directory: Path) -> TrainedModel:
     """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .pooling import register
+
     quiet_transformers()
+    register()  # a model trained with pooling=mean has sagebert's own model type
     directory = Path(directory)
     if not (directory / "config.json").exists():
         present = (

@@ -57,6 +57,8 @@ def trained_in_container(image, tiny_bert, tmp_path_factory) -> tuple[Path, Run]
             "learning_rate": 1e-3,
             "clean_text": "True",
             "label_names": "Not a disaster,Real disaster",
+            # The head that auto picks for the baked-in (sentence-transformers) base: served below.
+            "pooling": "mean",
         },
     )
     return base, docker_run(image, "train", opt_ml=base, hostname=None)

@@ -309,6 +309,7 @@ ANOTHER_VALUE = {
     "seed": 7,
     "gradient_accumulation_steps": 2,
     "model_name_or_path": "bert-base-uncased",
+    "pooling": "cls",
     "label_names": "calm,alarm",
     "text_column": "body",
     "label_column": "target",

@@ -66,6 +66,17 @@ def test_training_writes_a_loadable_model_and_metrics(opt_ml, caplog):
     assert any(re.search(r"epoch=1 step=4 train_loss=[0-9.]+ learning_rate=", r.getMessage()) for r in caplog.records)
 
 
+def test_pooling_mean_trains_and_writes_the_mean_pooling_head(opt_ml, caplog):
+    from sagebert.pooling import MeanPoolingForSequenceClassification
+
+    base = opt_ml(train_rows=64, test_rows=32, hyperparameters={**FAST, "epochs": 1, "pooling": "mean"})
+    caplog.set_level("INFO")
+    run(base)
+    assert isinstance(load_model_dir(base / "model").model, MeanPoolingForSequenceClassification)
+    assert json.loads((base / "model" / "sagebert.json").read_text())["hyperparameters"]["pooling"] == "mean"
+    assert any("pooling: mean" in r.getMessage() for r in caplog.records)
+
+
 def test_same_seed_same_result(opt_ml, tmp_path):
     first = run(opt_ml(train_rows=96, test_rows=40)).metrics
     second = run(opt_ml(train_rows=96, test_rows=40)).metrics
