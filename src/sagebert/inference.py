@@ -243,7 +243,7 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     chosen = resolve_precision(precision, device)
     model: torch.nn.Module | OnnxClassifier
     if chosen == "onnx-int8":
-        model = OnnxClassifier(onnx_runtime.ensure_int8(Path(model_dir), trained.model), torch.get_num_threads())
+        model = OnnxClassifier(onnx_runtime.ensure_int8(Path(model_dir), trained.model))
     else:
         model = _apply_precision(trained.model.to(device), chosen)
         model.eval()

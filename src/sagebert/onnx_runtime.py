@@ -12,13 +12,23 @@ a new export instead of a stale one.
 
 Like torch's int8, onnxruntime's dynamic quantization scales activations per forward pass, so a
 text's answer would depend on its batch-mates: the caller runs every text on its own.
+
+onnxruntime is never imported in a process that forks afterwards (gunicorn's master loads the
+model, then forks the workers): a worker forked from a process that had imported it aborts or hangs
+when it exits. So the master checks the file with onnx alone, quantizes in a child process, and
+each process opens its own session on its first prediction (a worker: after the fork, with the
+thread count the worker was given).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -43,25 +53,34 @@ class OnnxRuntimeMissingError(SagebertError):
     """onnxruntime (or onnx) cannot be imported: the onnx-int8 precision cannot run."""
 
 
-def _import_runtime() -> tuple[Any, Any]:
-    """onnxruntime and its quantization module, or an error that says how to get them."""
+def _missing(exc: BaseException | None) -> OnnxRuntimeMissingError:
+    reason = f" ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})" if exc else ""
+    return OnnxRuntimeMissingError(
+        f"The onnx-int8 precision needs onnxruntime and onnx, which cannot be imported{reason}.",
+        "Use the sagebert image (it has both), install requirements/image.in's pins, "
+        "or set SAGEBERT_INFERENCE_PRECISION to int8 or fp32.",
+    )
+
+
+def _runtime_version() -> str:
+    """onnxruntime's version, read from its metadata: importing it here would break forked workers."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise _missing(None)
+    return importlib.metadata.version("onnxruntime")
+
+
+def _import_runtime() -> Any:
+    """onnxruntime, or an error that says how to get it (only in the process that predicts)."""
     try:
         import onnxruntime
-        from onnxruntime import quantization
     except Exception as exc:  # ImportError, or a broken install failing in its own import
-        raise OnnxRuntimeMissingError(
-            f"The onnx-int8 precision needs onnxruntime and onnx, which cannot be imported "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).",
-            "Use the sagebert image (it has both), install requirements/image.in's pins, "
-            "or set SAGEBERT_INFERENCE_PRECISION to int8 or fp32.",
-        ) from exc
-    return onnxruntime, quantization
+        raise _missing(exc) from exc
+    return onnxruntime
 
 
 def fingerprint(model_dir: Path) -> str:
     """A short hash of the model's weights and config and of the libraries an export depends on."""
-    onnxruntime, _ = _import_runtime()
-    digest = hashlib.sha256(f"torch {torch.__version__} onnxruntime {onnxruntime.__version__} opset {OPSET}".encode())
+    digest = hashlib.sha256(f"torch {torch.__version__} onnxruntime {_runtime_version()} opset {OPSET}".encode())
     for name in WEIGHT_FILES:
         path = model_dir / name
         if path.exists():
@@ -88,7 +107,7 @@ class _Logits(torch.nn.Module):
 def export_int8(model: torch.nn.Module, destination: Path) -> Path:
     """Export ``model`` to ONNX, quantize its MatMuls dynamically to int8, and write the result to
     ``destination`` (atomically: a reader never sees half a file)."""
-    _, quantization = _import_runtime()
+    _runtime_version()
     destination.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval()
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".onnx-export-") as scratch:
@@ -111,7 +130,7 @@ def export_int8(model: torch.nn.Module, destination: Path) -> Path:
                 dynamo=False,
             )
         int8 = Path(scratch) / "model.int8.onnx"
-        quantization.quantize_dynamic(str(fp32), str(int8), weight_type=quantization.QuantType.QInt8)
+        _quantize_in_a_child(fp32, int8)
         os.replace(int8, destination)
     return destination
 
@@ -135,24 +154,62 @@ def ensure_int8(model_dir: Path, model: torch.nn.Module) -> Path:
     return target
 
 
-class OnnxClassifier:
-    """An onnxruntime session over an exported classifier; called like the model, on numpy arrays."""
+# onnxruntime's dynamic quantization of the MatMuls' weights to signed int8, in a process of its own.
+_QUANTIZE = (
+    "import sys; from onnxruntime.quantization import QuantType, quantize_dynamic; "
+    "quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8)"
+)
 
-    def __init__(self, path: Path, threads: int = 1):
-        onnxruntime, _ = _import_runtime()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # warnings about unused initializers are noise
+
+def _quantize_in_a_child(fp32: Path, int8: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", _QUANTIZE, str(fp32), str(int8)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SagebertError(
+            f"onnxruntime could not quantize the exported model: {done.stderr.strip()[-600:]}",
+            "Set SAGEBERT_INFERENCE_PRECISION=int8 or fp32, and report this with the model's config.json.",
+        )
+
+
+class OnnxClassifier:
+    """An exported classifier, called like the model on numpy arrays. The file is checked when this
+    is made; the onnxruntime session is opened in each process on its first prediction."""
+
+    def __init__(self, path: Path, threads: int | None = None):
         self.path = path
+        self.threads = threads  # None: torch's thread count in the process, when it opens the session
+        self._session: Any = None
+        self._session_pid: int | None = None
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
-            raise SagebertError(
-                f"onnxruntime cannot load {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).",
-                "Delete that file: the next start exports the model again.",
-            ) from exc
+            import onnx
+
+            onnx.checker.check_model(onnx.load(str(path)))
+        except Exception as exc:  # a truncated or foreign file: protobuf's or onnx's own exception types
+            raise self._unreadable(exc) from exc
+
+    def _unreadable(self, exc: BaseException) -> SagebertError:
+        return SagebertError(
+            f"cannot load {self.path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).",
+            "Delete that file: the next start exports the model again.",
+        )
+
+    @property
+    def session(self) -> Any:
+        """This process's onnxruntime session (a forked worker opens its own)."""
+        if self._session_pid != os.getpid():
+            onnxruntime = _import_runtime()
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = max(1, self.threads or torch.get_num_threads())
+            options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            options.log_severity_level = 3  # warnings about unused initializers are noise
+            try:
+                self._session = onnxruntime.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+                raise self._unreadable(exc) from exc
+            self._session_pid = os.getpid()
+        return self._session
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """The logits (float32, one row per text) for int64 token ids and attention mask."""

@@ -311,3 +311,25 @@ def test_onnx_int8_answers_do_not_depend_on_their_request(served_by_each_backend
             pool.map(lambda s: probabilities(post(onnx, texts[s[0] : s[1]], Accept="application/jsonlines")), sizes)
         )
     assert [p for part in parts for p in part] == one_request  # each text runs alone: bitwise equal
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_onnx_int8_workers_exit_cleanly_on_sigterm(image, served_by_each_backend, tmp_path, workers):
+    """Workers forked from the master must not inherit onnxruntime: one that did aborted
+    ('terminate called ... std::system_error', SIGABRT) or hung when it exited."""
+    import shutil
+
+    _, model_dir = served_by_each_backend["onnx-int8"]
+    shutil.copytree(model_dir, tmp_path / "model")  # with the export the fixture's server made
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": workers, "SAGEBERT_INFERENCE_PRECISION": "onnx-int8"}
+    server = ServingContainer(image, tmp_path, env)
+    try:
+        server.wait_healthy(timeout=180)
+        assert post(server, ["forest fire near la ronge"]).status_code == 200
+        subprocess.run(["docker", "stop", "-t", "60", server.name], check=True, capture_output=True, timeout=90)
+        assert server.exit_code() == 0
+        logs = server.logs()
+        assert logs.count("Worker exiting") == int(workers), logs[-3000:]
+        assert "terminate called" not in logs and "SIGABRT" not in logs and "SIGKILL" not in logs, logs[-3000:]
+    finally:
+        server.remove()

@@ -155,5 +155,7 @@ def mean_onnx_and_fp32(tiny_bert, tmp_path_factory):
         # at most 0.008 and changes no label).
         model.classifier.weight *= 6
     directory = tmp_path_factory.mktemp("onnx-mean-model")
-    save_model_dir(directory, model, tokenizer, labels, max_length=32, base_model="tiny", hyperparameters={}, metrics={})
+    save_model_dir(
+        directory, model, tokenizer, labels, max_length=32, base_model="tiny", hyperparameters={}, metrics={}
+    )
     return model_fn(directory, "onnx-int8"), model_fn(directory, "fp32")
