@@ -79,6 +79,20 @@ def make_tiny_model_dir(tiny_bert: Path, directory: Path, max_length: int = 32) 
     return directory
 
 
+def with_scaled_head(model_dir: Path, directory: Path, factor: float) -> Path:
+    """A copy of ``model_dir`` (without ONNX exports) whose classifier weights are ``factor`` times
+    larger: an untrained head's logits are otherwise too small for labels or tolerances to mean anything."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    shutil.copytree(model_dir, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx"))
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    with torch.no_grad():
+        model.classifier.weight *= factor
+    model.save_pretrained(directory)
+    return directory
+
+
 def make_opt_ml(
     base: Path,
     *,

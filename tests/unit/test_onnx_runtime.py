@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sagebert import onnx_runtime
 from sagebert.errors import SagebertError
 from sagebert.inference import model_fn
-from support import TRAIN_CSV, read_rows
+from support import TRAIN_CSV, read_rows, with_scaled_head
 
 TWEETS = [row["sentence"] for row in read_rows(TRAIN_CSV, 400)]
 # Measured on the tiny model with its head scaled by 100 (logits up to ±1.1, every tweet's margin
@@ -24,17 +24,8 @@ LOGIT_TOLERANCE = 0.05
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with a classifier head 100 times larger (the untrained head's logits are
-    otherwise too small for labels to mean anything), in this module's own folder."""
-    from transformers import AutoModelForSequenceClassification
-
-    directory = tmp_path_factory.mktemp("onnx-model")
-    copy_model(tiny_model_dir, directory)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        model.classifier.weight *= 100
-    model.save_pretrained(directory)
-    return directory
+    """The tiny model with a classifier head 100 times larger, in this module's own folder."""
+    return with_scaled_head(tiny_model_dir, tmp_path_factory.mktemp("onnx-model"), 100)
 
 
 @pytest.fixture(scope="module")

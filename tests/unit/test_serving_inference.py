@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagebert.inference import PIECE_CHARS_PER_TOKEN, model_fn
-from support import TRAIN_CSV, read_rows
+from support import TRAIN_CSV, read_rows, with_scaled_head
 
 CPU_PRECISIONS = ("fp32", "int8", "bf16", "onnx-int8")  # every precision offered on CPU
 WORDS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Zs", "Cc"]), min_size=1, max_size=12)
@@ -21,17 +21,7 @@ TEXT = st.lists(st.one_of(st.sampled_from(TWEET_WORDS), WORDS), max_size=40).map
 def sensitive_model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model with a classifier head 1000 times larger: the untrained head's logits are
     otherwise so small that no difference in the hidden states shows in the probabilities."""
-    import shutil
-
-    from transformers import AutoModelForSequenceClassification
-
-    directory = tmp_path_factory.mktemp("sensitive-model")
-    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        model.classifier.weight *= 1000
-    model.save_pretrained(directory)
-    return directory
+    return with_scaled_head(tiny_model_dir, tmp_path_factory.mktemp("sensitive-model"), 1000)
 
 
 @pytest.fixture(scope="module")
