@@ -22,7 +22,6 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 MODEL_TYPE = "sagebert-mean-pooling"
-POOLING_CHOICES = ("auto", "cls", "mean")
 # A sentence-transformers model directory: its module list, and its pooling module's settings.
 SENTENCE_TRANSFORMERS_FILES = ("modules.json", "1_Pooling/config.json")
 
