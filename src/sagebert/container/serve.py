@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .. import logs
 from ..errors import SagebertError
 from ..serving.settings import ServingSettings
+from .driver_check import check_this_host
 
 log = logging.getLogger("sagebert.serve")
 
@@ -148,9 +149,15 @@ def serve_single_model(settings: ServingSettings) -> None:
 
     from ..serving.app import ModelHolder, create_app
 
-    gpu = torch.cuda.is_available()
+    driver = check_this_host(batch_transform=settings.batch_transform)
+    gpu = driver.ok and torch.cuda.is_available()
 
     def load(application):
+        if not driver.ok:
+            # No model on a host whose driver cannot run it: every worker's /ping says why (503).
+            application.holder = ModelHolder(settings=settings)
+            application.holder.error = driver.message
+            return create_app(application.holder, settings)
         if not gpu:
             torch.set_num_threads(1)  # workers set their own after the fork
         application.holder = ModelHolder.from_model_dir(settings.model_dir, settings).load()
@@ -201,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.multi_model:
         from ..serving.mms import run_multi_model_server
 
+        if not check_this_host(batch_transform=settings.batch_transform).ok:
+            return 2  # the reason is in the log; SageMaker reports the container as failed
         return run_multi_model_server(settings)
     serve_single_model(settings)
     return 0
