@@ -64,11 +64,27 @@ def _common_options(settings: ServingSettings) -> dict:
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
         "worker_tmp_dir": "/dev/shm",
-        "accesslog": None,
+        "accesslog": None,  # no line per request: /ping alone would write one every few seconds
         "errorlog": "-",
-        "loglevel": "info",
+        "loglevel": settings.log_level.lower(),
+        "logger_class": _root_logger_class(),
         "proc_name": "sagebert",
     }
+
+
+def _root_logger_class() -> type:
+    from gunicorn.glogging import Logger
+
+    class RootLogger(Logger):
+        """gunicorn's own lines (workers booting, timing out) through the root logger's handler,
+        so they share SAGEBERT_LOG_FORMAT with sagebert's."""
+
+        def setup(self, cfg) -> None:
+            super().setup(cfg)
+            self.error_log.handlers[:] = []
+            self.error_log.propagate = True
+
+    return RootLogger
 
 
 def limit_client_silence(listeners: Iterable, seconds: int) -> None:
@@ -196,12 +212,13 @@ def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `docker run IMAGE serve`."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    logs.configure()
+    logs.configure("INFO")
     try:
         settings = ServingSettings.from_env()
     except SagebertError as exc:
         log.error("cannot start the server: %s", exc)
         return 2
+    logs.configure(settings.log_level, settings.log_format)
     if argv[:1] == ["--multi-model-front"]:
         serve_multi_model_front(settings, argv[1])
         return 0
