@@ -76,7 +76,7 @@ def _where_to_run(major: int, batch_transform: bool, training: bool) -> str:
         if ami is None:
             return (
                 f"No batch transform AMI has a driver for CUDA {major}: run the transform on a CPU "
-                "instance type, or use an image built for CUDA 12 (README, GPU variant) with "
+                "instance type, or build the image for CUDA 12 (VARIANT=gpu-cu12) and set "
                 "TransformAmiVersion al2-ami-sagemaker-batch-gpu-535."
             )
         return f"Set TransformAmiVersion {ami} (sagebert transform --transform-ami-version {ami})."
