@@ -5,6 +5,7 @@
 #   docker build -t sagebert:dev .                                    # CPU, from python:3.11-slim
 #   docker build -t sagebert:gpu --build-arg VARIANT=gpu \
 #     --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-base-ubuntu22.04 .     # CUDA torch, CUDA base
+#   (VARIANT=gpu-cu12 with nvidia/cuda:12.8.1-base-ubuntu22.04: CUDA 12 torch, for drivers 525-579)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---- builder: compiles the source-only packages and makes the Java runtime; its compiler and
@@ -54,7 +55,12 @@ ENV PATH=/opt/venv/bin:/opt/java/bin:$PATH \
     LANG=C.UTF-8 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     TOKENIZERS_PARALLELISM=false \
-    SAGEMAKER_TRAINING_MODULE=sagebert.container.training_module:main
+    SAGEMAKER_TRAINING_MODULE=sagebert.container.training_module:main \
+    NVIDIA_DISABLE_REQUIRE=1
+# NVIDIA_DISABLE_REQUIRE: the nvidia/cuda bases declare NVIDIA_REQUIRE_CUDA, with which the NVIDIA
+# container runtime refuses to start the container on an older driver, before any of its code
+# runs. sagebert checks the driver itself at start (src/sagebert/container/driver_check.py) and
+# says why in /ping and the log, naming the AMI to pick.
 # /opt/java (make-java-runtime.sh), and bytecode for the standard-library modules train and
 # serve import where the base has none (compile-bytecode.py).
 COPY --from=builder /build/rootfs/ /

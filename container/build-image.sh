@@ -4,10 +4,12 @@
 #   container/build-image.sh [TAG]            # default TAG: sagebert:dev
 #
 # Environment:
-#   VARIANT=cpu|gpu      CPU torch (default) or CUDA torch
-#   BASE_IMAGE=...       the base; default python:3.11-slim-bookworm (cpu) or
-#                        nvidia/cuda:13.0.1-base-ubuntu22.04 (gpu: the CUDA libraries themselves
-#                        come with the torch wheels; the base brings the CUDA user-space setup)
+#   VARIANT=cpu|gpu|gpu-cu12   CPU torch (default), CUDA 13 torch (driver >= 580), or CUDA 12
+#                        torch (2.10.0, CUDA 12.8: drivers 525 to 579, e.g. batch transform's 535)
+#   BASE_IMAGE=...       the base; default python:3.11-slim-bookworm (cpu),
+#                        nvidia/cuda:13.0.1-base-ubuntu22.04 (gpu) or nvidia/cuda:12.8.1-base-ubuntu22.04
+#                        (gpu-cu12): the CUDA libraries themselves come with the torch wheels; the
+#                        base brings the CUDA user-space setup
 #   WHEELHOUSE=auto|yes|no   install from a wheelhouse made on the host (container/make-wheelhouse.sh)
 #                        instead of the index. auto: yes when the default base cannot be pulled,
 #                        i.e. on a machine without registry or index access inside builds.
@@ -26,7 +28,8 @@ STANDIN="sagebert/standin-python:3.11-bookworm-$(sha256sum container/make-standi
 case "$VARIANT" in
   cpu) default_base=python:3.11-slim-bookworm ;;
   gpu) default_base=nvidia/cuda:13.0.1-base-ubuntu22.04 ;;
-  *) echo "VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 2 ;;
+  gpu-cu12) default_base=nvidia/cuda:12.8.1-base-ubuntu22.04 ;;
+  *) echo "VARIANT must be cpu, gpu or gpu-cu12, not '$VARIANT'" >&2; exit 2 ;;
 esac
 if ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
   echo "no Docker engine answers: install Docker and start it (dockerd), then retry" >&2; exit 1; fi

@@ -3,7 +3,7 @@
 # locks' hashes, so that `docker build` can install them with --no-index (for builds without
 # index access).
 #
-#   container/make-wheelhouse.sh [cpu|gpu]
+#   container/make-wheelhouse.sh [cpu|gpu|gpu-cu12]
 #
 # Downloads go to wheelhouse/.variants/<variant>/ (kept out of the build context by
 # .dockerignore) and are fetched again only when a lock changed. The chosen variant is then
@@ -16,7 +16,7 @@
 # as source: the image's builder stage compiles them, against the image's own Python.
 set -euo pipefail
 VARIANT="${1:-cpu}"
-case "$VARIANT" in cpu|gpu) ;; *) echo "usage: make-wheelhouse.sh [cpu|gpu]" >&2; exit 2 ;; esac
+case "$VARIANT" in cpu|gpu|gpu-cu12) ;; *) echo "usage: make-wheelhouse.sh [cpu|gpu|gpu-cu12]" >&2; exit 2 ;; esac
 here="$(cd "$(dirname "$0")/.." && pwd)"
 locks=("$here/requirements/build.lock" "$here/requirements/image-$VARIANT.lock" "$here/requirements/model.lock")
 dest="$here/wheelhouse/.variants/$VARIANT"

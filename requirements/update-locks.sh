@@ -16,6 +16,7 @@ TORCH_FIND_LINKS="${TORCH_FIND_LINKS:-$(pip config get global.find-links 2>/dev/
 CPU_TORCH_INDEX="${CPU_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
 GPU_TORCH="${GPU_TORCH:-torch==${TORCH_VERSION}}"
 GPU_TORCH_INDEX="${GPU_TORCH_INDEX:-}"
+GPU_CU12_TORCH="${GPU_CU12_TORCH:-torch==2.10.0}"
 common=(--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet)
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
@@ -29,6 +30,12 @@ gpu_source=()
 
 uv pip compile "${common[@]}" "${cpu_source[@]}" image.in "$tmp/torch-cpu.in" --no-emit-find-links -o image-cpu.lock
 uv pip compile "${common[@]}" "${gpu_source[@]}" image.in "$tmp/torch-gpu.in" -o image-gpu.lock
+# The CUDA 12 build for hosts whose driver is 525-579 (batch transform's 535, ml.g6/p5's default
+# 535): PyPI's newest torch built for CUDA 12 (2.10.0, CUDA 12.8), every other package at the
+# version the CPU lock chose, so the variants differ only in torch and its CUDA libraries.
+echo "$GPU_CU12_TORCH" >"$tmp/torch-gpu-cu12.in"
+grep -E '^[A-Za-z0-9]' image-cpu.lock | cut -d' ' -f1 | grep -v '^torch==' >"$tmp/image-cpu-pins.txt"
+uv pip compile "${common[@]}" -c "$tmp/image-cpu-pins.txt" image.in "$tmp/torch-gpu-cu12.in" -o image-gpu-cu12.lock
 # Build back-ends pinned to the versions the image lock already chose, so both agree.
 setuptools_pin="$(grep -E '^setuptools==' image-cpu.lock | cut -d' ' -f1)"
 printf '%s\nwheel==0.45.1\n' "$setuptools_pin" >"$tmp/build.in"

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .. import logs
 from ..errors import SagebertError
 from ..serving.settings import ServingSettings
+from .driver_check import check_this_host
 
 log = logging.getLogger("sagebert.serve")
 
@@ -63,11 +64,27 @@ def _common_options(settings: ServingSettings) -> dict:
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
         "worker_tmp_dir": "/dev/shm",
-        "accesslog": None,
+        "accesslog": None,  # no line per request: /ping alone would write one every few seconds
         "errorlog": "-",
-        "loglevel": "info",
+        "loglevel": settings.log_level.lower(),
+        "logger_class": _root_logger_class(),
         "proc_name": "sagebert",
     }
+
+
+def _root_logger_class() -> type:
+    from gunicorn.glogging import Logger
+
+    class RootLogger(Logger):
+        """gunicorn's own lines (workers booting, timing out) through the root logger's handler,
+        so they share SAGEBERT_LOG_FORMAT with sagebert's."""
+
+        def setup(self, cfg) -> None:
+            super().setup(cfg)
+            self.error_log.handlers[:] = []
+            self.error_log.propagate = True
+
+    return RootLogger
 
 
 def limit_client_silence(listeners: Iterable, seconds: int) -> None:
@@ -148,9 +165,15 @@ def serve_single_model(settings: ServingSettings) -> None:
 
     from ..serving.app import ModelHolder, create_app
 
-    gpu = torch.cuda.is_available()
+    driver = check_this_host(batch_transform=settings.batch_transform)
+    gpu = driver.ok and torch.cuda.is_available()
 
     def load(application):
+        if not driver.ok:
+            # No model on a host whose driver cannot run it: every worker's /ping says why (503).
+            application.holder = ModelHolder(settings=settings)
+            application.holder.error = driver.message
+            return create_app(application.holder, settings)
         if not gpu:
             torch.set_num_threads(1)  # workers set their own after the fork
         application.holder = ModelHolder.from_model_dir(settings.model_dir, settings).load()
@@ -189,18 +212,21 @@ def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `docker run IMAGE serve`."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    logs.configure()
+    logs.configure("INFO")
     try:
         settings = ServingSettings.from_env()
     except SagebertError as exc:
         log.error("cannot start the server: %s", exc)
         return 2
+    logs.configure(settings.log_level, settings.log_format)
     if argv[:1] == ["--multi-model-front"]:
         serve_multi_model_front(settings, argv[1])
         return 0
     if settings.multi_model:
         from ..serving.mms import run_multi_model_server
 
+        if not check_this_host(batch_transform=settings.batch_transform).ok:
+            return 2  # the reason is in the log; SageMaker reports the container as failed
         return run_multi_model_server(settings)
     serve_single_model(settings)
     return 0

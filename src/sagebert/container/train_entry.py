@@ -63,7 +63,11 @@ def _run(stop: threading.Event, argv: Sequence[str] | None) -> int:
         env = TrainingEnvironment.read()
         hyperparameters = load_hyperparameters(env.hyperparameters, argv)
         from ..training import TrainingInterrupted, train  # torch only once the inputs are known to be sound
+        from .driver_check import check_this_host
 
+        driver = check_this_host(training=True)
+        if not driver.ok:
+            raise SagebertError(driver.message)
         try:
             train(hyperparameters, env, stop.is_set)
         except TrainingInterrupted as exc:

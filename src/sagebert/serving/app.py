@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from .. import codecs
 from ..errors import ModelNotReadyError, RequestError, SagebertError
 from .batching import InferenceUnavailableError, MicroBatcher
+from .emf import ServingMetrics
 from .responses import install_error_handlers, json_response, payload_too_large
 from .settings import ServingSettings
 
@@ -205,10 +206,32 @@ def _read_body(stream, limit: int, limit_mb: float) -> bytes:
     raise payload_too_large(limit_mb)
 
 
-def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
-    """The WSGI app serving ``holder``'s model under ``settings``."""
+def _queue_waits(holder: ModelHolder) -> tuple[int, float, float]:
+    return holder.batcher.take_queue_waits() if holder.batcher is not None else (0, 0.0, 0.0)
+
+
+def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingMetrics | None = None) -> Flask:
+    """The WSGI app serving ``holder``'s model under ``settings``; ``metrics`` counts its
+    /invocations answers (by default EMF lines on stdout, unless SAGEBERT_METRICS=off)."""
     app = Flask("sagebert")
     app.extensions["sagebert"] = holder
+    if metrics is None and settings.metrics:
+        metrics = ServingMetrics(settings.metrics_model)
+    if metrics is not None:
+        metrics.queue_waits = metrics.queue_waits or (lambda: _queue_waits(holder))
+
+        @app.after_request
+        def count(response: Response) -> Response:
+            if request.path == "/invocations":
+                predictions = g.get("predictions")
+                if predictions is not None:
+                    labels = dict.fromkeys(predictions.label_names, 0)
+                    for item in predictions.items:
+                        labels[item.label] = labels.get(item.label, 0) + 1
+                    metrics.record_predictions(len(predictions), sum(p.truncated for p in predictions.items), labels)
+                metrics.record_status(response.status_code)
+                metrics.maybe_flush()
+            return response
 
     @app.get("/ping")
     def ping() -> Response:
@@ -226,7 +249,7 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
             body, request.headers.get("Content-Type"), settings.max_texts, plain_text_lines=settings.batch_transform
         )
         del body
-        predictions = holder.predict(texts)
+        predictions = g.predictions = holder.predict(texts)
         answer, content_type = codecs.encode(predictions, accept, fmt)
         response = Response(answer, status=200, content_type=content_type)
         if custom is not None:

@@ -58,6 +58,7 @@ class _Job:
         self.done_items = 0
         self.error: BaseException | None = None
         self.finished = threading.Event()
+        self.queued_at = time.monotonic()
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.finished.is_set():
@@ -98,6 +99,7 @@ class MicroBatcher(Generic[Item, Result]):
         self._closing_at: float | None = None
         self.refused = 0  # requests answered with a 503 because the server was shutting down
         self._thread: threading.Thread | None = None
+        self._waits = (0, 0.0, 0.0)  # requests that reached the model, their total and longest wait
 
     # ---- what request threads call ---------------------------------------------------------------
 
@@ -146,6 +148,13 @@ class MicroBatcher(Generic[Item, Result]):
         with self._wakeup:
             return len(self._jobs) + (1 if self._busy_since is not None else 0)
 
+    def take_queue_waits(self) -> tuple[int, float, float]:
+        """(requests, total seconds, longest seconds) waited in the queue before their first
+        forward pass, since the last call (the serving metrics read and reset them)."""
+        with self._wakeup:
+            waits, self._waits = self._waits, (0, 0.0, 0.0)
+        return waits
+
     def close(self, deadline: float) -> None:
         """Refuse new requests; requests not finished by ``deadline`` (time.monotonic) get a 503."""
         with self._wakeup:
@@ -166,7 +175,7 @@ class MicroBatcher(Generic[Item, Result]):
 
     def _next_slices(self) -> list[tuple[_Job, int, int]]:
         """Take the next forward pass's work from the queue, round-robin (lock held)."""
-        slices, count, cost = [], 0, 0
+        slices, count, cost, now = [], 0, 0, time.monotonic()
         while self._jobs and count < self._max_items:
             job = self._jobs[0]
             start = end = job.next
@@ -177,6 +186,9 @@ class MicroBatcher(Generic[Item, Result]):
                 count, cost, end = count + 1, cost + item_cost, end + 1
             if end == start:
                 break
+            if start == 0:  # the request's first forward pass: its wait in the queue ends
+                waits, waited = self._waits, now - job.queued_at
+                self._waits = (waits[0] + 1, waits[1] + waited, max(waits[2], waited))
             job.next = end
             self._jobs.popleft()
             if end < len(job.items):

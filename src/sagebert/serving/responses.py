@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import codecs
 from ..errors import RequestError, SagebertError
+from ..logs import RateLimitedWarning
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,18 @@ def payload_too_large(limit_mb: float) -> RequestError:
     )
 
 
-def install_error_handlers(app: Flask, max_payload_mb: float) -> None:
+def install_error_handlers(app: Flask, max_payload_mb: float, warnings: RateLimitedWarning | None = None) -> None:
     """Errors as JSON: a SagebertError with its status and fix, HTTP errors with their reason (413
-    saying the limit), and a 500 whose traceback stays in the log."""
+    saying the limit), and a 500 whose traceback stays in the log. A 503 (busy, stuck, shutting
+    down) is logged at most once a minute per kind, with the count of those left out."""
+    warnings = warnings or RateLimitedWarning(log)
 
     @app.errorhandler(SagebertError)
     def user_error(error: SagebertError) -> Response:
         if error.http_status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, error)
+            # One key per kind of 503 (busy, stuck, shutting down): the message without its numbers.
+            key = f"{request.path} {re.sub(r'[0-9.]+', 'N', error.message)}"
+            warnings.warn(key, "%s %s: %s", request.method, request.path, error)
         return error_response(error)
 
     @app.errorhandler(HTTPException)

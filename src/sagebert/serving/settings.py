@@ -22,6 +22,10 @@ the same on both server paths:
 | SAGEBERT_CLIENT_TIMEOUT | seconds a client may stay silent while sending a request or reading the answer | 30 |
 | SAGEBERT_OUTPUT_FORMAT | predictions, or logits (the reference handler's answer) | predictions |
 | SAGEBERT_MODEL_DIR | the model directory | /opt/ml/model |
+| SAGEBERT_LOG_LEVEL | DEBUG, INFO, WARNING or ERROR (the server's and gunicorn's lines) | INFO |
+| SAGEBERT_LOG_FORMAT | text, or json (one JSON object per line: time, level, logger, message) | text |
+| SAGEBERT_METRICS | emf (one CloudWatch embedded-metric-format line per worker at most once a minute), or off | emf |
+| SAGEBERT_METRICS_MODEL | the value of the metrics' Model dimension: one per endpoint keeps their figures apart | sagebert |
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import codecs
+from .. import codecs, logs
 from ..environment import MAX_PAYLOAD_IN_MB_ENV, base_dir
 from ..errors import SagebertError
 from .resources import granted_cpus, granted_memory_mb
@@ -54,6 +58,11 @@ MICRO_BATCH_TOKENS_ENV = "SAGEBERT_MICRO_BATCH_TOKENS"
 CLIENT_TIMEOUT_ENV = "SAGEBERT_CLIENT_TIMEOUT"
 OUTPUT_FORMAT_ENV = "SAGEBERT_OUTPUT_FORMAT"
 MODEL_DIR_ENV = "SAGEBERT_MODEL_DIR"
+LOG_LEVEL_ENV = "SAGEBERT_LOG_LEVEL"
+LOG_FORMAT_ENV = "SAGEBERT_LOG_FORMAT"
+METRICS_ENV = "SAGEBERT_METRICS"
+METRICS_MODEL_ENV = "SAGEBERT_METRICS_MODEL"
+METRICS_CHOICES = ("emf", "off")
 
 BATCH_TRANSFORM_BUDGET_MB = 100  # SageMaker: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 MAX_TIMEOUT_S = 3600  # the longest SageMaker lets an invocation run (asynchronous inference)
@@ -81,6 +90,13 @@ def _gpus() -> int:
     except ImportError:
         return 0
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...], case=str.lower) -> str:
+    value = case((environ.get(name) or default).strip())
+    if value not in choices:
+        raise SagebertError(f"{name} is {environ.get(name)!r}.", f"Use one of {', '.join(choices)}, or unset it.")
+    return value
 
 
 def _number(environ: Mapping[str, str], name: str, default, minimum, maximum=None, kind=int):
@@ -120,6 +136,10 @@ class ServingSettings:
     batch_transform: bool = False
     max_concurrent_transforms: int = 4
     cpus: int = 1
+    log_level: str = "INFO"
+    log_format: str = "text"
+    metrics: bool = True
+    metrics_model: str = "sagebert"
 
     @property
     def max_payload_bytes(self) -> int:
@@ -182,6 +202,10 @@ class ServingSettings:
                 environ, MAX_CONCURRENT_TRANSFORMS_ENV, min(2 * workers, transforms_cap), 1
             ),
             cpus=cpus,
+            log_level=_choice(environ, LOG_LEVEL_ENV, "INFO", logs.LOG_LEVELS, str.upper),
+            log_format=_choice(environ, LOG_FORMAT_ENV, "text", logs.LOG_FORMATS),
+            metrics=_choice(environ, METRICS_ENV, "emf", METRICS_CHOICES) == "emf",
+            metrics_model=(environ.get(METRICS_MODEL_ENV) or "sagebert").strip()[:1024] or "sagebert",
         )
 
 
