@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,12 @@ def register(sub) -> None:
     )
     p.add_argument("--target-model", metavar="NAME.tar.gz", help="multi-model endpoints: the model to use")
     p.add_argument("--raw", action="store_true", help="print the endpoint's answer as it is")
+    p.add_argument(
+        "--inference-id",
+        type=inference_id,
+        metavar="ID",
+        help="recorded with the request in the data capture (1-64 printable characters), to match it there",
+    )
     asynchronous = p.add_argument_group("asynchronous endpoints")
     asynchronous.add_argument(
         "--async", dest="async_input", metavar="S3_URI", help="InvokeEndpointAsync on this object (up to 1 GB)"
@@ -37,6 +44,15 @@ def register(sub) -> None:
     asynchronous.add_argument("--wait", action="store_true", help="with --async: wait for the answer and print it")
     options.waiting(asynchronous, timeout=True)
     p.set_defaults(handler=run)
+
+
+def inference_id(text: str) -> str:
+    """An argparse type: InvokeEndpoint's InferenceId (1-64 printable characters, the first not a space)."""
+    if not 1 <= len(text) <= 64 or not text.isprintable() or text[0].isspace():
+        raise argparse.ArgumentTypeError(
+            f"{text[:70]!r} is not an inference id: 1-64 printable characters, the first not a space"
+        )
+    return text
 
 
 def read_texts(texts: Sequence[str], path: str | None) -> list[str]:
@@ -92,7 +108,7 @@ def _run_async(args, clients: AwsClients) -> int:
         )
     location = S3Location.parse(args.async_input, "--async input")
     content_type = CONTENT_TYPES[args.content_type] if args.content_type else async_content_type(location.key)
-    answer = endpoints.invoke_endpoint_async(clients, args.endpoint, location.uri, content_type)
+    answer = endpoints.invoke_endpoint_async(clients, args.endpoint, location.uri, content_type, args.inference_id)
     say(f"Accepted: inference {answer.get('InferenceId', '-')} ({content_type}).")
     say(f"  answer             {answer['OutputLocation']}")
     if answer.get("FailureLocation"):
@@ -121,7 +137,7 @@ def run(args, clients: AwsClients) -> int:
     content_type = CONTENT_TYPES[args.content_type or "json"]
     texts = read_texts(args.texts, args.file)
     body = invocation_body(texts, content_type)
-    answer = endpoints.invoke_endpoint(clients, args.endpoint, body, content_type, args.target_model)
+    answer = endpoints.invoke_endpoint(clients, args.endpoint, body, content_type, args.target_model, args.inference_id)
     if args.raw:
         say(answer.decode("utf-8", "replace"))
         return OK
