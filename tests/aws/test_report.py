@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from botocore.stub import ANY, Stubber
 from capture_files import LABELS, hour_key, read_split, record, write
 
 from sagebert import report
+from sagebert.aws.traffic import variant_metrics
 
 pytestmark = pytest.mark.aws
 
@@ -252,3 +255,55 @@ def test_report_on_an_endpoint_without_data_capture_says_how_to_turn_it_on(cli, 
     assert result.code == 1
     assert f"error: Endpoint {ENDPOINT} does not capture data" in result.err
     assert f"sagebert update --endpoint {ENDPOINT} --data-capture" in result.err
+
+
+def test_latency_percentiles_come_from_extended_statistics_in_milliseconds(clients):
+    now = datetime(2026, 12, 7, 19, 30, 20, tzinfo=UTC)
+    with Stubber(clients.cloudwatch) as stub:
+        for metric, points in (
+            ("Invocations", [{"Sum": 40.0}, {"Sum": 2.0}]),
+            ("Invocation4XXErrors", []),
+            ("Invocation5XXErrors", [{"Sum": 1.0}]),
+            ("ModelLatency", [{"ExtendedStatistics": {"p50": 12500.0, "p99": 81000.0}}]),
+        ):
+            expected = {
+                "Namespace": "AWS/SageMaker",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "Shadow"}],
+                "StartTime": now - timedelta(hours=24),
+                "EndTime": datetime(2026, 12, 7, 19, 31, tzinfo=UTC),  # the current minute included
+                "Period": 86400,
+                ("ExtendedStatistics" if metric == "ModelLatency" else "Statistics"): ANY,
+            }
+            stub.add_response("get_metric_statistics", {"Datapoints": points}, expected)
+        found = variant_metrics(clients, ENDPOINT, "Shadow", now - timedelta(hours=24), now)
+        stub.assert_no_pending_responses()
+
+    assert found == {
+        "Invocations": 42.0,
+        "Invocation4XXErrors": None,
+        "Invocation5XXErrors": 1.0,
+        "latency_p50_ms": 12.5,
+        "latency_p99_ms": 81.0,
+    }
+
+
+def test_plot_without_matplotlib_is_one_line_saying_how_to_get_it(cli, offline, tmp_path, monkeypatch):
+    write(tmp_path, hour_key(ENDPOINT, "AllTraffic"), [record(["fire"], [YES])])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+
+    result = cli("report", "--capture", str(tmp_path), "--plot", str(tmp_path / "p.png"), clients=offline)
+
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "error: --plot needs matplotlib, which is not installed here. Fix: pip install matplotlib" in result.err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_production_variant_with_no_capture_names_the_variants_there(cli, offline, tmp_path):
+    write(tmp_path, hour_key(ENDPOINT, "AllTraffic"), [record(["fire"], [YES])])
+
+    result = cli("report", "--capture", str(tmp_path), "--production-variant", "Blue", clients=offline)
+
+    assert result.code == 1
+    assert "error: No requests of production variant Blue were captured" in result.err
+    assert "(the capture has: AllTraffic)" in result.err

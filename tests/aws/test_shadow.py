@@ -49,7 +49,7 @@ OLD_DATA = "s3://sagebert-test/sagebert/output/job-1/output/model.tar.gz"
 
 @pytest.fixture
 def names(monkeypatch):
-    """The names shadow generates, in order: SHADOW, then PROMOTED (or the stop's config)."""
+    """The names generated, in order: SHADOW, then PROMOTED (a test that deploys first puts OLD first)."""
     import sagebert.aws.build.hosting as hosting
 
     queue = [SHADOW, PROMOTED]
@@ -148,7 +148,8 @@ def capture_lines(texts, labels, ids: str, variant_offset: int = 0) -> list[str]
     return lines
 
 
-def test_shadow_report_promote_end_to_end(cli, clients, fake, described, names, bucket):
+def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, names, bucket, sent):
+    names.insert(0, OLD)
     production_config = config(described, OLD, production_variant())
     shadow_config = config(described, SHADOW, production_variant(), shadow_variant())
     new_model = {
@@ -177,7 +178,32 @@ def test_shadow_report_promote_end_to_end(cli, clients, fake, described, names, 
     # (half the requests copied) disagrees on one text.
     train_texts, train_labels = read_split(REPO / "local_test/data/training/train.csv")
     baseline = report.compute_baseline(train_texts, [LABELS.index(x) for x in train_labels], LABELS)
+    clients.sagemaker.create_training_job(
+        TrainingJobName="job-1",
+        RoleArn=fake.role_arn,
+        AlgorithmSpecification={"TrainingImage": fake.image, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{fake.bucket}/sagebert/output/"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
     clients.s3.put_object(Bucket=bucket, Key="sagebert/output/job-1/output/model.tar.gz", Body=model_tar(baseline))
+
+    # ---- deploy (moto): production with data capture on
+    deployed = cli(
+        "deploy",
+        "--endpoint",
+        ENDPOINT,
+        "--training-job",
+        "job-1",
+        "--data-capture",
+        "s3://sagebert-test/capture/",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+    assert deployed.code == 0, deployed.err
+    assert sent.one("CreateEndpointConfig")["DataCaptureConfig"] == CAPTURE
+    assert clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == OLD
     texts, labels = read_split(REPO / "local_test/data/testing/test.csv")
     texts, labels = texts[:400], labels[:400]
     shadow_labels = list(labels[:200])

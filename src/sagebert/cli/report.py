@@ -140,6 +140,13 @@ def build(args, clients: AwsClients, now: datetime | None = None) -> dict:
             "or widen --since.",
         )
     production, shadow = report.roles(captures.requests, production, shadow)
+    if not any(request.variant == production for request in captures.requests):
+        raise traffic.TrafficError(
+            f"No requests of production variant {production} were captured under {source}.",
+            "Check --production-variant (the capture has: "
+            + ", ".join(sorted({r.variant for r in captures.requests}))
+            + ").",
+        )
     by_variant: dict[str, list[CapturedRequest]] = {}
     for request in captures.requests:
         by_variant.setdefault(request.variant, []).append(request)

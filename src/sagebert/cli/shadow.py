@@ -199,21 +199,16 @@ def _promote(args, clients: AwsClients, current: Running, shadow: shadows.Shadow
         refused = _gate(args, clients, current, shadow)
         if refused is not None:
             return refused
-    running = current.spec()
-    promoted = replace(
-        running,
-        variant=replace(
-            running.variant,
-            instance_type=shadow.spec().instance_type,
-            instance_count=max(running.variant.instance_count, shadow.spec().instance_count),
-        ),
-    )
+    # The shadow's model on production's instances: only the model changes, so autoscaling
+    # registered on the variant stays valid (an instance type change would need it removed first;
+    # `sagebert update --instance-type` does that).
+    promoted = current.spec()
     name = _names(args.endpoint)
     config = shadow_endpoint_config_request(name, promoted, shadow.model_name, tags={ENDPOINT_TAG: args.endpoint})
     update = update_endpoint_request(args.endpoint, name, DeploymentPolicy(), promoted.variant.fleet_size)
     show(shadows.apply(clients, current, None, config, update))
     say(
-        f"Promoting {shadow.model_name} to production variant {running.variant.name} of {args.endpoint} "
+        f"Promoting {shadow.model_name} to production variant {promoted.variant.name} of {args.endpoint} "
         f"({promoted.variant.fleet_size} x {promoted.variant.instance_type}); the shadow config {current.config_name} "
         f"is kept for `sagebert rollback --endpoint {args.endpoint}`."
     )
