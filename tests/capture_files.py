@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
+import tarfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -100,3 +102,32 @@ def read_split(path: Path) -> tuple[list[str], list[str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [row["sentence"] for row in rows], [LABELS[int(row["label"])] for row in rows]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def training_baseline() -> dict:
+    """The baseline.json training writes for the bundled training split."""
+    from sagebert.report import compute_baseline
+
+    texts, labels = read_split(REPO / "local_test/data/training/train.csv")
+    return compute_baseline(texts, [LABELS.index(label) for label in labels], LABELS)
+
+
+@functools.cache
+def held_out_split() -> tuple[list[str], list[str]]:
+    """(texts, label names) of the bundled test split: live traffic that has not drifted."""
+    return read_split(REPO / "local_test/data/testing/test.csv")
+
+
+def model_archive_with_baseline(baseline: dict) -> bytes:
+    """A model.tar.gz holding weights and the baseline.json training wrote."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("model.safetensors", b"\0" * 1024), ("baseline.json", json.dumps(baseline).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

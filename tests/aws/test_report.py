@@ -3,36 +3,38 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-import tarfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from botocore.stub import ANY, Stubber
-from capture_files import LABELS, hour_key, read_split, record, write
+from capture_files import (
+    LABELS,
+    held_out_split,
+    hour_key,
+    model_archive_with_baseline,
+    record,
+    training_baseline,
+    write,
+)
 
-from sagebert import report
 from sagebert.aws.traffic import variant_metrics
 
 pytestmark = pytest.mark.aws
 
-REPO = Path(__file__).resolve().parents[2]
 NO, YES = LABELS
 ENDPOINT = "disaster-tweets"
 
 
 @pytest.fixture(scope="module")
 def baseline() -> dict:
-    texts, labels = read_split(REPO / "local_test/data/training/train.csv")
-    return report.compute_baseline(texts, [LABELS.index(label) for label in labels], LABELS)
+    return training_baseline()
 
 
-@pytest.fixture(scope="module")
-def test_split() -> tuple[list[str], list[str]]:
-    return read_split(REPO / "local_test/data/testing/test.csv")
+@pytest.fixture(scope="module", name="test_split")
+def split() -> tuple[list[str], list[str]]:
+    return held_out_split()
 
 
 def traffic_lines(texts, labels, batch: int = 8, **kwargs) -> list[str]:
@@ -164,21 +166,11 @@ def test_a_bad_since_is_a_usage_error(cli, offline):
 
 
 # ---- from an endpoint: capture in S3, CloudWatch, the production model's archive ----------------------
-def model_tar(baseline: dict) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in (("model.safetensors", b"\0" * 1024), ("baseline.json", json.dumps(baseline).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_report_on_an_endpoint_reads_its_capture_cloudwatch_and_the_models_baseline(
     cli, clients, fake, bucket, baseline, test_split, sent
 ):
     model_key = "sagebert/output/job-1/output/model.tar.gz"
-    clients.s3.put_object(Bucket=bucket, Key=model_key, Body=model_tar(baseline))
+    clients.s3.put_object(Bucket=bucket, Key=model_key, Body=model_archive_with_baseline(baseline))
     clients.sagemaker.create_model(
         ModelName="m-1",
         ExecutionRoleArn=fake.role_arn,

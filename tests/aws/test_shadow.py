@@ -8,20 +8,14 @@ service model; S3 (the capture files, the model archive) and CloudWatch are moto
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
-from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
-from capture_files import LABELS, hour_key, read_split, record
-
-from sagebert import report
+from capture_files import LABELS, held_out_split, hour_key, model_archive_with_baseline, record, training_baseline
 
 pytestmark = pytest.mark.aws
 
-REPO = Path(__file__).resolve().parents[2]
 NO, YES = LABELS
 ENDPOINT = "disaster-tweets"
 OLD = "disaster-tweets-old"
@@ -120,16 +114,6 @@ def shadow_model(described) -> dict:
     return described.model(SHADOW, "s3://sagebert-test/sagebert/output/job-2/output/model.tar.gz")
 
 
-def model_tar(baseline: dict) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in (("model.safetensors", b"\0" * 1024), ("baseline.json", json.dumps(baseline).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def capture_lines(texts, labels, ids: str, variant_offset: int = 0) -> list[str]:
     """Requests of 4 texts, sent with inference ids; JSON, CSV and base64 JSON Lines bodies in turn."""
     formats = [("application/json", "JSON"), ("text/csv", "CSV"), ("application/jsonlines", "BASE64")]
@@ -148,7 +132,7 @@ def capture_lines(texts, labels, ids: str, variant_offset: int = 0) -> list[str]
     return lines
 
 
-def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, names, bucket, sent):
+def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, names, bucket, sent, trained):
     names.insert(0, OLD)
     production_config = config(described, OLD, production_variant())
     shadow_config = config(described, SHADOW, production_variant(), shadow_variant())
@@ -176,17 +160,12 @@ def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, 
     # The production model's archive holds the baseline training wrote; the capture files are the
     # hour's traffic as SageMaker writes it: production answers the test split's labels, the shadow
     # (half the requests copied) disagrees on one text.
-    train_texts, train_labels = read_split(REPO / "local_test/data/training/train.csv")
-    baseline = report.compute_baseline(train_texts, [LABELS.index(x) for x in train_labels], LABELS)
-    clients.sagemaker.create_training_job(
-        TrainingJobName="job-1",
-        RoleArn=fake.role_arn,
-        AlgorithmSpecification={"TrainingImage": fake.image, "TrainingInputMode": "File"},
-        OutputDataConfig={"S3OutputPath": f"s3://{fake.bucket}/sagebert/output/"},
-        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    trained("job-1", f1=0.79)  # a Completed job in moto; its archive then replaced by one with a baseline
+    clients.s3.put_object(
+        Bucket=bucket,
+        Key="sagebert/output/job-1/output/model.tar.gz",
+        Body=model_archive_with_baseline(training_baseline()),
     )
-    clients.s3.put_object(Bucket=bucket, Key="sagebert/output/job-1/output/model.tar.gz", Body=model_tar(baseline))
 
     # ---- deploy (moto): production with data capture on
     deployed = cli(
@@ -204,7 +183,7 @@ def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, 
     assert deployed.code == 0, deployed.err
     assert sent.one("CreateEndpointConfig")["DataCaptureConfig"] == CAPTURE
     assert clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == OLD
-    texts, labels = read_split(REPO / "local_test/data/testing/test.csv")
+    texts, labels = held_out_split()
     texts, labels = texts[:400], labels[:400]
     shadow_labels = list(labels[:200])
     shadow_labels[5] = NO if labels[5] == YES else YES

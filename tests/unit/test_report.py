@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from capture_files import LABELS, read_split, record
+from capture_files import LABELS, held_out_split, read_split, record, training_baseline
 
 from sagebert import report
 from sagebert.aws.capture import parse_line
@@ -34,13 +34,12 @@ GERMAN = [
 
 @pytest.fixture(scope="module")
 def baseline() -> dict:
-    texts, labels = read_split(REPO / "local_test/data/training/train.csv")
-    return report.compute_baseline(texts, [LABELS.index(label) for label in labels], LABELS)
+    return training_baseline()
 
 
-@pytest.fixture(scope="module")
-def test_split() -> tuple[list[str], list[str]]:
-    return read_split(REPO / "local_test/data/testing/test.csv")
+@pytest.fixture(scope="module", name="test_split")
+def split() -> tuple[list[str], list[str]]:
+    return held_out_split()
 
 
 def drifted(measures) -> set[str]:

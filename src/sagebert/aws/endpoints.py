@@ -205,6 +205,9 @@ def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[
             sleep(VISIBILITY_DELAY_SECONDS)
 
 
+wait_until_visible = _wait_until_visible  # for the other modules that create configs (shadow)
+
+
 def validate_plan(plan: HostingPlan, *, update: dict | None = None) -> None:
     """Check every request of a deployment before the first one is sent."""
     validate_request("CreateModel", plan.model)

@@ -17,12 +17,9 @@ from botocore.exceptions import ClientError
 from .build.common import PREVIOUS_CONFIG_TAG
 from .build.hosting import Running, VariantSpec
 from .clients import AwsClients, send
-from .endpoints import Created, Deleted, Event, Kept, Undo, tags_of
-from .errors import error_code, is_not_found
+from .endpoints import Created, Deleted, Event, Kept, Undo, tags_of, wait_until_visible
+from .errors import error_code
 from .validation import validate_request
-
-VISIBILITY_ATTEMPTS = 10
-VISIBILITY_DELAY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,18 +58,6 @@ def shadow_metrics_tags(clients: AwsClients, shadow: Shadow) -> dict[str, str]:
     return tags_of(clients, shadow.model["ModelArn"])
 
 
-def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[float], None]) -> None:
-    # SageMaker reads a new endpoint config with eventual consistency (see endpoints).
-    for attempt in range(VISIBILITY_ATTEMPTS):
-        try:
-            clients.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-            return
-        except ClientError as exc:
-            if not is_not_found(exc) or attempt == VISIBILITY_ATTEMPTS - 1:
-                raise
-            sleep(VISIBILITY_DELAY_SECONDS)
-
-
 def validate(model: dict | None, config: dict, update: dict) -> None:
     """Every request of the change, against botocore's service model, before any is sent."""
     if model is not None:
@@ -105,7 +90,7 @@ def apply(
         send(clients.sagemaker, "CreateEndpointConfig", config)
         undo.created("endpoint config", config["EndpointConfigName"])
         yield Created("endpoint config", config["EndpointConfigName"])
-        _wait_until_visible(clients, config["EndpointConfigName"], sleep)
+        wait_until_visible(clients, config["EndpointConfigName"], sleep)
         send(clients.sagemaker, "UpdateEndpoint", update)
     except Exception:
         yield from undo.run("the change could not start")
