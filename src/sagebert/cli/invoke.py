@@ -14,6 +14,7 @@ from ..aws.build.common import S3Location
 from ..aws.clients import AwsClients
 from ..aws.errors import is_not_found
 from ..aws.invocation import CONTENT_TYPES, InvocationError, async_content_type, invocation_body, parse_predictions
+from ..aws.validation import matches_pattern, shape_limits
 from . import options
 from .output import FAILED, INTERRUPTED, OK, fail, say
 
@@ -35,7 +36,7 @@ def register(sub) -> None:
         "--inference-id",
         type=inference_id,
         metavar="ID",
-        help="recorded with the request in the data capture (1-64 printable characters), to match it there",
+        help="recorded with the request in the data capture (1-64 printable ASCII characters), to match it there",
     )
     asynchronous = p.add_argument_group("asynchronous endpoints")
     asynchronous.add_argument(
@@ -47,10 +48,13 @@ def register(sub) -> None:
 
 
 def inference_id(text: str) -> str:
-    """An argparse type: InvokeEndpoint's InferenceId (1-64 printable characters, the first not a space)."""
-    if not 1 <= len(text) <= 64 or not text.isprintable() or text[0].isspace():
+    """An argparse type: InvokeEndpoint's InferenceId, checked by the rules of the service model
+    (1-64 printable ASCII characters, the first not a space; botocore checks only the length)."""
+    limits = shape_limits("InferenceId", "sagemaker-runtime")
+    if not limits["min"] <= len(text) <= limits["max"] or not matches_pattern(limits["pattern"], text):
         raise argparse.ArgumentTypeError(
-            f"{text[:70]!r} is not an inference id: 1-64 printable characters, the first not a space"
+            f"{text[:70]!r} is not an inference id: {limits['min']}-{limits['max']} printable ASCII characters, "
+            "the first not a space"
         )
     return text
 
