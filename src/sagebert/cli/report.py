@@ -24,7 +24,7 @@ from ..aws.clients import AwsClients
 from ..aws.endpoints import describe_endpoint
 from ..aws.validation import InvalidRequestError
 from . import options
-from .output import OK, fail, say, warn
+from .output import OK, duration, fail, say, warn
 
 DRIFTED = 4  # exit code of --fail-on-drift when a threshold is crossed
 _SINCE = re.compile(r"\s*(\d+)\s*([mhd])\s*")
@@ -134,7 +134,7 @@ def build(args, clients: AwsClients, now: datetime | None = None) -> dict:
     if not captures.requests:
         raise traffic.TrafficError(
             f"No captured requests under {source}"
-            + (f" in the last {args.since}" if args.since else "")
+            + (f" in the last {duration(args.since.total_seconds())}" if args.since else "")
             + f" ({captures.files} capture files, {captures.malformed} unreadable lines).",
             "Send traffic (sagebert invoke), wait for the hour's file (SageMaker writes them every few minutes), "
             "or widen --since.",
