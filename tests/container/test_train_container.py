@@ -9,6 +9,7 @@ import pytest
 
 from sagebert.metric_lines import METRIC_DEFINITIONS
 from sagebert.modeling import load_model_dir
+from sagebert.report import check_baseline
 from support import docker_run, make_opt_ml, write_csv
 
 
@@ -20,6 +21,14 @@ def test_train_writes_a_servable_model(trained_in_container):
     loaded = load_model_dir(base / "model")
     assert loaded.label_names == ["Not a disaster", "Real disaster"]
     assert (base / "model" / "model.safetensors").stat().st_size > 0
+
+
+def test_train_writes_the_baseline_report_compares_live_traffic_with(trained_in_container):
+    base, run = trained_in_container
+    assert run.returncode == 0, run.output[-3000:]
+    baseline = check_baseline(json.loads((base / "model" / "baseline.json").read_text()))
+    assert sum(baseline["length"]["counts"]) == baseline["rows"] == sum(baseline["labels"].values())
+    assert list(baseline["labels"]) == ["Not a disaster", "Real disaster"]
 
 
 def test_hyperparameters_reach_the_program_through_the_toolkit(trained_in_container):

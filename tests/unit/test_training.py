@@ -50,6 +50,10 @@ def test_training_writes_a_loadable_model_and_metrics(opt_ml, caplog):
     assert sum(map(sum, metrics["confusion_matrix"])) == 60
     assert metrics["epochs"] == 2 and metrics["optimizer_steps"] == result.total_steps == 2 * 10
     assert 0.0 <= metrics["accuracy"] <= 1.0 and set(metrics) >= {"precision", "recall", "f1"}
+    baseline = json.loads((model_dir / "baseline.json").read_text())  # for `sagebert report`'s drift
+    assert baseline["rows"] == 160 and sum(baseline["length"]["counts"]) == 160
+    assert sum(baseline["labels"].values()) == 160 and set(baseline["labels"]) == set(loaded.label_names)
+    assert 0 < baseline["vocabulary"]["coverage"] <= 1 and baseline["vocabulary"]["top"]
     history = json.loads((base / "output" / "data" / "metrics_history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     csv_lines = (base / "output" / "data" / "metrics_history.csv").read_text().splitlines()

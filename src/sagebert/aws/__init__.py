@@ -13,6 +13,9 @@ Modules, in the order data flows through them:
   ``storage`` (S3), ``jobs`` (training, tuning, transform), ``endpoints`` (deploy, update,
   rollback, delete — undoing what a failed command created), ``autoscaling``, ``registry``,
   ``sources`` (where a model to deploy comes from).
+- ``shadow``: a shadow variant added, promoted or stopped (one config and an UpdateEndpoint).
+- ``capture`` (pure: data-capture lines as SageMaker writes them) and ``traffic`` (reading them
+  from S3 or a folder, baseline.json, CloudWatch's per-variant metrics) for ``sagebert report``.
 - ``watch``: waiting with progress — job status transitions and every host's CloudWatch log
   stream, endpoint status (an update not yet visible is not a rollback), tuning trials.
 

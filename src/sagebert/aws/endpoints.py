@@ -205,6 +205,9 @@ def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[
             sleep(VISIBILITY_DELAY_SECONDS)
 
 
+wait_until_visible = _wait_until_visible  # for the other modules that create configs (shadow)
+
+
 def validate_plan(plan: HostingPlan, *, update: dict | None = None) -> None:
     """Check every request of a deployment before the first one is sent."""
     validate_request("CreateModel", plan.model)
@@ -455,16 +458,26 @@ def delete_model(clients: AwsClients, name: str) -> bool:
 
 # ---- invoking ------------------------------------------------------------------------------------------
 def invoke_endpoint(
-    clients: AwsClients, endpoint: str, body: bytes, content_type: str, target_model: str | None = None
+    clients: AwsClients,
+    endpoint: str,
+    body: bytes,
+    content_type: str,
+    target_model: str | None = None,
+    inference_id: str | None = None,
 ) -> bytes:
-    """InvokeEndpoint (Accept: application/json); the answer's body."""
+    """InvokeEndpoint (Accept: application/json); the answer's body. ``inference_id`` is recorded
+    in the data capture (eventMetadata.inferenceId), so a request can be found there again."""
     request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": "application/json"}
     if target_model:
         request["TargetModel"] = target_model
+    if inference_id:
+        request["InferenceId"] = inference_id
     return send(clients.runtime, "InvokeEndpoint", request)["Body"].read()
 
 
-def invoke_endpoint_async(clients: AwsClients, endpoint: str, input_location: str, content_type: str) -> dict:
+def invoke_endpoint_async(
+    clients: AwsClients, endpoint: str, input_location: str, content_type: str, inference_id: str | None = None
+) -> dict:
     """InvokeEndpointAsync on an object already in S3; the answer names where the result will be."""
     request = {
         "EndpointName": endpoint,
@@ -473,4 +486,6 @@ def invoke_endpoint_async(clients: AwsClients, endpoint: str, input_location: st
         # The answer in the request's own format where the server writes it (JSON Lines, CSV), else JSON.
         "Accept": content_type if content_type in ("application/jsonlines", "text/csv") else "application/json",
     }
+    if inference_id:
+        request["InferenceId"] = inference_id
     return send(clients.runtime, "InvokeEndpointAsync", request)

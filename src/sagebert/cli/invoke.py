@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from ..aws.build.common import S3Location
 from ..aws.clients import AwsClients
 from ..aws.errors import is_not_found
 from ..aws.invocation import CONTENT_TYPES, InvocationError, async_content_type, invocation_body, parse_predictions
+from ..aws.validation import matches_pattern, shape_limits
 from . import options
 from .output import FAILED, INTERRUPTED, OK, fail, say
 
@@ -30,6 +32,12 @@ def register(sub) -> None:
     )
     p.add_argument("--target-model", metavar="NAME.tar.gz", help="multi-model endpoints: the model to use")
     p.add_argument("--raw", action="store_true", help="print the endpoint's answer as it is")
+    p.add_argument(
+        "--inference-id",
+        type=inference_id,
+        metavar="ID",
+        help="recorded with the request in the data capture (1-64 printable ASCII characters), to match it there",
+    )
     asynchronous = p.add_argument_group("asynchronous endpoints")
     asynchronous.add_argument(
         "--async", dest="async_input", metavar="S3_URI", help="InvokeEndpointAsync on this object (up to 1 GB)"
@@ -37,6 +45,18 @@ def register(sub) -> None:
     asynchronous.add_argument("--wait", action="store_true", help="with --async: wait for the answer and print it")
     options.waiting(asynchronous, timeout=True)
     p.set_defaults(handler=run)
+
+
+def inference_id(text: str) -> str:
+    """An argparse type: InvokeEndpoint's InferenceId, checked by the rules of the service model
+    (1-64 printable ASCII characters, the first not a space; botocore checks only the length)."""
+    limits = shape_limits("InferenceId", "sagemaker-runtime")
+    if not limits["min"] <= len(text) <= limits["max"] or not matches_pattern(limits["pattern"], text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:70]!r} is not an inference id: {limits['min']}-{limits['max']} printable ASCII characters, "
+            "the first not a space"
+        )
+    return text
 
 
 def read_texts(texts: Sequence[str], path: str | None) -> list[str]:
@@ -92,7 +112,7 @@ def _run_async(args, clients: AwsClients) -> int:
         )
     location = S3Location.parse(args.async_input, "--async input")
     content_type = CONTENT_TYPES[args.content_type] if args.content_type else async_content_type(location.key)
-    answer = endpoints.invoke_endpoint_async(clients, args.endpoint, location.uri, content_type)
+    answer = endpoints.invoke_endpoint_async(clients, args.endpoint, location.uri, content_type, args.inference_id)
     say(f"Accepted: inference {answer.get('InferenceId', '-')} ({content_type}).")
     say(f"  answer             {answer['OutputLocation']}")
     if answer.get("FailureLocation"):
@@ -121,7 +141,7 @@ def run(args, clients: AwsClients) -> int:
     content_type = CONTENT_TYPES[args.content_type or "json"]
     texts = read_texts(args.texts, args.file)
     body = invocation_body(texts, content_type)
-    answer = endpoints.invoke_endpoint(clients, args.endpoint, body, content_type, args.target_model)
+    answer = endpoints.invoke_endpoint(clients, args.endpoint, body, content_type, args.target_model, args.inference_id)
     if args.raw:
         say(answer.decode("utf-8", "replace"))
         return OK

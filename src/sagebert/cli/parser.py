@@ -13,7 +13,9 @@ from . import (
     invoke,
     options,
     register,
+    report,
     rollback,
+    shadow,
     status,
     stop,
     train,
@@ -34,9 +36,11 @@ COMMANDS = (
     register,
     deploy,
     update,
+    shadow,
     rollback,
     autoscale,
     invoke,
+    report,
     transform,
     status,
     delete,
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagebert",
         description=DESCRIPTION,
-        epilog="Exit codes: 0 success, 1 failure, 2 bad command line, 3 not promoted (update --require-better), 130 interrupted.",
+        epilog="Exit codes: 0 success, 1 failure, 2 bad command line, 3 not promoted (update/shadow --require-better), 4 drifted (report --fail-on-drift), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"sagebert {__version__}")
     options.common(parser, suppress=False)

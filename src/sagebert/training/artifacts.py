@@ -13,13 +13,15 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import modeling
+from ..data import LabelledTexts
 from ..environment import SageMakerPaths
 from ..hyperparameters import Hyperparameters
+from ..report import BASELINE_FILE, compute_baseline
 from .batches import Datasets
 from .loop import TrainingResult
 
@@ -54,6 +56,12 @@ def write_history(directory: Path, history: list[dict]) -> None:
             writer.writerow([row[c] for c in HISTORY_COLUMNS])
     if history:
         plot_history(history, directory / CURVES_PNG)
+
+
+def write_baseline(directory: Path, train: LabelledTexts, label_names: Sequence[str]) -> None:
+    """baseline.json: what `sagebert report` compares live traffic with (lengths, label mix,
+    hashed top words of the training channel; no raw text)."""
+    (directory / BASELINE_FILE).write_text(json.dumps(compute_baseline(train.texts, train.labels, label_names)))
 
 
 def write_all_or_nothing(directory: Path, write: Callable[[Path], object]) -> None:
@@ -94,9 +102,9 @@ def write(
         "train_examples": len(datasets.train),
         "eval_source": datasets.evaluation.source,
     }
-    write_all_or_nothing(
-        paths.model_dir,
-        lambda folder: modeling.save_model_dir(
+
+    def save(folder: Path) -> None:
+        modeling.save_model_dir(
             folder,
             model,
             tokenizer,
@@ -105,6 +113,8 @@ def write(
             base_model=base.display_name,
             hyperparameters=hp.to_dict(),
             metrics=metrics,
-        ),
-    )
+        )
+        write_baseline(folder, datasets.train, hp.label_names)
+
+    write_all_or_nothing(paths.model_dir, save)
     log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)

@@ -582,3 +582,42 @@ def update_endpoint_request(
     if exclude_retained:
         request["ExcludeRetainedVariantProperties"] = [{"VariantPropertyType": name} for name in exclude_retained]
     return request
+
+
+# ---- shadow variants -------------------------------------------------------------------------------
+SHADOW_VARIANT = "Shadow"
+
+
+def shadow_endpoint_config_request(
+    name: str,
+    running: HostingSpec,
+    production_model: str,
+    shadow: VariantSpec | None = None,
+    shadow_model: str | None = None,
+    sampling_percent: int = 100,
+    tags: Mapping[str, str] | None = None,
+) -> dict:
+    """CreateEndpointConfig with the production variant as it runs (its model, instances and data
+    capture) and, given ``shadow``, a shadow variant that receives a copy of ``sampling_percent`` %
+    of the requests: SageMaker copies traffic to a shadow in the ratio of its InitialVariantWeight
+    to the production variant's (1.0). Without ``shadow``: production alone (a shadow stopped)."""
+    if running.variant.serverless:
+        raise InvalidRequestError(
+            "A serverless endpoint cannot have a shadow variant.", "Shadow-test on an endpoint on instances."
+        )
+    if running.async_config:
+        raise InvalidRequestError(
+            "An asynchronous endpoint cannot have a shadow variant.", "Shadow-test on a real-time endpoint."
+        )
+    request = create_endpoint_config_request(name, running, production_model, tags or {})
+    if shadow is not None:
+        _in_range("--sampling-percent", sampling_percent, 1, 100, "--sampling-percent")
+        if shadow.name == running.variant.name:
+            raise InvalidRequestError(
+                f"The shadow variant cannot be named {shadow.name} like the production variant.",
+                "Give the shadow another --variant-name.",
+            )
+        variant = shadow.as_api(shadow_model or "")
+        variant["InitialVariantWeight"] = sampling_percent / 100
+        request["ShadowProductionVariants"] = [variant]
+    return request
