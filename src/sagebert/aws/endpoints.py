@@ -195,6 +195,8 @@ class Undo:
 
 
 def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[float], None]) -> None:
+    if clients.dry_run:  # a planned config is never there to see
+        return
     for attempt in range(VISIBILITY_ATTEMPTS):
         try:
             clients.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)

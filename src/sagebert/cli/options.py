@@ -97,6 +97,22 @@ def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
+def planning(parser: argparse.ArgumentParser) -> None:
+    """--dry-run and --json, on every command that changes something."""
+    group = parser.add_argument_group("plan before changing")
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every request that would change something, in order, and send none of them "
+        "(read-only Describe/List/Get calls still go out, and are listed as read:)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help='with --dry-run: one {"operation": ..., "request": {...}} line per change on stdout, nothing else',
+    )
+
+
 def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: bool = False) -> None:
     parser.add_argument(
         "--poll-interval", type=float, default=30, metavar="SECONDS", help="seconds between status polls (default 30)"

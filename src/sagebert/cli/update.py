@@ -167,6 +167,10 @@ def finish(
     """Wait for the update, then make sure autoscaling is (back) in place."""
     settled = await_endpoint(clients, args, args.endpoint, expected, before=current.endpoint)
     variant = current.variant["VariantName"]
+    if settled.outcome == "planned":
+        if scaling is not None and removed:  # what the wait would be followed by
+            autoscaling.restore(clients, scaling)
+        return settled
     if settled.outcome in ("in-service", "rolled-back", "failed") and scaling is not None:
         try:
             show(endpoints.ensure_scaling(clients, args.endpoint, variant, scaling))
