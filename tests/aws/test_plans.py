@@ -17,6 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
 
+from sagebert.aws.plan import is_read
 from sagebert.aws.validation import service_model
 
 pytestmark = pytest.mark.aws
@@ -304,3 +305,102 @@ def test_json_without_dry_run_is_a_usage_error(cli, clients):
 
     assert result.code == 2
     assert "--json prints a plan, so it goes with --dry-run" in result.err
+
+
+# ---- GPU hosts, routing and rolling updates, through the CLI ---------------------------------------------
+def test_deploy_to_a_gpu_instance_sets_the_ami_the_cuda_13_image_needs_and_the_routing(planned, trained):
+    trained("job-1", 0.8)
+
+    plan = planned(
+        "deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--instance-type", "ml.g5.xlarge",
+        "--routing", "least-outstanding",
+    )  # fmt: skip
+
+    [variant] = dict(plan)["CreateEndpointConfig"]["ProductionVariants"]
+    assert variant["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
+    assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
+
+
+def test_deploy_refuses_an_ami_whose_driver_is_too_old_for_the_image_before_anything_is_sent(
+    cli, clients, sent, trained
+):
+    trained("job-1", 0.8)
+    sent.calls.clear()
+
+    result = cli(
+        "deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--instance-type", "ml.g4dn.xlarge",
+        "--inference-ami-version", "al2-ami-sagemaker-inference-gpu-2", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 1
+    assert "has NVIDIA driver 535; the image's CUDA 13.0 needs 580" in result.err
+    assert "--inference-ami-version al2023-ami-sagemaker-inference-gpu-4-1" in result.err
+    assert sent.calls == []
+
+
+def test_a_gpu_transform_of_the_cuda_13_image_is_refused_before_anything_is_looked_up(cli, clients, sent, trained):
+    trained("job-1", 0.8)
+    sent.calls.clear()
+
+    result = cli(
+        "transform", "--training-job", "job-1", "--input", "s3://sagebert-test/in/", "--output",
+        "s3://sagebert-test/out/", "--instance-type", "ml.g5.xlarge", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 1
+    assert "Batch transform cannot run this image on ml.g5.xlarge" in result.err and "535" in result.err
+    assert sent.calls == []
+    assert clients.sagemaker.list_transform_jobs()["TransformJobSummaries"] == []
+
+
+def test_a_cuda_12_transform_on_gpu_names_the_535_ami(planned, trained):
+    trained("job-1", 0.8)
+
+    plan = planned(
+        "transform", "--training-job", "job-1", "--input", "s3://sagebert-test/in/", "--output",
+        "s3://sagebert-test/out/", "--instance-type", "ml.g5.xlarge", "--image-cuda", "12.x",
+        "--transform-ami-version", "al2-ami-sagemaker-batch-gpu-535",
+    )  # fmt: skip
+
+    assert operations(plan) == ["CreateModel", "CreateTransformJob"]
+    assert dict(plan)["CreateTransformJob"]["TransformResources"] == {
+        "InstanceType": "ml.g5.xlarge",
+        "InstanceCount": 1,
+        "TransformAmiVersion": "al2-ami-sagemaker-batch-gpu-535",
+    }
+
+
+def test_update_rolling_sends_a_rolling_update_policy_and_keeps_the_routing(cli, clients, planned, trained):
+    trained("job-1", 0.8)
+    deployed = cli(
+        "deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--instance-count", "4", "--routing",
+        "least-outstanding", "--poll-interval", "0", clients=clients,
+    )  # fmt: skip
+    assert deployed.code == 0, deployed.err
+
+    plan = planned(
+        "update", "--endpoint", ENDPOINT, "--training-job", "job-1", "--rolling", "25%:300", "--rollback-batch", "2",
+        "--poll-interval", "0",
+    )  # fmt: skip
+
+    requests = dict(plan)
+    assert requests["UpdateEndpoint"]["DeploymentConfig"] == {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+            "WaitIntervalInSeconds": 300,
+            "RollbackMaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+        }
+    }
+    [variant] = requests["CreateEndpointConfig"]["ProductionVariants"]
+    assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
+
+
+def test_update_rolling_on_a_one_instance_endpoint_is_refused_before_anything_is_created(cli, clients, sent, trained):
+    trained("job-1", 0.8)
+    assert cli("deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--no-wait", clients=clients).code == 0
+    sent.calls.clear()
+
+    result = cli("update", "--endpoint", ENDPOINT, "--training-job", "job-1", "--rolling", "1", clients=clients)
+
+    assert result.code == 1 and "Scale to 2+ instances first" in result.err
+    assert [operation for operation, _ in sent.calls if not is_read(operation)] == []

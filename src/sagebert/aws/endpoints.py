@@ -209,6 +209,13 @@ def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[
 
 def validate_plan(plan: HostingPlan, *, update: dict | None = None) -> None:
     """Check every request of a deployment before the first one is sent."""
+    for variant in plan.endpoint_config.get("ProductionVariants", ()):
+        if variant.get("AcceleratorType"):
+            raise InvalidRequestError(
+                f"The endpoint config would attach an Elastic Inference accelerator ({variant['AcceleratorType']}); "
+                "AWS has closed Elastic Inference and SageMaker no longer accepts AcceleratorType.",
+                "Serve on a GPU instance type instead (e.g. --instance-type ml.g5.xlarge) or on CPU.",
+            )
     validate_request("CreateModel", plan.model)
     validate_request("CreateEndpointConfig", plan.endpoint_config)
     if update is None:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..aws import endpoints
 from ..aws.build.common import image_region_warning
+from ..aws.build.gpu import inference_ami
 from ..aws.build.hosting import (
     DEFAULT_INSTANCE_TYPE,
     AsyncSpec,
@@ -76,12 +77,19 @@ def _variant(args) -> VariantSpec:
                 "Drop them, or drop --serverless.",
             )
         return VariantSpec(
-            instance_type=None, serverless=ServerlessSpec.parse(args.serverless), startup_timeout=args.startup_timeout
+            instance_type=None,
+            serverless=ServerlessSpec.parse(args.serverless),
+            startup_timeout=args.startup_timeout,
+            inference_ami=inference_ami(None, args.image_cuda, args.inference_ami_version),
+            routing=options.ROUTING_STRATEGIES.get(args.routing),
         )
+    instance_type = args.instance_type or DEFAULT_INSTANCE_TYPE
     return VariantSpec(
-        instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
+        instance_type=instance_type,
         instance_count=args.instance_count or 1,
         startup_timeout=args.startup_timeout,
+        inference_ami=inference_ami(instance_type, args.image_cuda, args.inference_ami_version),
+        routing=options.ROUTING_STRATEGIES.get(args.routing),
     )
 
 

@@ -6,6 +6,7 @@ import sys
 
 from ..aws import endpoints, jobs, storage, watch
 from ..aws.build.common import TRAINING_JOB_TAG, TRANSFORM_JOB_TAG, S3Location, check_name, unique_name
+from ..aws.build.gpu import transform_ami
 from ..aws.build.hosting import create_model_request
 from ..aws.build.transform import CONTAINER_MAX_PAYLOAD_MB, FORMATS, TransformSpec, create_transform_job_request
 from ..aws.clients import AwsClients, role_arn, send
@@ -60,6 +61,12 @@ def register(sub) -> None:
         "--invocation-timeout", type=options.positive, metavar="SECONDS", help="per request, 1-3600 (default 600)"
     )
     p.add_argument("--name", help="transform job name (default: <model source>-yyyymmdd-HHMMSS-xxxx)")
+    options.gpu_hosts(
+        p,
+        "--transform-ami-version",
+        "TransformAmiVersion of a GPU instance type: al2-ami-sagemaker-batch-gpu-470 or -535 (default: the one the "
+        "image's CUDA line needs; a CUDA 13 image is refused on GPU transform hosts, whose drivers are older)",
+    )
     options.environment(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="wait for the job, then list the output files")
@@ -111,6 +118,8 @@ def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict
 
 
 def run(args, clients: AwsClients) -> int:
+    # A GPU host whose driver cannot run the image is refused before anything is looked up or made.
+    ami = transform_ami(args.instance_type, args.image_cuda, args.transform_ami_version)
     stem = args.training_job or args.tuning_job or args.model or args.endpoint or "sagebert-transform"
     name = check_name("transform job", args.name) if args.name else unique_name(stem.rsplit("/", 1)[-1])
     model_name, model_request, model_env = _model(args, clients, name)
@@ -129,6 +138,7 @@ def run(args, clients: AwsClients) -> int:
         invocation_timeout=args.invocation_timeout,
         environment=options.pairs_to_dict(args.env, "--env"),
         tags=options.pairs_to_dict(args.tag, "--tag"),
+        transform_ami=ami,
     )
     request = create_transform_job_request(spec)
     if model_request:

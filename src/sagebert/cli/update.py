@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
+from ..aws.build.gpu import inference_ami
 from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
 from ..aws.build.scaling import METRIC
 from ..aws.build.tuning import objective
@@ -155,9 +156,14 @@ def scaling_plan(args, current: Running, instance_type: str | None, instance_cou
 
 
 def describe_policy(request: dict) -> str:
-    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     alarms = request["DeploymentConfig"].get("AutoRollbackConfiguration", {}).get("Alarms", [])
     watched = f", rolled back by {len(alarms)} alarm(s)" if alarms else ""
+    rolling = request["DeploymentConfig"].get("RollingUpdatePolicy")
+    if rolling:
+        batch = rolling["MaximumBatchSize"]
+        size = f"{batch['Value']}%" if batch["Type"] == "CAPACITY_PERCENT" else f"{batch['Value']} instance(s)"
+        return f"rolling, {size} at a time, baking {rolling['WaitIntervalInSeconds']} s{watched}"
+    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     return f"blue/green {routing['Type']}{watched}"
 
 
@@ -187,6 +193,20 @@ def finish(
     return settled
 
 
+def next_inference_ami(args, current: Running, variant) -> str | None:
+    """The new variant's InferenceAmiVersion: --inference-ami-version if given; else the running
+    one while it still suits the instance type and the image's CUDA line; else the one they need."""
+    keep = current.variant.get("InferenceAmiVersion") if not args.instance_type else None
+    if args.inference_ami_version or not keep:
+        return inference_ami(variant.instance_type, args.image_cuda, args.inference_ami_version)
+    try:
+        return inference_ami(variant.instance_type, args.image_cuda, keep)
+    except InvalidRequestError:  # the running AMI's driver is too old for the image now served
+        chosen = inference_ami(variant.instance_type, args.image_cuda)
+        warn(f"InferenceAmiVersion {keep} -> {chosen}: its NVIDIA driver is too old for CUDA {args.image_cuda}")
+        return chosen
+
+
 def _check_flags(args) -> None:
     """Contradictions among the options, before anything is asked of AWS."""
     if (args.min_delta or args.force) and not args.require_better:
@@ -213,7 +233,7 @@ def _candidate(args, clients: AwsClients, current: Running, changes_given: bool)
         raise InvalidRequestError(
             "Nothing to update.",
             "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
-            "--instance-count or --data-capture.",
+            "--instance-count, --data-capture, --routing or --inference-ami-version.",
         )
     if args.require_better and (source is None or not (source.training_job or source.metrics)):
         raise InvalidRequestError(
@@ -244,7 +264,18 @@ def run(args, clients: AwsClients) -> int:
     capture = deploy.data_capture(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    changes_given = any(
+        (
+            args.image,
+            args.role,
+            environment,
+            args.instance_type,
+            args.instance_count,
+            capture,
+            args.routing,
+            args.inference_ami_version,
+        )
+    )
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
@@ -265,8 +296,10 @@ def run(args, clients: AwsClients) -> int:
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             data_capture=capture,
+            routing=options.ROUTING_STRATEGIES.get(args.routing),
         ),
     )
+    spec = replace(spec, variant=replace(spec.variant, inference_ami=next_inference_ami(args, current, spec.variant)))
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
     excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
