@@ -404,3 +404,19 @@ def test_update_rolling_on_a_one_instance_endpoint_is_refused_before_anything_is
 
     assert result.code == 1 and "Scale to 2+ instances first" in result.err
     assert [operation for operation, _ in sent.calls if not is_read(operation)] == []
+
+
+def test_a_large_upload_is_planned_as_its_multipart_requests(cli, clients, bucket, tmp_path):
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "train.csv").write_bytes(b"label,sentence\n" + b"1,x\n" * (9 * 1024 * 1024 // 4))
+
+    result = cli("upload-data", str(tmp_path), f"s3://{bucket}/big", "--dry-run", "--json", clients=clients)
+
+    assert result.code == 0, result.err
+    steps = [json.loads(line) for line in result.lines]
+    operations = [step["operation"] for step in steps]
+    assert operations[0] == "CreateMultipartUpload" and operations[-1] == "CompleteMultipartUpload"
+    assert operations[1:-1] == ["UploadPart", "UploadPart"]  # 8 MiB parts of a 9 MiB file
+    assert all(step["request"]["Key"] == "big/training/train.csv" for step in steps)
+    assert clients.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket=bucket)

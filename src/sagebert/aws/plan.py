@@ -11,7 +11,6 @@ the CLI to carry on: ARNs built from the names in the request, an ETag, an uploa
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -138,14 +137,13 @@ class Plan:
 
     @staticmethod
     def _remember(params, context, **_) -> None:
-        try:
-            context[_PARAMS_KEY] = copy.deepcopy(params)
-        except TypeError:  # an upload's file-like Body holds a lock: a shallow copy names it just as well
-            context[_PARAMS_KEY] = dict(params)
+        # A copy as JSON carries it (later handlers may change the parameters in place); an
+        # upload's file-like Body becomes its file's name, never copied or read.
+        context[_PARAMS_KEY] = jsonable(params)
 
     def _intercept(self, model, context, **_):
         service = model.service_model.service_name
-        request = jsonable(context.get(_PARAMS_KEY, {}))
+        request = context.get(_PARAMS_KEY, {})
         read = is_read(model.name)
         with self._lock:
             self.steps.append(Step(service, model.name, request, read))
