@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
 
 from sagebert.aws.plan import is_read
@@ -23,6 +21,16 @@ from sagebert.aws.validation import service_model
 pytestmark = pytest.mark.aws
 
 ENDPOINT = "disaster-tweets"
+# An autoscaled endpoint moving to another instance type: autoscaling off, the update, the config
+# it left recorded for rollback, autoscaling back on.
+SWITCH_AUTOSCALED = (
+    "DeleteScalingPolicy",
+    "DeregisterScalableTarget",
+    "UpdateEndpoint",
+    "AddTags",
+    "RegisterScalableTarget",
+    "PutScalingPolicy",
+)
 SERVICES = {
     "CreateBucket": "s3",
     "PutObject": "s3",
@@ -97,37 +105,6 @@ def planned(cli, clients, fake):
     return run
 
 
-@pytest.fixture
-def update_endpoint_stand_in(clients, aws):
-    """Answer UpdateEndpoint (which moto lacks) by moving the endpoint to the new config in moto."""
-    moto = boto3.client("sagemaker")
-    asked: list[dict] = []
-
-    def remember(params, **_):
-        if not clients.dry_run:
-            asked.append(dict(params))
-
-    def answer(**_):
-        if clients.dry_run:  # the plan answers it
-            return None
-        request = asked[-1]
-        moto.delete_endpoint(EndpointName=request["EndpointName"])
-        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
-        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
-        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
-
-    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
-    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
-    return asked
-
-
-@pytest.fixture
-def ecr_image(clients, fake) -> None:
-    clients.ecr.create_repository(repositoryName="sagebert")
-    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
-    clients.ecr.put_image(repositoryName="sagebert", imageManifest=manifest, imageTag=fake.image.rsplit(":", 1)[1])
-
-
 def operations(plan: list[tuple[str, dict]]) -> list[str]:
     return [operation for operation, _ in plan]
 
@@ -147,37 +124,15 @@ def test_every_command_plans_its_requests_in_order_and_changes_nothing(
     assert sorted(r["Key"] for _, r in plan) == ["sagebert/data/testing/test.csv", "sagebert/data/training/train.csv"]
     run(*upload)
 
-    train = (
-        "train",
-        "--image",
-        fake.image,
-        "--role",
-        fake.role_arn,
-        "--data",
-        data,
-        "--job-name",
-        "tweets-1",
-        "--wait",
-    )
+    inputs = ("--image", fake.image, "--role", fake.role_arn, "--data", data)
+    train = ("train", *inputs, "--job-name", "tweets-1", "--wait")
     [(operation, request)] = planned(*train)
     assert operation == "CreateTrainingJob" and request["TrainingJobName"] == "tweets-1"
     assert set(request["InputDataConfig"][i]["ChannelName"] for i in range(2)) == {"training", "testing"}
     run(*train[:-1])
     model_in_s3("tweets-1", 0.7993)
 
-    tune = (
-        "tune",
-        "--image",
-        fake.image,
-        "--role",
-        fake.role_arn,
-        "--data",
-        data,
-        "--name",
-        "tune-1",
-        "--max-jobs",
-        "2",
-    )
+    tune = ("tune", *inputs, "--name", "tune-1", "--max-jobs", "2")
     assert operations(planned(*tune)) == ["CreateHyperParameterTuningJob"]
 
     register = ("register", "--training-job", "tweets-1", "--group", "disaster-tweets")
@@ -199,16 +154,7 @@ def test_every_command_plans_its_requests_in_order_and_changes_nothing(
     # moto has no UpdateEndpoint: the plan is where the exact request is checked.
     update = ("update", "--endpoint", ENDPOINT, "--training-job", "tweets-1", "--instance-type", "ml.c5.xlarge")
     plan = planned(*update, "--poll-interval", "0")
-    assert operations(plan) == [
-        "CreateModel",
-        "CreateEndpointConfig",
-        "DeleteScalingPolicy",
-        "DeregisterScalableTarget",
-        "UpdateEndpoint",
-        "AddTags",
-        "RegisterScalableTarget",
-        "PutScalingPolicy",
-    ]
+    assert operations(plan) == ["CreateModel", "CreateEndpointConfig", *SWITCH_AUTOSCALED]
     requests = dict(plan)
     assert requests["UpdateEndpoint"] == {
         "EndpointName": ENDPOINT,
@@ -227,14 +173,7 @@ def test_every_command_plans_its_requests_in_order_and_changes_nothing(
 
     rollback = ("rollback", "--endpoint", ENDPOINT, "--poll-interval", "0")
     plan = planned(*rollback)
-    assert operations(plan) == [
-        "DeleteScalingPolicy",
-        "DeregisterScalableTarget",
-        "UpdateEndpoint",
-        "AddTags",
-        "RegisterScalableTarget",
-        "PutScalingPolicy",
-    ]
+    assert operations(plan) == list(SWITCH_AUTOSCALED)
     assert dict(plan)["UpdateEndpoint"]["EndpointConfigName"] == first_config
 
     transform = (
