@@ -4,11 +4,14 @@ types x CUDA lines x AMIs, read against the installed botocore service model. No
 from __future__ import annotations
 
 import re
+from argparse import Namespace
 
 import pytest
 
 from sagebert.aws.build import gpu
+from sagebert.aws.build.hosting import Running, VariantSpec
 from sagebert.aws.validation import InvalidRequestError, shape_limits
+from sagebert.cli.update import next_inference_ami
 from support import REPO
 
 GPU_TYPES = (
@@ -120,3 +123,43 @@ def test_a_cpu_transform_needs_no_ami_and_takes_none(instance_type, cuda):
 def test_a_transform_ami_not_in_the_api_list_is_refused():
     with pytest.raises(InvalidRequestError, match="not one SageMaker offers"):
         gpu.transform_ami("ml.g5.xlarge", "12.x", "al2-ami-sagemaker-batch-gpu-580")
+
+
+def _running_on(instance_type: str, ami: str | None) -> Running:
+    variant = {"VariantName": "AllTraffic", "InstanceType": instance_type, "InitialInstanceCount": 1}
+    if ami:
+        variant["InferenceAmiVersion"] = ami
+    return Running({"EndpointName": "ep"}, {"ProductionVariants": [variant]}, variant, {})
+
+
+@pytest.mark.parametrize(
+    ("running", "given_type", "given_ami", "cuda", "expected"),
+    [
+        (
+            ("ml.g5.xlarge", "al2-ami-sagemaker-inference-gpu-3-1"),
+            None,
+            None,
+            "12.x",
+            "al2-ami-sagemaker-inference-gpu-3-1",
+        ),
+        (("ml.g5.xlarge", "al2-ami-sagemaker-inference-gpu-3-1"), None, None, "13.0", CUDA_13_AMI),
+        (("ml.g5.xlarge", None), None, None, "13.0", CUDA_13_AMI),
+        (("ml.g5.xlarge", CUDA_13_AMI), "ml.m5.xlarge", None, "13.0", None),
+        (("ml.m5.xlarge", None), "ml.g6.xlarge", None, "13.0", CUDA_13_AMI),
+        (
+            ("ml.g5.xlarge", CUDA_13_AMI),
+            None,
+            "al2-ami-sagemaker-inference-gpu-3-1",
+            "12.x",
+            "al2-ami-sagemaker-inference-gpu-3-1",
+        ),
+    ],
+)
+def test_an_update_keeps_the_running_ami_while_it_fits_else_takes_the_one_needed(
+    running, given_type, given_ami, cuda, expected
+):
+    current = _running_on(*running)
+    args = Namespace(instance_type=given_type, inference_ami_version=given_ami, image_cuda=cuda)
+    variant = VariantSpec(instance_type=given_type or running[0])
+
+    assert next_inference_ami(args, current, variant) == expected
