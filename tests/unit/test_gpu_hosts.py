@@ -159,7 +159,22 @@ def test_an_update_keeps_the_running_ami_while_it_fits_else_takes_the_one_needed
     running, given_type, given_ami, cuda, expected
 ):
     current = _running_on(*running)
-    args = Namespace(instance_type=given_type, inference_ami_version=given_ami, image_cuda=cuda)
+    args = Namespace(instance_type=given_type, inference_ami_version=given_ami)
     variant = VariantSpec(instance_type=given_type or running[0])
 
-    assert next_inference_ami(args, current, variant) == expected
+    assert next_inference_ami(args, current, variant, cuda) == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "line"),
+    [
+        ({"sagebert.variant": "gpu"}, gpu.GPU_IMAGE_CUDA),
+        ({"sagebert.variant": "cpu"}, "none"),
+        ({"sagebert.variant": "gpu", "sagebert.cuda": "12.x"}, "12.x"),
+        ({"sagebert.variant": "tpu"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_the_cuda_line_follows_the_images_labels(labels, line):
+    assert gpu.cuda_from_labels(labels) == line

@@ -80,15 +80,12 @@ def _variant(args) -> VariantSpec:
             instance_type=None,
             serverless=ServerlessSpec.parse(args.serverless),
             startup_timeout=args.startup_timeout,
-            inference_ami=inference_ami(None, args.image_cuda, args.inference_ami_version),
             routing=options.ROUTING_STRATEGIES.get(args.routing),
         )
-    instance_type = args.instance_type or DEFAULT_INSTANCE_TYPE
     return VariantSpec(
-        instance_type=instance_type,
+        instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
         instance_count=args.instance_count or 1,
         startup_timeout=args.startup_timeout,
-        inference_ami=inference_ami(instance_type, args.image_cuda, args.inference_ami_version),
         routing=options.ROUTING_STRATEGIES.get(args.routing),
     )
 
@@ -148,6 +145,8 @@ def run(args, clients: AwsClients) -> int:
             f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
             "Pass " + " and ".join(f"{m} ..." for m in missing) + ".",
         )
+    cuda = options.image_cuda(args, clients, image, variant.instance_type)
+    variant = replace(variant, inference_ami=inference_ami(variant.instance_type, cuda, args.inference_ami_version))
     spec = HostingSpec(
         container=replace(source.container, image=image, environment=environment),
         role_arn=role_arn(clients, role),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
-from ..aws.build.gpu import CUDA_LINES, GPU_IMAGE_CUDA
+from ..aws import registry
+from ..aws.build.gpu import CUDA_LINES, GPU_IMAGE_CUDA, cuda_from_labels, is_gpu_instance
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
@@ -202,10 +203,25 @@ def gpu_hosts(parser: argparse.ArgumentParser, ami_option: str, ami_help: str) -
     group.add_argument(
         "--image-cuda",
         choices=CUDA_LINES,
-        default=GPU_IMAGE_CUDA,
-        help=f"the CUDA line the image's torch is built for (default {GPU_IMAGE_CUDA}, the GPU variant's lock; "
-        "none for the CPU variant)",
+        help="the CUDA line the image's torch is built for, none for the CPU variant (default, on GPU instance "
+        f"types: what the image's sagebert.variant label in ECR says, else {GPU_IMAGE_CUDA}, the GPU lock's)",
     )
+
+
+def image_cuda(args, clients, image: str | None, instance_type: str | None) -> str:
+    """The image's CUDA line: --image-cuda; else, for a GPU instance type, what the image's labels
+    in ECR say; else the GPU lock's (a CPU instance type needs no AMI, whatever the line)."""
+    if args.image_cuda:
+        return args.image_cuda
+    if not image or not is_gpu_instance(instance_type):
+        return GPU_IMAGE_CUDA
+    line = cuda_from_labels(registry.image_labels(clients, image))
+    if line is None:
+        warn(
+            f"the CUDA line of {image} could not be read from its labels in ECR; taking {GPU_IMAGE_CUDA} (--image-cuda)"
+        )
+        return GPU_IMAGE_CUDA
+    return line
 
 
 def data_capture(parser: argparse.ArgumentParser) -> None:

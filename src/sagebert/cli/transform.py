@@ -97,15 +97,15 @@ def follow_transform(clients: AwsClients, name: str, poll_interval: float) -> in
     return OK
 
 
-def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict]:
-    """(model name, the CreateModel request when one is made here, the model's environment)."""
+def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict, str | None]:
+    """(model name, the CreateModel request when one is made here, the model's environment, its image)."""
     if args.model:
         model = clients.sagemaker.describe_model(ModelName=args.model)
         container = model.get("PrimaryContainer") or {}
-        return args.model, None, container.get("Environment") or {}
+        return args.model, None, container.get("Environment") or {}, container.get("Image")
     if args.endpoint:
         current = endpoints.running(clients, args.endpoint)
-        return current.model["ModelName"], None, dict(current.container.environment)
+        return current.model["ModelName"], None, dict(current.container.environment), current.container.image
     source = model_source.from_args(args, clients)
     role = args.role or source.role
     if not role:
@@ -114,15 +114,16 @@ def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict
     if source.training_job:
         tags[TRAINING_JOB_TAG] = source.training_job
     request = create_model_request(name, source.container, role_arn(clients, role), tags)
-    return name, request, {}
+    return name, request, {}, source.container.image
 
 
 def run(args, clients: AwsClients) -> int:
-    # A GPU host whose driver cannot run the image is refused before anything is looked up or made.
-    ami = transform_ami(args.instance_type, args.image_cuda, args.transform_ami_version)
     stem = args.training_job or args.tuning_job or args.model or args.endpoint or "sagebert-transform"
     name = check_name("transform job", args.name) if args.name else unique_name(stem.rsplit("/", 1)[-1])
-    model_name, model_request, model_env = _model(args, clients, name)
+    model_name, model_request, model_env, image = _model(args, clients, name)
+    # A GPU host whose driver cannot run the image is refused before anything is made.
+    cuda = options.image_cuda(args, clients, image, args.instance_type)
+    ami = transform_ami(args.instance_type, cuda, args.transform_ami_version)
     payload = args.max_payload_mb or int(float(model_env.get(MAX_PAYLOAD_IN_MB_ENV) or CONTAINER_MAX_PAYLOAD_MB))
     spec = TransformSpec(
         name=name,

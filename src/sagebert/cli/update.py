@@ -193,17 +193,18 @@ def finish(
     return settled
 
 
-def next_inference_ami(args, current: Running, variant) -> str | None:
+def next_inference_ami(args, current: Running, variant, cuda: str) -> str | None:
     """The new variant's InferenceAmiVersion: --inference-ami-version if given; else the running
-    one while it still suits the instance type and the image's CUDA line; else the one they need."""
+    one while it still suits the instance type and the image's CUDA line ``cuda``; else the one
+    they need."""
     keep = current.variant.get("InferenceAmiVersion") if not args.instance_type else None
     if args.inference_ami_version or not keep:
-        return inference_ami(variant.instance_type, args.image_cuda, args.inference_ami_version)
+        return inference_ami(variant.instance_type, cuda, args.inference_ami_version)
     try:
-        return inference_ami(variant.instance_type, args.image_cuda, keep)
+        return inference_ami(variant.instance_type, cuda, keep)
     except InvalidRequestError:  # the running AMI's driver is too old for the image now served
-        chosen = inference_ami(variant.instance_type, args.image_cuda)
-        warn(f"InferenceAmiVersion {keep} -> {chosen}: its NVIDIA driver is too old for CUDA {args.image_cuda}")
+        chosen = inference_ami(variant.instance_type, cuda)
+        warn(f"InferenceAmiVersion {keep} -> {chosen}: its NVIDIA driver is too old for CUDA {cuda}")
         return chosen
 
 
@@ -299,7 +300,10 @@ def run(args, clients: AwsClients) -> int:
             routing=options.ROUTING_STRATEGIES.get(args.routing),
         ),
     )
-    spec = replace(spec, variant=replace(spec.variant, inference_ami=next_inference_ami(args, current, spec.variant)))
+    cuda = options.image_cuda(args, clients, spec.container.image, spec.variant.instance_type)
+    spec = replace(
+        spec, variant=replace(spec.variant, inference_ami=next_inference_ami(args, current, spec.variant, cuda))
+    )
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
     excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())

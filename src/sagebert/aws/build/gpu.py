@@ -28,6 +28,15 @@ _AMI_ENTRY = re.compile(r"<dt>\s*(?:<p>)?\s*([a-z0-9-]+)\s*(?:</p>)?\s*</dt>(.*?
 _DRIVER = re.compile(r"NVIDIA driver version:\s*(\d+)")
 
 
+def cuda_from_labels(labels: dict[str, str] | None) -> str | None:
+    """The image's CUDA line from its labels: ``sagebert.cuda`` when set, else what its
+    ``sagebert.variant`` (the Dockerfile's VARIANT) implies; None when they say nothing."""
+    labels = labels or {}
+    if labels.get("sagebert.cuda") in CUDA_LINES:
+        return labels["sagebert.cuda"]
+    return {"gpu": GPU_IMAGE_CUDA, "cpu": "none"}.get(labels.get("sagebert.variant", ""))
+
+
 def is_gpu_instance(instance_type: str | None) -> bool:
     """Whether ``instance_type`` (``ml.g5.xlarge``) has NVIDIA GPUs."""
     return bool(instance_type and _GPU_FAMILY.match(instance_type))
