@@ -298,10 +298,12 @@ def test_a_cuda_12_transform_on_gpu_names_the_535_ami(planned, trained):
     plan = planned(
         "transform", "--training-job", "job-1", "--input", "s3://sagebert-test/in/", "--output",
         "s3://sagebert-test/out/", "--instance-type", "ml.g5.xlarge", "--image-cuda", "12.x",
-        "--transform-ami-version", "al2-ami-sagemaker-batch-gpu-535",
+        "--transform-ami-version", "al2-ami-sagemaker-batch-gpu-535", "--wait",
     )  # fmt: skip
 
-    assert operations(plan) == ["CreateModel", "CreateTransformJob"]
+    # --wait: the model made for the job is deleted once it ends, and the plan says so.
+    assert operations(plan) == ["CreateModel", "CreateTransformJob", "DeleteModel"]
+    assert dict(plan)["DeleteModel"] == {"ModelName": dict(plan)["CreateModel"]["ModelName"]}
     assert dict(plan)["CreateTransformJob"]["TransformResources"] == {
         "InstanceType": "ml.g5.xlarge",
         "InstanceCount": 1,

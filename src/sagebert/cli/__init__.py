@@ -42,8 +42,6 @@ def _dry_run(args, clients: AwsClients) -> int:
     has got through all its checks.
     """
     plan = clients.start_plan()
-    if getattr(args, "wait", False):  # a planned job does not exist: nothing to follow
-        args.wait = False
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             code = args.handler(args, clients)

@@ -64,7 +64,7 @@ def run(args, clients: AwsClients) -> int:
     if spec.checkpoint_uri():
         say(f"  checkpoints        {spec.checkpoint_uri()}")
     say(f"  console            {console_url(clients.region, 'jobs/' + spec.name)}")
-    if not args.wait:
+    if not args.wait or clients.dry_run:  # a planned job does not exist: nothing to follow
         say(f"Follow it: sagebert status --training-job {spec.name} --follow")
         return OK
     return follow_job(clients, spec.name, args.poll_interval, logs=not args.no_logs)

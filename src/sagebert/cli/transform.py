@@ -168,7 +168,8 @@ def run(args, clients: AwsClients) -> int:
                 f"The model {model_name} stays until you delete it: aws sagemaker delete-model --model-name {model_name}"
             )
         return OK
-    code = follow_transform(clients, name, args.poll_interval)
+    # A dry run plans what follows the wait: the model made for the job is deleted.
+    code = OK if clients.dry_run else follow_transform(clients, name, args.poll_interval)
     if model_request:
         show(undo.run("made for this transform job, which has ended"))
     return code

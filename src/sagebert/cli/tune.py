@@ -184,7 +184,7 @@ def run(args, clients: AwsClients) -> int:
             say(f"  {entry['Name']:<18} {shown}")
     if spec.checkpoint_s3:
         say(f"  checkpoints        {request['TrainingJobDefinition']['CheckpointConfig']['S3Uri']}")
-    if not args.wait:
+    if not args.wait or clients.dry_run:  # a planned job does not exist: nothing to follow
         say(f"Follow it: sagebert status --tuning-job {name} --follow")
         return OK
     return follow_tuning(clients, name, args.poll_interval)
