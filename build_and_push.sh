@@ -12,6 +12,9 @@
 #   --immutable           create the repository with tag immutability (IMMUTABLE)
 #   --scan-on-push        create the repository with scan-on-push
 #   --source-image IMAGE  push this local image instead of building one (e.g. sagebert:dev)
+#   --dry-run             print the plan and change nothing: stdout has one JSON line per step
+#                         ({"operation": ..., "request": {...}}: CreateRepository when missing, the
+#                         docker build, each docker push); only STS and DescribeRepositories are sent
 #   -h, --help            show this text
 #
 # Environment:
@@ -40,12 +43,13 @@ say() { printf '%s\n' "$*" >&2; }
 die() { printf 'build_and_push.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; }
 
-latest=false mutability=MUTABLE scan=false source_image="" positional=()
+latest=false mutability=MUTABLE scan=false source_image="" dry_run=false positional=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --latest) latest=true ;;
     --immutable) mutability=IMMUTABLE ;;
     --scan-on-push) scan=true ;;
+    --dry-run) dry_run=true ;;
     --source-image) [ $# -ge 2 ] || die "--source-image needs an image name"; source_image="$2"; shift ;;
     --source-image=*) source_image="${1#*=}" ;;
     -h|--help) usage; exit 0 ;;
@@ -102,7 +106,7 @@ def fail(message):
 session = boto3.session.Session()
 try:
     if sys.argv[1] == "setup":
-        repository, mutability, scan = sys.argv[2:5]
+        repository, mutability, scan, dry_run = sys.argv[2:6]
         if not session.region_name:
             fail("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or `aws configure set region eu-west-1`")
         account = session.client("sts").get_caller_identity()["Account"]
@@ -113,6 +117,10 @@ try:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "RepositoryNotFoundException":
                 raise
+            if dry_run == "true":  # what CreateRepository would answer; created=2: planned, not made
+                host = f"{account}.dkr.ecr.{session.region_name}.amazonaws.com"
+                print(account, session.region_name, host, mutability, scan, 2)
+                sys.exit(0)
             found = ecr.create_repository(repositoryName=repository, imageTagMutability=mutability,
                                           imageScanningConfiguration={"scanOnPush": scan == "true"})["repository"]
             created = 1
@@ -136,10 +144,12 @@ except BotoCoreError as exc:
     fail(f"AWS call failed: {exc}")
 PY
 
-setup="$("$PYTHON" -c "$AWS_HELPER" setup "$repository" "$mutability" "$scan")" || exit 1
+setup="$("$PYTHON" -c "$AWS_HELPER" setup "$repository" "$mutability" "$scan" "$dry_run")" || exit 1
 read -r account region ecr_registry repo_mutability repo_scan created <<<"$setup"
 registry="${REGISTRY:-$ecr_registry}"
-if [ "$created" = 1 ]; then
+if [ "$created" = 2 ]; then
+  say "ECR repository $repository does not exist in $account/$region: the plan creates it"
+elif [ "$created" = 1 ]; then
   say "created ECR repository $repository in $account/$region ($repo_mutability, scan on push: $repo_scan)"
 else
   say "ECR repository $repository exists in $account/$region ($repo_mutability, scan on push: $repo_scan)"
@@ -156,6 +166,20 @@ fi
 
 # ---- build (or take a local image) ------------------------------------------------------------------
 image="$registry/$repository"
+if $dry_run; then  # names and values are checked above against ECR's patterns: no JSON escaping needed
+  [ "$created" = 2 ] && printf '{"operation": "CreateRepository", "request": {"repositoryName": "%s", "imageTagMutability": "%s", "imageScanningConfiguration": {"scanOnPush": %s}}}\n' \
+    "$repository" "$mutability" "$scan"
+  if [ -n "$source_image" ]; then
+    "$DOCKER" image inspect "$source_image" >/dev/null 2>&1 || die "no local image $source_image to push"
+  else
+    printf '{"operation": "docker build", "request": {"image": "%s", "VARIANT": "%s", "BASE_IMAGE": "%s"}}\n' \
+      "$repository:$tag" "${VARIANT:-cpu}" "${BASE_IMAGE:-}"
+  fi
+  printf '{"operation": "docker push", "request": {"image": "%s", "from": "%s"}}\n' "$image:$tag" "${source_image:-$repository:$tag}"
+  $latest && printf '{"operation": "docker push", "request": {"image": "%s", "from": "%s"}}\n' "$image:latest" "${source_image:-$repository:$tag}"
+  say "dry run: nothing was created, built or pushed"
+  exit 0
+fi
 if [ -n "$source_image" ]; then
   "$DOCKER" image inspect "$source_image" >/dev/null 2>&1 ||
     die "no local image $source_image: build it (container/build-image.sh $source_image) or drop --source-image"

@@ -26,6 +26,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 
 from sagebert.aws.clients import AwsClients
 from sagebert.cli import main
@@ -328,6 +329,39 @@ def endpoint_answers(aws) -> Callable[[list[str]], None]:
         ).raise_for_status()
 
     return queue
+
+
+@pytest.fixture
+def update_endpoint_stand_in(clients, aws) -> list[dict]:
+    """Answer UpdateEndpoint (which moto lacks) by moving the endpoint to the new config in moto;
+    returns the requests answered. A dry run's plan answers it instead (nothing moves)."""
+    moto = boto3.client("sagemaker")  # a second client: its calls are not the CLI's
+    asked: list[dict] = []
+
+    def remember(params, **_):
+        if not clients.dry_run:
+            asked.append(dict(params))
+
+    def answer(**_):
+        if clients.dry_run:
+            return None
+        request = asked[-1]
+        moto.delete_endpoint(EndpointName=request["EndpointName"])
+        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
+        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
+        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
+
+    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
+    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
+    return asked
+
+
+@pytest.fixture
+def ecr_image(clients, fake) -> None:
+    """The image of ``fake.image`` in moto's ECR (a manifest only: moto has no registry)."""
+    clients.ecr.create_repository(repositoryName="sagebert")
+    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
+    clients.ecr.put_image(repositoryName="sagebert", imageManifest=manifest, imageTag=fake.image.rsplit(":", 1)[1])
 
 
 # ---- docker and registries --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the push are checked.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from botocore.validate import ParamValidator
+
+from sagebert.aws.validation import service_model
 
 pytestmark = pytest.mark.aws
 
@@ -127,6 +131,38 @@ def test_immutable_and_scan_options_apply_when_the_repository_is_created(build_a
     assert repository["imageTagMutability"] == "IMMUTABLE"
     assert repository["imageScanningConfiguration"] == {"scanOnPush": False}
     assert "created ECR repository team/bert in 123456789012/eu-west-1 (IMMUTABLE" in result.stderr
+
+
+def test_dry_run_plans_the_repository_the_build_and_the_pushes_and_changes_nothing(
+    build_and_push, registry, clients, fake
+):
+    result = build_and_push("--dry-run", "--scan-on-push", "--latest", "team/plan", "v1", registry=registry)
+
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert steps == [
+        {
+            "operation": "CreateRepository",
+            "request": {
+                "repositoryName": "team/plan",
+                "imageTagMutability": "MUTABLE",
+                "imageScanningConfiguration": {"scanOnPush": True},
+            },
+        },
+        {"operation": "docker build", "request": {"image": "team/plan:v1", "VARIANT": "cpu", "BASE_IMAGE": ""}},
+        {"operation": "docker push", "request": {"image": f"{registry.host}/team/plan:v1", "from": "team/plan:v1"}},
+        {"operation": "docker push", "request": {"image": f"{registry.host}/team/plan:latest", "from": "team/plan:v1"}},
+    ]
+    request = steps[0]["request"]
+    assert (
+        ParamValidator()
+        .validate(request, service_model("ecr").operation_model("CreateRepository").input_shape)
+        .has_errors()
+        is False
+    )
+    assert clients.session.client("ecr").describe_repositories()["repositories"] == []
+    assert "team/plan" not in catalog(registry)
+    assert subprocess.run(["docker", "image", "inspect", "team/plan:v1"], capture_output=True).returncode != 0
 
 
 def test_latest_is_refused_for_an_immutable_repository(build_and_push, registry, tiny_image):

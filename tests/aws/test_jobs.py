@@ -73,12 +73,13 @@ def test_tune_sends_ranges_objective_limits_and_spot_checkpoints(cli, clients, s
     assert "Follow it: sagebert status --tuning-job tweets-tune-1 --follow" in result.lines
 
 
-def test_tune_dry_run_sends_nothing(cli, offline, fake):
-    result = cli(*tune_args(fake, f"s3://{fake.bucket}/d", "--dry-run", "--name", "t-1"), clients=offline)
+def test_tune_dry_run_plans_the_request_and_creates_nothing(cli, clients, fake, training_data):
+    result = cli(*tune_args(fake, training_data, "--dry-run", "--json", "--name", "t-1"), clients=clients)
 
     assert result.code == 0, result.err
-    assert json.loads(result.out)["HyperParameterTuningJobName"] == "t-1"
-    assert offline.attempts == []
+    [line] = result.lines
+    assert json.loads(line)["request"]["HyperParameterTuningJobName"] == "t-1"
+    assert clients.sagemaker.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"] == []
 
 
 def test_tune_refuses_a_range_before_sending_anything(cli, clients, sent, fake, training_data):

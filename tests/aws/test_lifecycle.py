@@ -7,46 +7,16 @@ update accepted when better → autoscale → transform → delete, leaving noth
 Two stand-ins, both named: moto runs no container, so each training job's model.tar.gz (with the
 metrics.json training writes) is put in moto's S3 by the test; moto has no UpdateEndpoint, so a
 botocore hook answers it the way SageMaker's end state looks (the endpoint on the new config) —
-the request itself is recorded as sent and checked.
+the request itself is recorded as sent and checked (conftest's update_endpoint_stand_in).
 """
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 pytestmark = pytest.mark.aws
 
 ENDPOINT = "disaster-tweets"
-
-
-@pytest.fixture
-def update_endpoint_stand_in(clients, aws):
-    """Answer UpdateEndpoint (which moto lacks) by moving the endpoint to the new config in moto."""
-    moto = boto3.client("sagemaker")  # a second client: its calls are not the CLI's
-    asked: list[dict] = []
-
-    def remember(params, **_):
-        asked.append(dict(params))
-
-    def answer(**_):
-        request = asked[-1]
-        moto.delete_endpoint(EndpointName=request["EndpointName"])
-        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
-        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
-        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
-
-    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
-    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
-    return asked
-
-
-@pytest.fixture
-def ecr_image(clients, fake) -> None:
-    clients.ecr.create_repository(repositoryName="sagebert")
-    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
-    clients.ecr.put_image(repositoryName="sagebert", imageManifest=manifest, imageTag=fake.image.rsplit(":", 1)[1])
 
 
 def left_behind(clients) -> dict[str, list]:

@@ -266,20 +266,9 @@ def test_train_accepts_a_role_name_and_sends_its_arn_in_the_callers_account(cli,
     assert sent.one("CreateTrainingJob")["RoleArn"] == fake.role_arn
 
 
-def test_train_dry_run_prints_the_request_and_sends_nothing_to_aws(cli, offline, fake):
-    result = cli(
-        *train_args(fake, f"s3://{fake.bucket}/sagebert/data", "--dry-run", "--job-name", "dry-1"), clients=offline
-    )
-
-    assert result.code == 0, result.err
-    request = json.loads(result.out)
-    assert request["TrainingJobName"] == "dry-1" and request["RoleArn"] == fake.role_arn
-    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training", "testing"]
-    assert "--dry-run does not list S3" in result.err
-    assert offline.attempts == []
-
-
-def test_train_dry_run_with_a_role_name_asks_for_the_arn_instead_of_calling_sts(cli, offline, fake):
+def test_train_dry_run_reads_the_channels_and_the_roles_account_and_creates_nothing(
+    cli, clients, sent, fake, training_data
+):
     result = cli(
         "train",
         "--image",
@@ -287,14 +276,22 @@ def test_train_dry_run_with_a_role_name_asks_for_the_arn_instead_of_calling_sts(
         "--role",
         "SageMakerExec",
         "--data",
-        f"s3://{fake.bucket}/d",
+        training_data,
+        "--job-name",
+        "dry-1",
         "--dry-run",
-        clients=offline,
+        "--json",
+        clients=clients,
     )
 
-    assert result.code == 1
-    assert "--dry-run sends nothing to AWS, not even STS" in result.err and "full ARN" in result.err
-    assert offline.attempts == []
+    assert result.code == 0, result.err
+    [line] = result.lines
+    step = json.loads(line)
+    assert step["operation"] == "CreateTrainingJob"
+    assert step["request"]["TrainingJobName"] == "dry-1" and step["request"]["RoleArn"] == fake.role_arn
+    assert [c["ChannelName"] for c in step["request"]["InputDataConfig"]] == ["training", "testing"]
+    assert "read: sts GetCallerIdentity" in result.err and "read: s3 ListObjectsV2" in result.err
+    assert clients.sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
 
 
 # ---- --wait: transitions, every host's logs, the outcome ------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -19,6 +20,7 @@ from sagebert.aws.build.hosting import (
     DeploymentPolicy,
     HostingSpec,
     Running,
+    ServerlessSpec,
     VariantSpec,
     create_endpoint_config_request,
     create_model_request,
@@ -35,6 +37,7 @@ from sagebert.aws.build.training import (
     model_artifacts,
     spot_saving_percent,
 )
+from sagebert.aws.endpoints import validate_plan
 from sagebert.aws.validation import InvalidRequestError, request_problems, shape_limits, validate_request
 from sagebert.errors import HyperparameterError
 from sagebert.logs import FORMAT
@@ -563,3 +566,101 @@ def test_every_request_sagebert_builds_passes_the_service_model_check():
     assert request_problems("CreateEndpointConfig", plan.endpoint_config) == []
     assert request_problems("CreateEndpoint", plan.endpoint) == []
     assert request_problems("UpdateEndpoint", update) == []
+
+
+# ---- GPU hosts, routing, rolling updates, closed features ----------------------------------------------
+def test_a_variant_sends_its_inference_ami_and_routing_and_an_update_keeps_them():
+    variant = VariantSpec("ml.g5.xlarge", 2, inference_ami="al2023-ami-sagemaker-inference-gpu-4-1")
+    variant = replace(variant, routing="LEAST_OUTSTANDING_REQUESTS")
+    sent = variant.as_api("m")
+
+    assert sent["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
+    assert sent["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
+    kept = updated_spec(running(), Changes())
+    assert "RoutingConfig" not in kept.variant.as_api("m") and "InferenceAmiVersion" not in kept.variant.as_api("m")
+    live = running()
+    live.variant.update(sent)  # the running variant has both
+    assert updated_spec(live, Changes()).variant.as_api("m")["RoutingConfig"] == sent["RoutingConfig"]
+    assert updated_spec(live, Changes(routing="RANDOM")).variant.as_api("m")["RoutingConfig"] == {
+        "RoutingStrategy": "RANDOM"
+    }
+    assert updated_spec(live, Changes()).variant.inference_ami == "al2023-ami-sagemaker-inference-gpu-4-1"
+
+
+def test_routing_is_refused_on_a_serverless_variant():
+    with pytest.raises(InvalidRequestError, match="RoutingConfig is for instances"):
+        VariantSpec(None, serverless=ServerlessSpec(2048, 5), routing="RANDOM").as_api("m")
+
+
+@pytest.mark.parametrize(
+    ("batch", "fleet", "expected"),
+    [("25%", 4, {"Type": "CAPACITY_PERCENT", "Value": 25}), ("2", 4, {"Type": "INSTANCE_COUNT", "Value": 2})],
+)
+def test_a_rolling_update_sends_its_batch_bake_time_and_rollback_batch(batch, fleet, expected):
+    policy = DeploymentPolicy(
+        rolling=CapacitySize.parse(batch),
+        wait_interval=120,
+        rollback_batch=CapacitySize.parse("50%"),
+        max_execution_timeout=3600,
+        alarms=("errors",),
+    )
+
+    request = update_endpoint_request("ep", "c2", policy, fleet)
+
+    assert request["DeploymentConfig"] == {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": expected,
+            "WaitIntervalInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+            "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "errors"}]},
+    }
+    assert request_problems("UpdateEndpoint", request) == []
+
+
+def test_a_rolling_update_bakes_five_minutes_unless_told():
+    config = DeploymentPolicy(rolling=CapacitySize.parse("25%")).deployment_config(4)
+
+    assert config == {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+            "WaitIntervalInSeconds": 300,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "fleet", "message"),
+    [
+        (DeploymentPolicy(rolling=CapacitySize.parse("25%")), None, "serverless endpoint cannot take a rolling update"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("60%")), 4, "is 60% of the 4 instance"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("3%")), 40, "SageMaker wants 5-50%"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("3")), 4, "is 75% of the 4"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("1")), 1, "Scale to 2\\+ instances first"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("1"), traffic="CANARY"), 4, "replaces blue/green"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("1"), termination_wait=60), 4, "replaces blue/green"),
+        (DeploymentPolicy(rolling=CapacitySize.parse("1"), wait_interval=4000), 4, "the bake time"),
+        (DeploymentPolicy(rollback_batch=CapacitySize.parse("1")), 4, "--rollback-batch belongs to a rolling update"),
+    ],
+)
+def test_rolling_updates_sagemaker_excludes_or_refuses_are_refused_before_anything_is_sent(policy, fleet, message):
+    with pytest.raises(InvalidRequestError, match=message):
+        policy.deployment_config(fleet)
+
+
+def test_an_elastic_inference_accelerator_is_refused_on_every_path_that_sends_a_config():
+    plan = hosting_plan("ep", HostingSpec(ContainerSpec(IMAGE, "s3://bucket/m.tar.gz"), ROLE), now=NOW)
+    validate_plan(plan)  # the plan sagebert builds has none
+    plan.endpoint_config["ProductionVariants"][0]["AcceleratorType"] = "ml.eia2.medium"
+
+    with pytest.raises(InvalidRequestError, match="Elastic Inference"):
+        validate_plan(plan)
+    with pytest.raises(InvalidRequestError, match="Elastic Inference"):
+        validate_plan(plan, update=update_endpoint_request("ep", plan.config_name, DeploymentPolicy(), 1))
+
+
+def test_training_requests_carry_no_debugger_or_profiler_configuration():
+    closed = {"DebugHookConfig", "DebugRuleConfigurations", "ProfilerConfig", "ProfilerRuleConfigurations"}
+
+    assert closed.isdisjoint(create_training_job_request(spec(spot=True)))

@@ -13,11 +13,14 @@ from botocore.exceptions import ClientError
 
 from .. import __version__
 from .errors import AwsError, error_code, is_not_found
+from .plan import Plan
 from .validation import validate_request
 
 # Standard retries (throttling and transient errors back off and retry) unless the user chose
 # their own with AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, which botocore then honours.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 5}
+# The AwsClients properties that hold a boto3 client.
+CLIENT_NAMES = ("sagemaker", "runtime", "s3", "logs", "sts", "autoscaling", "cloudwatch", "ecr")
 
 
 class AwsClients:
@@ -33,6 +36,29 @@ class AwsClients:
         self._session = session
         self._region = region
         self._profile = profile
+        self.plan: Plan | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether requests that change something are recorded instead of sent (``--dry-run``)."""
+        return self.plan is not None
+
+    def start_plan(self) -> Plan:
+        """From now on, record and answer every request that changes something (see aws.plan);
+        clients already made are watched too."""
+        self.plan = Plan()
+        for name in CLIENT_NAMES:
+            if name in self.__dict__:
+                self.plan.watch(self.__dict__[name])
+        return self.plan
+
+    def end_plan(self) -> None:
+        """Send requests again (the clients are reused after a dry run, e.g. by tests)."""
+        if self.plan is not None:
+            for name in CLIENT_NAMES:
+                if name in self.__dict__:
+                    self.plan.unwatch(self.__dict__[name])
+        self.plan = None
 
     @cached_property
     def session(self) -> boto3.session.Session:
@@ -42,7 +68,10 @@ class AwsClients:
         chosen = os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")
         retries = {} if chosen else {"retries": DEFAULT_RETRIES}
         settings = Config(user_agent_extra=f"sagebert/{__version__}", **retries, **config)
-        return self.session.client(service, config=settings)
+        client = self.session.client(service, config=settings)
+        if self.plan is not None:
+            self.plan.watch(client)
+        return client
 
     @cached_property
     def sagemaker(self):

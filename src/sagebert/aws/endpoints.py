@@ -195,6 +195,8 @@ class Undo:
 
 
 def _wait_until_visible(clients: AwsClients, config_name: str, sleep: Callable[[float], None]) -> None:
+    if clients.dry_run:  # a planned config is never there to see
+        return
     for attempt in range(VISIBILITY_ATTEMPTS):
         try:
             clients.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
@@ -210,6 +212,13 @@ wait_until_visible = _wait_until_visible  # for the other modules that create co
 
 def validate_plan(plan: HostingPlan, *, update: dict | None = None) -> None:
     """Check every request of a deployment before the first one is sent."""
+    for variant in plan.endpoint_config.get("ProductionVariants", ()):
+        if variant.get("AcceleratorType"):
+            raise InvalidRequestError(
+                f"The endpoint config would attach an Elastic Inference accelerator ({variant['AcceleratorType']}); "
+                "AWS has closed Elastic Inference and SageMaker no longer accepts AcceleratorType.",
+                "Serve on a GPU instance type instead (e.g. --instance-type ml.g5.xlarge) or on CPU.",
+            )
     validate_request("CreateModel", plan.model)
     validate_request("CreateEndpointConfig", plan.endpoint_config)
     if update is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Mapping
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .build.common import ImageReference, S3Location
 from .build.packages import PackageSpec, create_model_package_group_request, create_model_package_request
@@ -15,6 +17,13 @@ from .storage import delete_object, put_json
 from .validation import InvalidRequestError, validate_request
 
 METRICS_DOCUMENT = "sagebert-model-metrics.json"  # written next to the model.tar.gz
+# What BatchGetImage may answer with: one image's manifest, or an index of several platforms' ones.
+IMAGE_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
 
 
 def group_exists(clients: AwsClients, group: str) -> bool:
@@ -59,6 +68,38 @@ def image_by_digest(clients: AwsClients, image: str) -> ImageReference:
             ) from None
         raise
     return reference.by_digest(details[0]["imageDigest"])
+
+
+def image_labels(clients: AwsClients, image: str) -> dict[str, str] | None:
+    """The labels of an ECR image (its config's ``Labels``): BatchGetImage for the manifest (the
+    linux/amd64 one of an index, what SageMaker runs), GetDownloadUrlForLayer for the config blob,
+    then the blob itself. None when the image is not in ECR or any step is refused or fails: the
+    labels only refine defaults, so not reading them is never an error."""
+    reference = ImageReference.parse(image)
+    if reference.ecr is None:
+        return None
+    account, region = reference.ecr
+    client = clients.ecr if region == clients.region else clients.session.client("ecr", region_name=region)
+    where = {"registryId": account, "repositoryName": reference.repository}
+
+    def manifest(image_id: dict) -> dict:
+        images = client.batch_get_image(**where, imageIds=[image_id], acceptedMediaTypes=list(IMAGE_MEDIA_TYPES))
+        return json.loads(images["images"][0]["imageManifest"])
+
+    try:
+        found = manifest(
+            {"imageDigest": reference.digest} if reference.digest else {"imageTag": reference.tag or "latest"}
+        )
+        if found.get("manifests"):
+            platforms = found["manifests"]
+            amd64 = [m for m in platforms if (m.get("platform") or {}).get("architecture") == "amd64"]
+            found = manifest({"imageDigest": (amd64 or platforms)[0]["digest"]})
+        url = client.get_download_url_for_layer(**where, layerDigest=found["config"]["digest"])["downloadUrl"]
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            config = json.load(answer)
+    except (ClientError, BotoCoreError, OSError, ValueError, KeyError, IndexError):
+        return None
+    return dict((config.get("config") or {}).get("Labels") or {})
 
 
 def metrics_document(training_job: str, metrics: Mapping[str, float], source: str) -> dict:

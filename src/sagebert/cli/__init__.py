@@ -9,6 +9,8 @@ traceback only with --debug), 2 for a command line argparse rejects, 3 when ``up
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..aws.clients import AwsClients
 from ..aws.errors import translate
 from ..errors import SagebertError
-from .output import INTERRUPTED, USAGE, fail
+from .output import INTERRUPTED, OK, USAGE, fail, show_plan
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -32,14 +34,37 @@ def _region(clients: AwsClients) -> str | None:
         return None
 
 
+def _dry_run(args, clients: AwsClients) -> int:
+    """Run the command with every change recorded instead of sent, then print the plan.
+
+    What the command would say as it goes ("created model ...") is not true of a dry run and is
+    dropped; its warnings and errors still reach stderr. The plan goes on stdout once the command
+    has got through all its checks.
+    """
+    plan = clients.start_plan()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = args.handler(args, clients)
+    finally:
+        clients.end_plan()
+    if code != OK:
+        return code
+    show_plan(plan, as_json=args.json)
+    return OK
+
+
 def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None) -> int:
     """Run one command; return its exit code. ``clients`` replaces the boto3 clients (tests)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
         return exc.code if isinstance(exc.code, int) else USAGE
+    if getattr(args, "json", False) and not args.dry_run:
+        return fail("--json prints a plan, so it goes with --dry-run. Fix: add --dry-run, or drop --json.", USAGE)
     clients = clients or AwsClients(region=args.region, profile=args.profile)
     try:
+        if getattr(args, "dry_run", False):
+            return _dry_run(args, clients)
         return args.handler(args, clients)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)

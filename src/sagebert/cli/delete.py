@@ -69,7 +69,7 @@ def run(args, clients: AwsClients) -> int:
     say("To delete: " + lines[0])
     for line in lines[1:]:
         say(f"           {line}")
-    if not args.yes and not _confirmed("Delete these?"):
+    if not (args.yes or clients.dry_run) and not _confirmed("Delete these?"):
         return fail("Nothing deleted (not confirmed; pass --yes to skip the question).")
     if teardown.scaling:
         autoscaling.remove(clients, teardown.scaling)
@@ -77,7 +77,7 @@ def run(args, clients: AwsClients) -> int:
     if teardown.endpoint:
         endpoints.delete_endpoint(clients, teardown.endpoint)
         say(f"deleted endpoint {teardown.endpoint}")
-        if teardown.configs or teardown.models:
+        if (teardown.configs or teardown.models) and not clients.dry_run:  # a planned delete leaves it there
             try:
                 _wait_until_deleted(clients, teardown.endpoint, args.poll_interval, args.timeout)
             except TimeoutError as exc:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..aws import endpoints
 from ..aws.build.common import image_region_warning
+from ..aws.build.gpu import inference_ami
 from ..aws.build.hosting import (
     DEFAULT_INSTANCE_TYPE,
     AsyncSpec,
@@ -76,12 +77,16 @@ def _variant(args) -> VariantSpec:
                 "Drop them, or drop --serverless.",
             )
         return VariantSpec(
-            instance_type=None, serverless=ServerlessSpec.parse(args.serverless), startup_timeout=args.startup_timeout
+            instance_type=None,
+            serverless=ServerlessSpec.parse(args.serverless),
+            startup_timeout=args.startup_timeout,
+            routing=options.ROUTING_STRATEGIES.get(args.routing),
         )
     return VariantSpec(
         instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
         instance_count=args.instance_count or 1,
         startup_timeout=args.startup_timeout,
+        routing=options.ROUTING_STRATEGIES.get(args.routing),
     )
 
 
@@ -140,6 +145,8 @@ def run(args, clients: AwsClients) -> int:
             f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
             "Pass " + " and ".join(f"{m} ..." for m in missing) + ".",
         )
+    cuda = options.image_cuda(args, clients, image, variant.instance_type)
+    variant = replace(variant, inference_ami=inference_ami(variant.instance_type, cuda, args.inference_ami_version))
     spec = HostingSpec(
         container=replace(source.container, image=image, environment=environment),
         role_arn=role_arn(clients, role),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from ..aws import registry
+from ..aws.build.gpu import CUDA_LINES, GPU_IMAGE_CUDA, cuda_from_labels, is_gpu_instance
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
@@ -24,6 +26,8 @@ HYPERPARAMETER_FLAGS = (
     "model_name_or_path",
 )
 MAX_RUN_DEFAULT = 86400
+# --routing → ProductionVariant RoutingConfig RoutingStrategy.
+ROUTING_STRATEGIES = {"least-outstanding": "LEAST_OUTSTANDING_REQUESTS", "random": "RANDOM"}
 
 
 # ---- argument types ---------------------------------------------------------------------------------
@@ -97,6 +101,22 @@ def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
+def planning(parser: argparse.ArgumentParser) -> None:
+    """--dry-run and --json, on every command that changes something."""
+    group = parser.add_argument_group("plan before changing")
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every request that would change something, in order, and send none of them "
+        "(read-only Describe/List/Get calls still go out, and are listed as read:)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help='with --dry-run: one {"operation": ..., "request": {...}} line per change on stdout, nothing else',
+    )
+
+
 def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: bool = False) -> None:
     parser.add_argument(
         "--poll-interval", type=float, default=30, metavar="SECONDS", help="seconds between status polls (default 30)"
@@ -160,8 +180,48 @@ def hosting(parser: argparse.ArgumentParser, defaults: bool) -> None:
         + (" (default 1)" if defaults else " (default: the running CurrentInstanceCount)"),
     )
     environment(parser, " (e.g. SAGEBERT_INFERENCE_PRECISION=int8, SAGEMAKER_MODEL_SERVER_WORKERS=2)")
+    parser.add_argument(
+        "--routing",
+        choices=sorted(ROUTING_STRATEGIES),
+        help="how requests are spread over the instances: least-outstanding (to the least busy) or random "
+        + ("(default: SageMaker's, random)" if defaults else "(default: the running one)"),
+    )
+    gpu_hosts(
+        parser,
+        "--inference-ami-version",
+        "InferenceAmiVersion of a GPU instance type (default: the one "
+        "the image's CUDA line needs, e.g. al2023-ami-sagemaker-inference-gpu-4-1 for CUDA 13)",
+    )
     data_capture(parser)
     tags(parser)
+
+
+def gpu_hosts(parser: argparse.ArgumentParser, ami_option: str, ami_help: str) -> None:
+    """The GPU host's AMI (its NVIDIA driver) and the CUDA line of the image it must run."""
+    group = parser.add_argument_group("GPU hosts")
+    group.add_argument(ami_option, metavar="AMI", help=ami_help)
+    group.add_argument(
+        "--image-cuda",
+        choices=CUDA_LINES,
+        help="the CUDA line the image's torch is built for, none for the CPU variant (default, on GPU instance "
+        f"types: what the image's sagebert.variant label in ECR says, else {GPU_IMAGE_CUDA}, the GPU lock's)",
+    )
+
+
+def image_cuda(args, clients, image: str | None, instance_type: str | None) -> str:
+    """The image's CUDA line: --image-cuda; else, for a GPU instance type, what the image's labels
+    in ECR say; else the GPU lock's (a CPU instance type needs no AMI, whatever the line)."""
+    if args.image_cuda:
+        return args.image_cuda
+    if not image or not is_gpu_instance(instance_type):
+        return GPU_IMAGE_CUDA
+    line = cuda_from_labels(registry.image_labels(clients, image))
+    if line is None:
+        warn(
+            f"the CUDA line of {image} could not be read from its labels in ECR; taking {GPU_IMAGE_CUDA} (--image-cuda)"
+        )
+        return GPU_IMAGE_CUDA
+    return line
 
 
 def data_capture(parser: argparse.ArgumentParser) -> None:
@@ -210,6 +270,17 @@ def deployment(parser: argparse.ArgumentParser) -> None:
         help="give up the deployment after this long (600-28800; more than the waits above)",
     )
     group.add_argument(
+        "--rolling",
+        metavar="BATCH[:BAKE]",
+        help="a rolling update instead of blue/green: BATCH instances (2) or %% of the fleet (25%%) at a time, "
+        "5-50%% of it, each batch watched for BAKE seconds (default 300)",
+    )
+    group.add_argument(
+        "--rollback-batch",
+        metavar="N|P%",
+        help="with --rolling: instances or %% brought back per step on a rollback (default: all at once)",
+    )
+    group.add_argument(
         "--alarm",
         action="append",
         metavar="NAME",
@@ -224,17 +295,42 @@ def deployment_policy(args) -> DeploymentPolicy:
         raise InvalidRequestError(
             "--canary-size and --linear-step are given together.", "Give the one that matches --traffic."
         )
+    rolling, bake = rolling_batch(args.rolling)
+    if bake is not None and args.wait_interval is not None:
+        raise InvalidRequestError(
+            f"The bake time is given twice (--rolling {args.rolling} and --wait-interval {args.wait_interval}).",
+            "Give it once, as --rolling BATCH:BAKE.",
+        )
     policy = DeploymentPolicy(
         traffic=args.traffic.upper().replace("-", "_"),
         step=CapacitySize.parse(step_text) if step_text else None,
-        wait_interval=args.wait_interval,
+        wait_interval=args.wait_interval if bake is None else bake,
         termination_wait=args.termination_wait,
         max_execution_timeout=args.max_execution_timeout,
         alarms=tuple(dict.fromkeys(args.alarm or ())),
+        rolling=rolling,
+        rollback_batch=CapacitySize.parse(args.rollback_batch) if args.rollback_batch else None,
     )
-    if policy.traffic != "ALL_AT_ONCE" and not policy.alarms:
-        warn(f"{policy.traffic} without --alarm: nothing can roll the update back automatically while it bakes")
+    if (policy.traffic != "ALL_AT_ONCE" or policy.rolling) and not policy.alarms:
+        kind = "a rolling update" if policy.rolling else policy.traffic
+        warn(f"{kind} without --alarm: nothing can roll the update back automatically while it bakes")
     return policy
+
+
+def rolling_batch(text: str | None) -> tuple[CapacitySize | None, int | None]:
+    """``--rolling 25%:300`` → (25 % of the fleet, 300 s of baking); the bake time is optional."""
+    if text is None:
+        return None, None
+    batch, sep, bake = text.partition(":")
+    if not sep:
+        return CapacitySize.parse(batch), None
+    try:
+        return CapacitySize.parse(batch), seconds(bake)
+    except argparse.ArgumentTypeError:
+        raise InvalidRequestError(
+            f"--rolling {text}: the bake time {bake!r} is not a number of seconds.",
+            "Write BATCH:SECONDS, e.g. 25%:300.",
+        ) from None
 
 
 def hyperparameter_options(parser: argparse.ArgumentParser, heading: str) -> None:

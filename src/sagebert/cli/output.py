@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterable
 
 from ..aws.endpoints import Created, Deleted, Event, Kept, Note
+from ..aws.plan import Plan
 
 # Exit codes (docs/aws.md): 0 success, 1 failure, 2 usage, 3 not promoted by the metric gate.
 OK, FAILED, USAGE, NOT_BETTER, INTERRUPTED = 0, 1, 2, 3, 130
@@ -49,3 +50,26 @@ def show(events: Iterable[Event]) -> None:
             warn(f"kept {event.kind} {event.name}: {event.why}")
         elif isinstance(event, Note):
             say(event.text)
+
+
+def show_plan(plan: Plan, as_json: bool) -> None:
+    """The dry run's requests in order: with ``as_json`` one JSON line per change on stdout (the
+    reads on stderr, so stdout is the plan alone); else every request, reads marked ``read:``."""
+    if as_json:
+        for step in plan.steps:
+            if step.read:
+                print(f"read: {step.summary()}", file=sys.stderr, flush=True)
+            else:
+                say(step.as_json())
+        return
+    changes = len(plan.changes)
+    say(f"Plan ({changes} change{'s' if changes != 1 else ''}; dry run: nothing was changed):")
+    number = 0
+    for step in plan.steps:
+        if step.read:
+            say(f"  read: {step.summary()}")
+        else:
+            number += 1
+            say(f"  {number}. {step.summary()}")
+    if not changes:
+        say("  nothing would change")

@@ -45,6 +45,8 @@ COMMANDS = (
     status,
     delete,
 )
+# The commands that change something in AWS: each takes --dry-run (and --json) to plan instead.
+CHANGING = (upload_data, train, tune, stop, register, deploy, update, rollback, autoscale, transform, delete)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,4 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in COMMANDS:
         command.register(sub)
+    for command in CHANGING:
+        options.planning(sub.choices[command_name(command)])
     return parser
+
+
+def command_name(command) -> str:
+    """``upload_data`` module → ``upload-data`` command."""
+    return command.__name__.rsplit(".", 1)[-1].replace("_", "-")

@@ -62,14 +62,16 @@ def follow_job(clients: AwsClients, name: str, poll_interval: float, logs: bool 
 @dataclass(frozen=True)
 class Settled:
     """How waiting for an endpoint ended: ``in-service``, ``rolled-back``, ``failed``, ``timeout``,
-    ``interrupted`` or ``not-waiting``; the last description when there is one."""
+    ``interrupted``, ``not-waiting`` or ``planned`` (a dry run); the last description when there is one."""
 
     outcome: str
     description: dict | None = None
 
     @property
     def code(self) -> int:
-        return {"in-service": OK, "not-waiting": OK, "interrupted": INTERRUPTED}.get(self.outcome, FAILED)
+        return {"in-service": OK, "not-waiting": OK, "planned": OK, "interrupted": INTERRUPTED}.get(
+            self.outcome, FAILED
+        )
 
 
 def await_endpoint(
@@ -80,6 +82,8 @@ def await_endpoint(
     ``before`` (the description before an UpdateEndpoint) makes the wait ignore the old config
     still showing InService right after the request (see watch.wait_for_endpoint).
     """
+    if clients.dry_run:  # nothing was sent: nothing to wait for
+        return Settled("planned")
     if args.no_wait:
         say(f"Not waiting. Check it: sagebert status --endpoint {endpoint}")
         return Settled("not-waiting")

@@ -19,7 +19,7 @@ def register(sub) -> None:
 def run(args, clients: AwsClients) -> int:
     jobs.stop_training_job(clients, args.training_job)
     say(f"Stopping training job {args.training_job}: SageMaker sends SIGTERM, then SIGKILL after 120 s.")
-    if not args.wait:
+    if not args.wait or clients.dry_run:  # a planned job does not exist: nothing to follow
         return OK
     try:
         for event in watch.follow_training_job(

@@ -9,7 +9,7 @@ from ..aws.clients import AwsClients
 from . import options
 from .output import OK, console_url, say
 from .progress import follow_job
-from .training_inputs import dry_run_or_warnings, training_inputs
+from .training_inputs import job_warnings, training_inputs
 
 
 def register(sub) -> None:
@@ -30,15 +30,12 @@ def register(sub) -> None:
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="follow status and logs until the job ends")
     p.add_argument("--no-logs", action="store_true", help="with --wait: status only, no CloudWatch lines")
-    p.add_argument(
-        "--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing to AWS (not even STS)"
-    )
     options.waiting(p)
     p.set_defaults(handler=run)
 
 
 def run(args, clients: AwsClients) -> int:
-    inputs = training_inputs(args, clients, dry_run=args.dry_run)
+    inputs = training_inputs(args, clients)
     spec = TrainingJobSpec(
         name=check_name("training job", args.job_name) if args.job_name else unique_name(args.base_job_name),
         image=args.image,
@@ -57,8 +54,7 @@ def run(args, clients: AwsClients) -> int:
         tags=inputs.tags,
     )
     request = create_training_job_request(spec)
-    if dry_run_or_warnings(args, clients, "CreateTrainingJob", request, "job"):
-        return OK
+    job_warnings(args, clients, "job")
     jobs.create_training_job(clients, request)
     kind = "managed spot" if spec.spot else "on-demand"
     say(f"Training job {spec.name} created: {spec.instance_count} x {spec.instance_type}, {kind}.")
@@ -68,7 +64,7 @@ def run(args, clients: AwsClients) -> int:
     if spec.checkpoint_uri():
         say(f"  checkpoints        {spec.checkpoint_uri()}")
     say(f"  console            {console_url(clients.region, 'jobs/' + spec.name)}")
-    if not args.wait:
+    if not args.wait or clients.dry_run:  # a planned job does not exist: nothing to follow
         say(f"Follow it: sagebert status --training-job {spec.name} --follow")
         return OK
     return follow_job(clients, spec.name, args.poll_interval, logs=not args.no_logs)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from ..aws import storage
 from ..aws.build.common import S3Location, image_region_warning
 from ..aws.build.training import channel_uris, job_hyperparameters
 from ..aws.clients import AwsClients, role_arn
-from ..aws.validation import InvalidRequestError, validate_request
-from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
+from ..aws.validation import InvalidRequestError
 from .options import given_hyperparameters, pairs_to_dict
-from .output import say, warn
+from .output import warn
 
 
 @dataclass(frozen=True)
@@ -27,35 +25,19 @@ class TrainingInputs:
     tags: dict[str, str]
 
 
-def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInputs:
-    """Read and check the inputs; with ``dry_run`` nothing is sent to AWS (no S3 listing, no STS).
-
-    A dry run cannot see which channels hold objects, so it shows the testing channel as it would
-    be sent when ``<data>/testing/`` is not empty.
-    """
+def training_inputs(args, clients: AwsClients) -> TrainingInputs:
+    """Read and check the inputs: the channels that hold objects, the role's ARN (STS for a name)."""
     hyperparameters = job_hyperparameters(given_hyperparameters(args))
     data = S3Location.parse(args.data, "--data location").as_prefix()
     pretrained = S3Location.parse(args.pretrained, "--pretrained location") if args.pretrained else None
     output = S3Location.parse(args.output, "--output location") if args.output else data.parent().child("output", "")
-    if dry_run:
-        if not args.role.startswith("arn:"):
-            raise InvalidRequestError(
-                f"--dry-run sends nothing to AWS, not even STS to find the account that --role {args.role} is in.",
-                "Pass the role's full ARN (arn:aws:iam::ACCOUNT:role/NAME) with --dry-run.",
-            )
-        present = {TRAINING_CHANNEL, TESTING_CHANNEL}
-        warn(
-            f"--dry-run does not list S3: the testing channel is sent only if {data.child('testing', '').uri} holds objects"
+    if pretrained is not None and not storage.has_objects(clients, pretrained.as_prefix()):
+        raise InvalidRequestError(
+            f"There is nothing under {pretrained.as_prefix().uri} (--pretrained).",
+            "Upload the base model's files (config.json, weights, tokenizer) there first.",
         )
-        role = args.role
-    else:
-        if pretrained is not None and not storage.has_objects(clients, pretrained.as_prefix()):
-            raise InvalidRequestError(
-                f"There is nothing under {pretrained.as_prefix().uri} (--pretrained).",
-                "Upload the base model's files (config.json, weights, tokenizer) there first.",
-            )
-        present = storage.data_channels_present(clients, data)
-        role = role_arn(clients, args.role)
+    present = storage.data_channels_present(clients, data)
+    role = role_arn(clients, args.role)
     return TrainingInputs(
         channels=channel_uris(data, present, pretrained),
         output_path=output.as_prefix().uri,
@@ -66,16 +48,10 @@ def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInpu
     )
 
 
-def dry_run_or_warnings(args, clients: AwsClients, operation: str, request: dict, unit: str) -> bool:
-    """Before a job is created: the spot and region warnings; with --dry-run the request is
-    printed instead (True: nothing more to do)."""
+def job_warnings(args, clients: AwsClients, unit: str) -> None:
+    """Before a job is created: the spot and region warnings."""
     if args.spot and not args.checkpoint_s3:
         warn(f"--spot without --checkpoint-s3: an interrupted {unit} restarts from the first epoch")
-    if args.dry_run:
-        validate_request(operation, request)
-        say(json.dumps(request, indent=2))
-        return True
     region_warning = image_region_warning(args.image, clients.region)
     if region_warning:
         warn(region_warning)
-    return False

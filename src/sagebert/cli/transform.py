@@ -6,6 +6,7 @@ import sys
 
 from ..aws import endpoints, jobs, storage, watch
 from ..aws.build.common import TRAINING_JOB_TAG, TRANSFORM_JOB_TAG, S3Location, check_name, unique_name
+from ..aws.build.gpu import transform_ami
 from ..aws.build.hosting import create_model_request
 from ..aws.build.transform import CONTAINER_MAX_PAYLOAD_MB, FORMATS, TransformSpec, create_transform_job_request
 from ..aws.clients import AwsClients, role_arn, send
@@ -60,6 +61,12 @@ def register(sub) -> None:
         "--invocation-timeout", type=options.positive, metavar="SECONDS", help="per request, 1-3600 (default 600)"
     )
     p.add_argument("--name", help="transform job name (default: <model source>-yyyymmdd-HHMMSS-xxxx)")
+    options.gpu_hosts(
+        p,
+        "--transform-ami-version",
+        "TransformAmiVersion of a GPU instance type: al2-ami-sagemaker-batch-gpu-470 or -535 (default: the one the "
+        "image's CUDA line needs; a CUDA 13 image is refused on GPU transform hosts, whose drivers are older)",
+    )
     options.environment(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="wait for the job, then list the output files")
@@ -90,15 +97,15 @@ def follow_transform(clients: AwsClients, name: str, poll_interval: float) -> in
     return OK
 
 
-def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict]:
-    """(model name, the CreateModel request when one is made here, the model's environment)."""
+def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict, str | None]:
+    """(model name, the CreateModel request when one is made here, the model's environment, its image)."""
     if args.model:
         model = clients.sagemaker.describe_model(ModelName=args.model)
         container = model.get("PrimaryContainer") or {}
-        return args.model, None, container.get("Environment") or {}
+        return args.model, None, container.get("Environment") or {}, container.get("Image")
     if args.endpoint:
         current = endpoints.running(clients, args.endpoint)
-        return current.model["ModelName"], None, dict(current.container.environment)
+        return current.model["ModelName"], None, dict(current.container.environment), current.container.image
     source = model_source.from_args(args, clients)
     role = args.role or source.role
     if not role:
@@ -107,13 +114,16 @@ def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict
     if source.training_job:
         tags[TRAINING_JOB_TAG] = source.training_job
     request = create_model_request(name, source.container, role_arn(clients, role), tags)
-    return name, request, {}
+    return name, request, {}, source.container.image
 
 
 def run(args, clients: AwsClients) -> int:
     stem = args.training_job or args.tuning_job or args.model or args.endpoint or "sagebert-transform"
     name = check_name("transform job", args.name) if args.name else unique_name(stem.rsplit("/", 1)[-1])
-    model_name, model_request, model_env = _model(args, clients, name)
+    model_name, model_request, model_env, image = _model(args, clients, name)
+    # A GPU host whose driver cannot run the image is refused before anything is made.
+    cuda = options.image_cuda(args, clients, image, args.instance_type)
+    ami = transform_ami(args.instance_type, cuda, args.transform_ami_version)
     payload = args.max_payload_mb or int(float(model_env.get(MAX_PAYLOAD_IN_MB_ENV) or CONTAINER_MAX_PAYLOAD_MB))
     spec = TransformSpec(
         name=name,
@@ -129,6 +139,7 @@ def run(args, clients: AwsClients) -> int:
         invocation_timeout=args.invocation_timeout,
         environment=options.pairs_to_dict(args.env, "--env"),
         tags=options.pairs_to_dict(args.tag, "--tag"),
+        transform_ami=ami,
     )
     request = create_transform_job_request(spec)
     if model_request:
@@ -157,7 +168,8 @@ def run(args, clients: AwsClients) -> int:
                 f"The model {model_name} stays until you delete it: aws sagemaker delete-model --model-name {model_name}"
             )
         return OK
-    code = follow_transform(clients, name, args.poll_interval)
+    # A dry run plans what follows the wait: the model made for the job is deleted.
+    code = OK if clients.dry_run else follow_transform(clients, name, args.poll_interval)
     if model_request:
         show(undo.run("made for this transform job, which has ended"))
     return code

@@ -20,7 +20,7 @@ from ..aws.clients import AwsClients
 from ..aws.gate import metric_goal, render
 from . import options
 from .output import FAILED, INTERRUPTED, OK, fail, say, warn
-from .training_inputs import dry_run_or_warnings, training_inputs
+from .training_inputs import job_warnings, training_inputs
 
 
 def register(sub) -> None:
@@ -74,7 +74,6 @@ def register(sub) -> None:
     options.environment(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="show the trials as they run and end with the best job")
-    p.add_argument("--dry-run", action="store_true", help="print the request; send nothing to AWS (not even STS)")
     options.waiting(p)
     p.set_defaults(handler=run)
 
@@ -135,7 +134,7 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
 
 
 def run(args, clients: AwsClients) -> int:
-    inputs = training_inputs(args, clients, dry_run=args.dry_run)
+    inputs = training_inputs(args, clients)
     ranges = parameter_ranges(args.range, args.values)
     if not args.range and not args.values:
         warn("no --range/--values: searching " + ", ".join(DEFAULT_RANGES + DEFAULT_VALUES))
@@ -168,8 +167,7 @@ def run(args, clients: AwsClients) -> int:
         tags=inputs.tags,
     )
     request = create_tuning_job_request(spec)
-    if dry_run_or_warnings(args, clients, "CreateHyperParameterTuningJob", request, "trial"):
-        return OK
+    job_warnings(args, clients, "trial")
     jobs.create_tuning_job(clients, request)
     goal = metric_goal(args.objective).lower()
     say(
@@ -186,7 +184,7 @@ def run(args, clients: AwsClients) -> int:
             say(f"  {entry['Name']:<18} {shown}")
     if spec.checkpoint_s3:
         say(f"  checkpoints        {request['TrainingJobDefinition']['CheckpointConfig']['S3Uri']}")
-    if not args.wait:
+    if not args.wait or clients.dry_run:  # a planned job does not exist: nothing to follow
         say(f"Follow it: sagebert status --tuning-job {name} --follow")
         return OK
     return follow_tuning(clients, name, args.poll_interval)

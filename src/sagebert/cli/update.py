@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
+from ..aws.build.gpu import inference_ami
 from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
 from ..aws.build.scaling import METRIC
 from ..aws.build.tuning import objective
@@ -155,9 +156,14 @@ def scaling_plan(args, current: Running, instance_type: str | None, instance_cou
 
 
 def describe_policy(request: dict) -> str:
-    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     alarms = request["DeploymentConfig"].get("AutoRollbackConfiguration", {}).get("Alarms", [])
     watched = f", rolled back by {len(alarms)} alarm(s)" if alarms else ""
+    rolling = request["DeploymentConfig"].get("RollingUpdatePolicy")
+    if rolling:
+        batch = rolling["MaximumBatchSize"]
+        size = f"{batch['Value']}%" if batch["Type"] == "CAPACITY_PERCENT" else f"{batch['Value']} instance(s)"
+        return f"rolling, {size} at a time, baking {rolling['WaitIntervalInSeconds']} s{watched}"
+    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     return f"blue/green {routing['Type']}{watched}"
 
 
@@ -167,6 +173,10 @@ def finish(
     """Wait for the update, then make sure autoscaling is (back) in place."""
     settled = await_endpoint(clients, args, args.endpoint, expected, before=current.endpoint)
     variant = current.variant["VariantName"]
+    if settled.outcome == "planned":
+        if scaling is not None and removed:  # what the wait would be followed by
+            autoscaling.restore(clients, scaling)
+        return settled
     if settled.outcome in ("in-service", "rolled-back", "failed") and scaling is not None:
         try:
             show(endpoints.ensure_scaling(clients, args.endpoint, variant, scaling))
@@ -181,6 +191,21 @@ def finish(
     elif scaling is not None:
         say(f"autoscaling stays registered ({scaling.describe()}): the instance type is unchanged")
     return settled
+
+
+def next_inference_ami(args, current: Running, variant, cuda: str) -> str | None:
+    """The new variant's InferenceAmiVersion: --inference-ami-version if given; else the running
+    one while it still suits the instance type and the image's CUDA line ``cuda``; else the one
+    they need."""
+    keep = current.variant.get("InferenceAmiVersion") if not args.instance_type else None
+    if args.inference_ami_version or not keep:
+        return inference_ami(variant.instance_type, cuda, args.inference_ami_version)
+    try:
+        return inference_ami(variant.instance_type, cuda, keep)
+    except InvalidRequestError:  # the running AMI's driver is too old for the image now served
+        chosen = inference_ami(variant.instance_type, cuda)
+        warn(f"InferenceAmiVersion {keep} -> {chosen}: its NVIDIA driver is too old for CUDA {cuda}")
+        return chosen
 
 
 def _check_flags(args) -> None:
@@ -209,7 +234,7 @@ def _candidate(args, clients: AwsClients, current: Running, changes_given: bool)
         raise InvalidRequestError(
             "Nothing to update.",
             "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
-            "--instance-count or --data-capture.",
+            "--instance-count, --data-capture, --routing or --inference-ami-version.",
         )
     if args.require_better and (source is None or not (source.training_job or source.metrics)):
         raise InvalidRequestError(
@@ -240,7 +265,18 @@ def run(args, clients: AwsClients) -> int:
     capture = deploy.data_capture(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    changes_given = any(
+        (
+            args.image,
+            args.role,
+            environment,
+            args.instance_type,
+            args.instance_count,
+            capture,
+            args.routing,
+            args.inference_ami_version,
+        )
+    )
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
@@ -261,7 +297,12 @@ def run(args, clients: AwsClients) -> int:
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             data_capture=capture,
+            routing=options.ROUTING_STRATEGIES.get(args.routing),
         ),
+    )
+    cuda = options.image_cuda(args, clients, spec.container.image, spec.variant.instance_type)
+    spec = replace(
+        spec, variant=replace(spec.variant, inference_ami=next_inference_ami(args, current, spec.variant, cuda))
     )
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))

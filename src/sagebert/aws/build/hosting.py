@@ -216,6 +216,8 @@ class VariantSpec:
     serverless: ServerlessSpec | None = None
     startup_timeout: int | None = None
     name: str = DEFAULT_VARIANT
+    inference_ami: str | None = None  # InferenceAmiVersion: the GPU host's driver (aws/build/gpu.py)
+    routing: str | None = None  # RoutingConfig RoutingStrategy
 
     @property
     def fleet_size(self) -> int | None:
@@ -234,6 +236,15 @@ class VariantSpec:
         if self.startup_timeout is not None:
             _in_range("--startup-timeout", self.startup_timeout, 60, 3600, "--startup-timeout")
             variant["ContainerStartupHealthCheckTimeoutInSeconds"] = self.startup_timeout
+        if self.inference_ami:
+            variant["InferenceAmiVersion"] = self.inference_ami
+        if self.routing:
+            if self.serverless:
+                raise InvalidRequestError(
+                    "A serverless endpoint routes its requests itself: RoutingConfig is for instances.",
+                    "Drop --routing, or deploy on instances.",
+                )
+            variant["RoutingConfig"] = {"RoutingStrategy": self.routing}
         return variant
 
     @classmethod
@@ -246,6 +257,8 @@ class VariantSpec:
             serverless=ServerlessSpec.from_api(serverless) if serverless else None,
             startup_timeout=variant.get("ContainerStartupHealthCheckTimeoutInSeconds"),
             name=variant["VariantName"],
+            inference_ami=variant.get("InferenceAmiVersion"),
+            routing=(variant.get("RoutingConfig") or {}).get("RoutingStrategy"),
         )
 
 
@@ -405,6 +418,7 @@ class Changes:
     instance_type: str | None = None
     instance_count: int | None = None
     data_capture: Mapping | None = None
+    routing: str | None = None
 
 
 def updated_spec(running: Running, changes: Changes) -> HostingSpec:
@@ -426,6 +440,7 @@ def updated_spec(running: Running, changes: Changes) -> HostingSpec:
         variant,
         instance_type=changes.instance_type or variant.instance_type,
         instance_count=changes.instance_count or variant.instance_count,
+        routing=changes.routing or variant.routing,
     )
     return replace(
         current,
@@ -473,6 +488,8 @@ class DeploymentPolicy:
     termination_wait: int = 0
     max_execution_timeout: int | None = None
     alarms: tuple[str, ...] = ()
+    rolling: CapacitySize | None = None  # a rolling update in batches of this size instead of blue/green
+    rollback_batch: CapacitySize | None = None
 
     def deployment_config(self, fleet_size: int | None) -> dict:
         """The DeploymentConfig: BlueGreenUpdatePolicy and, with alarms, AutoRollbackConfiguration.
@@ -485,6 +502,10 @@ class DeploymentPolicy:
             raise InvalidRequestError(
                 f"Unknown traffic routing {self.traffic!r}.", "Use one of " + ", ".join(TRAFFIC_TYPES) + "."
             )
+        if self.rolling is not None:
+            return self._with_alarms({"RollingUpdatePolicy": self._rolling_policy(fleet_size)})
+        if self.rollback_batch is not None:
+            raise InvalidRequestError("--rollback-batch belongs to a rolling update.", "Add --rolling, or drop it.")
         default_wait = 0 if self.traffic == "ALL_AT_ONCE" else 300
         wait = default_wait if self.wait_interval is None else self.wait_interval
         _in_range("WaitIntervalInSeconds", wait, 0, 3600, "--wait-interval")
@@ -518,7 +539,9 @@ class DeploymentPolicy:
                     f"Raise --max-execution-timeout above {waiting}, or shorten the waits.",
                 )
             policy["MaximumExecutionTimeoutInSeconds"] = self.max_execution_timeout
-        config: dict = {"BlueGreenUpdatePolicy": policy}
+        return self._with_alarms({"BlueGreenUpdatePolicy": policy})
+
+    def _with_alarms(self, config: dict) -> dict:
         if self.alarms:
             if len(self.alarms) > 10:
                 raise InvalidRequestError(
@@ -527,6 +550,42 @@ class DeploymentPolicy:
                 )
             config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in self.alarms]}
         return config
+
+    def _rolling_policy(self, fleet_size: int | None) -> dict:
+        """RollingUpdatePolicy, checked as the developer guide's exclusions and the API reference
+        state them: not for serverless (or multi-variant) endpoints; each batch 5-50 % of the
+        variant's instances; no blue/green traffic shifting beside it."""
+        if self.traffic != "ALL_AT_ONCE" or self.step is not None or self.termination_wait:
+            raise InvalidRequestError(
+                "--rolling replaces blue/green traffic shifting: --traffic, --canary-size, --linear-step and "
+                "--termination-wait do not apply to it.",
+                "Drop them, or drop --rolling.",
+            )
+        if fleet_size is None:
+            raise InvalidRequestError(
+                "A serverless endpoint cannot take a rolling update (SageMaker excludes serverless endpoints).",
+                "Drop --rolling: serverless endpoints are updated blue/green.",
+            )
+        share = self.rolling.percent_of(fleet_size)
+        if not 5 <= share <= 50:
+            raise InvalidRequestError(
+                f"A rolling batch of {self.rolling.value}{'%' if self.rolling.type == 'CAPACITY_PERCENT' else ''} "
+                f"is {share:g}% of the {fleet_size} instance(s); SageMaker wants 5-50% of the variant's instances.",
+                "Give a batch of 5-50% of the fleet (e.g. --rolling 25%)."
+                if fleet_size > 1
+                else "Scale to 2+ instances first, or update blue/green (drop --rolling).",
+            )
+        wait = 300 if self.wait_interval is None else self.wait_interval
+        _in_range("WaitIntervalInSeconds (the bake time)", wait, 0, 3600, "--rolling BATCH:BAKE")
+        policy: dict = {"MaximumBatchSize": self.rolling.as_api(), "WaitIntervalInSeconds": wait}
+        if self.max_execution_timeout is not None:
+            _in_range(
+                "MaximumExecutionTimeoutInSeconds", self.max_execution_timeout, 600, 28800, "--max-execution-timeout"
+            )
+            policy["MaximumExecutionTimeoutInSeconds"] = self.max_execution_timeout
+        if self.rollback_batch is not None:
+            policy["RollbackMaximumBatchSize"] = self.rollback_batch.as_api()
+        return policy
 
     def _step(self, default: CapacitySize, low: int, high: int, option: str, fleet_size: int | None) -> CapacitySize:
         step = self.step or default

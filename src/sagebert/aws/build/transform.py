@@ -34,6 +34,7 @@ class TransformSpec:
     invocation_timeout: int | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    transform_ami: str | None = None  # TransformAmiVersion: a GPU host's driver (aws/build/gpu.py)
 
 
 def create_transform_job_request(spec: TransformSpec) -> dict:
@@ -84,6 +85,8 @@ def create_transform_job_request(spec: TransformSpec) -> dict:
         },
         "TransformResources": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
     }
+    if spec.transform_ami:
+        request["TransformResources"]["TransformAmiVersion"] = spec.transform_ami
     if spec.max_concurrent_transforms is not None:
         request["MaxConcurrentTransforms"] = spec.max_concurrent_transforms
     if spec.join_input:
