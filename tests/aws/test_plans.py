@@ -361,3 +361,21 @@ def test_a_large_upload_is_planned_as_its_multipart_requests(cli, clients, bucke
     assert all(step["request"]["Key"] == "big/training/train.csv" for step in steps)
     assert clients.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert "Contents" not in clients.s3.list_objects_v2(Bucket=bucket)
+
+
+def test_shadow_plans_its_model_config_and_update_and_changes_nothing(cli, clients, fake, bucket, planned, trained):
+    trained("job-1", 0.8)
+    trained("job-2", 0.81)
+    deployed = cli("deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--poll-interval", "0", clients=clients)
+    assert deployed.code == 0, deployed.err
+
+    plan = planned(
+        "shadow", "--endpoint", ENDPOINT, "--training-job", "job-2", "--sampling-percent", "25",
+        "--data-capture", f"s3://{bucket}/capture/", "--poll-interval", "0",
+    )  # fmt: skip
+
+    assert operations(plan)[:3] == ["CreateModel", "CreateEndpointConfig", "UpdateEndpoint"]
+    requests = dict(plan)
+    [shadow] = requests["CreateEndpointConfig"]["ShadowProductionVariants"]
+    assert shadow["ModelName"] == requests["CreateModel"]["ModelName"]
+    assert requests["UpdateEndpoint"]["EndpointName"] == ENDPOINT

@@ -46,7 +46,7 @@ COMMANDS = (
     delete,
 )
 # The commands that change something in AWS: each takes --dry-run (and --json) to plan instead.
-CHANGING = (upload_data, train, tune, stop, register, deploy, update, rollback, autoscale, transform, delete)
+CHANGING = (upload_data, train, tune, stop, register, deploy, update, shadow, rollback, autoscale, transform, delete)
 
 
 def build_parser() -> argparse.ArgumentParser:
