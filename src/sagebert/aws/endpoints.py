@@ -102,6 +102,16 @@ def tags_of(clients: AwsClients, arn: str) -> dict[str, str]:
     return tag_dict(clients.sagemaker.list_tags(ResourceArn=arn).get("Tags"))
 
 
+def user_tags(clients: AwsClients, arn: str) -> dict[str, str]:
+    """The resource's tags but sagebert's own (``sagebert:``) and AWS's (``aws:``, which no caller
+    may set): the cost-allocation and access-control tags a new model or config should carry on."""
+    return {
+        key: value
+        for key, value in tags_of(clients, arn).items()
+        if not key.startswith("sagebert:") and not key.lower().startswith("aws:")
+    }
+
+
 def running(clients: AwsClients, endpoint: str) -> Running:
     """The endpoint, its config, the config's one variant and that variant's model."""
     description = describe_endpoint(clients, endpoint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from ..aws.build.common import EncryptionSpec, NetworkSpec, check_tags
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
@@ -114,7 +115,78 @@ def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: 
 
 
 def tags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", action="append", type=pair, metavar="KEY=VALUE", help="tag, repeatable")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        type=pair,
+        metavar="KEY=VALUE",
+        help="tag on every resource the command creates, repeatable (no aws: prefix)",
+    )
+
+
+def tag_values(args) -> dict[str, str]:
+    """--tag KEY=VALUE..., each key once, checked against the API's Tag shape."""
+    return check_tags(pairs_to_dict(args.tag, "--tag"))
+
+
+def id_list(text: str) -> tuple[str, ...]:
+    """An argparse type: ``ID,ID,...`` → a tuple of the non-empty IDs."""
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError(f"expected ID,ID,..., got {text!r}")
+    return ids
+
+
+def network(parser: argparse.ArgumentParser, *, training: bool = False, update: bool = False) -> None:
+    """--subnets/--security-groups (VpcConfig), --network-isolation and, for training,
+    --inter-container-encryption. On update each one left out keeps what runs."""
+    group = parser.add_argument_group("private network" + (" (default: what runs)" if update else ""))
+    group.add_argument(
+        "--subnets", type=id_list, metavar="ID,ID", help="VpcConfig: run in these subnets (with --security-groups)"
+    )
+    group.add_argument(
+        "--security-groups", type=id_list, metavar="ID,ID", help="VpcConfig: with these security groups (1-5)"
+    )
+    group.add_argument(
+        "--network-isolation",
+        action=argparse.BooleanOptionalAction if update else "store_true",
+        default=None if update else False,
+        help="EnableNetworkIsolation: the container can make no network calls in or out",
+    )
+    if training:
+        group.add_argument(
+            "--inter-container-encryption",
+            action="store_true",
+            help="EnableInterContainerTrafficEncryption: encrypt traffic between training hosts",
+        )
+
+
+def network_spec(args) -> NetworkSpec:
+    """The NetworkSpec of the network options (VpcConfig checked: both lists or neither)."""
+    spec = NetworkSpec(
+        subnets=args.subnets or (),
+        security_groups=args.security_groups or (),
+        isolation=bool(args.network_isolation),
+        inter_container_encryption=getattr(args, "inter_container_encryption", False),
+    )
+    spec.vpc_config()
+    return spec
+
+
+def encryption(parser: argparse.ArgumentParser, *, volumes: bool = True) -> None:
+    group = parser.add_argument_group("encryption")
+    group.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help="KMS key (ID, ARN or alias/NAME) for what is written to S3"
+        + (" and, unless --volume-kms-key, the ML storage volumes" if volumes else ""),
+    )
+    if volumes:
+        group.add_argument("--volume-kms-key", metavar="KEY", help="KMS key for the ML storage volumes")
+
+
+def encryption_spec(args) -> EncryptionSpec:
+    return EncryptionSpec(kms_key=args.kms_key, volume_kms_key=getattr(args, "volume_kms_key", None))
 
 
 def environment(parser: argparse.ArgumentParser, example: str = "") -> None:
@@ -161,6 +233,8 @@ def hosting(parser: argparse.ArgumentParser, defaults: bool) -> None:
     )
     environment(parser, " (e.g. SAGEBERT_INFERENCE_PRECISION=int8, SAGEMAKER_MODEL_SERVER_WORKERS=2)")
     data_capture(parser)
+    network(parser, update=not defaults)
+    encryption(parser)
     tags(parser)
 
 

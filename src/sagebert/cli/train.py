@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--base-job-name", default="sagebert", help="stem of generated job names (default sagebert)")
     options.hyperparameter_options(p, "hyperparameters (validated before sending; any of them with -H name=value)")
     options.environment(p)
+    options.network(p, training=True)
+    options.encryption(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="follow status and logs until the job ends")
     p.add_argument("--no-logs", action="store_true", help="with --wait: status only, no CloudWatch lines")
@@ -55,6 +57,8 @@ def run(args, clients: AwsClients) -> int:
         checkpoint_s3=args.checkpoint_s3,
         environment=inputs.environment,
         tags=inputs.tags,
+        network=options.network_spec(args),
+        encryption=options.encryption_spec(args),
     )
     request = create_training_job_request(spec)
     if dry_run_or_warnings(args, clients, "CreateTrainingJob", request, "job"):

@@ -11,7 +11,7 @@ from ..aws.build.training import channel_uris, job_hyperparameters
 from ..aws.clients import AwsClients, role_arn
 from ..aws.validation import InvalidRequestError, validate_request
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
-from .options import given_hyperparameters, pairs_to_dict
+from .options import given_hyperparameters, pairs_to_dict, tag_values
 from .output import say, warn
 
 
@@ -62,7 +62,7 @@ def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInpu
         role_arn=role,
         hyperparameters=hyperparameters,
         environment=pairs_to_dict(args.env, "--env"),
-        tags=pairs_to_dict(args.tag, "--tag"),
+        tags=tag_values(args),
     )
 
 

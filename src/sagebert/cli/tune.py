@@ -72,6 +72,8 @@ def register(sub) -> None:
     p.add_argument("--base-name", default="sagebert", help="stem of generated names (default sagebert)")
     options.hyperparameter_options(p, "fixed hyperparameters (every trial; not the tuned ones)")
     options.environment(p)
+    options.network(p, training=True)
+    options.encryption(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="show the trials as they run and end with the best job")
     p.add_argument("--dry-run", action="store_true", help="print the request; send nothing to AWS (not even STS)")
@@ -166,6 +168,8 @@ def run(args, clients: AwsClients) -> int:
         warm_start_type=args.warm_start_type,
         environment=inputs.environment,
         tags=inputs.tags,
+        network=options.network_spec(args),
+        encryption=options.encryption_spec(args),
     )
     request = create_tuning_job_request(spec)
     if dry_run_or_warnings(args, clients, "CreateHyperParameterTuningJob", request, "trial"):

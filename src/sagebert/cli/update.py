@@ -2,7 +2,9 @@
 
 Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when refused, with
 nothing created), keeping what runs unless told otherwise: the running instance count and its
-autoscaling, the image and role, the environment, serverless/async/data-capture settings.
+autoscaling, the image and role, the environment, serverless/async/data-capture settings, and
+every other setting of the model and config that CreateModel/CreateEndpointConfig accept (VPC,
+network isolation, KMS keys, volume size, routing...) and their tags.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from botocore.exceptions import ClientError
 from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
-from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
+from ..aws.build.hosting import (
+    Changes,
+    ContainerSpec,
+    Running,
+    config_kms_key,
+    hosting_plan,
+    update_endpoint_request,
+    updated_spec,
+)
 from ..aws.build.scaling import METRIC
 from ..aws.build.tuning import objective
 from ..aws.clients import AwsClients, role_arn
@@ -209,7 +219,7 @@ def _candidate(args, clients: AwsClients, current: Running, changes_given: bool)
         raise InvalidRequestError(
             "Nothing to update.",
             "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
-            "--instance-count or --data-capture.",
+            "--instance-count, --data-capture, --subnets/--security-groups, --network-isolation or --kms-key.",
         )
     if args.require_better and (source is None or not (source.training_job or source.metrics)):
         raise InvalidRequestError(
@@ -233,14 +243,30 @@ def _container_and_tags(
     return container, tags
 
 
+def _network_changes(args) -> dict:
+    """The VpcConfig and EnableNetworkIsolation the options set; what they leave out runs on."""
+    changes: dict = {}
+    vpc = options.network_spec(args).vpc_config()
+    if vpc:
+        changes["VpcConfig"] = vpc
+    if args.network_isolation is not None:
+        changes["EnableNetworkIsolation"] = args.network_isolation
+    return changes
+
+
 def run(args, clients: AwsClients) -> int:
     _check_flags(args)
     policy = options.deployment_policy(args)
     environment = options.pairs_to_dict(args.env, "--env")
     capture = deploy.data_capture(args)
+    network, encryption = _network_changes(args), options.encryption_spec(args)
+    tags = options.tag_values(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    changes_given = any(
+        (args.image, args.role, environment, args.instance_type, args.instance_count, capture, network)
+        + (encryption.kms_key, encryption.volume_kms_key)
+    )
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
@@ -261,10 +287,23 @@ def run(args, clients: AwsClients) -> int:
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             data_capture=capture,
+            model_fields=network,
+            kms_key=encryption.kms_key,
+            volume_kms_key=encryption.volume,
         ),
     )
+    spec.check()  # e.g. --subnets on a serverless endpoint
+    volume_key = encryption.volume or (None if spec.variant.serverless else spec.config_fields.get("KmsKeyId"))
+    _, key_warning = config_kms_key(spec.variant, volume_key)
+    if key_warning:
+        warn(key_warning)
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
-    plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
+    # The running model's and config's own tags (cost allocation, ABAC) go on what replaces them.
+    kept = {
+        **endpoints.user_tags(clients, current.model["ModelArn"]),
+        **endpoints.user_tags(clients, current.config["EndpointConfigArn"]),
+    }
+    plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags={**kept, **tags})
     excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
     update = update_endpoint_request(
         args.endpoint, plan.config_name, policy, spec.variant.fleet_size, exclude_retained=excluded
