@@ -211,3 +211,179 @@ def test_update_and_rollback_keep_every_field_the_running_endpoint_has(
         else clients.sagemaker.describe_endpoint_config(EndpointConfigName=running)
     )
     assert running == OLD and carried(described, kind, member) == value
+
+
+# ---- the options of each command, end to end ------------------------------------------------------------
+PRIVATE = ("--subnets", ",".join(SUBNETS), "--security-groups", ",".join(GROUPS), "--network-isolation")
+VPC = {"SecurityGroupIds": list(GROUPS), "Subnets": list(SUBNETS)}
+TEAM = {"Key": "team", "Value": "ml"}
+
+
+def test_train_runs_in_the_private_subnets_isolated_and_encrypted_with_the_tags(
+    cli, clients, sent, fake, training_data
+):
+    result = cli(
+        "train", "--image", fake.image, "--role", fake.role_arn, "--data", training_data, "--instance-count", "2",
+        *PRIVATE, "--inter-container-encryption", "--kms-key", KEY, "--tag", "team=ml", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    request = sent.one("CreateTrainingJob")
+    assert request_problems("CreateTrainingJob", request) == []
+    assert request["VpcConfig"] == VPC
+    assert request["EnableNetworkIsolation"] is request["EnableInterContainerTrafficEncryption"] is True
+    assert request["OutputDataConfig"]["KmsKeyId"] == request["ResourceConfig"]["VolumeKmsKeyId"] == KEY
+    assert request["Tags"] == [TEAM]
+
+
+def test_tune_gives_every_trial_the_network_and_keys(cli, clients, sent, fake, training_data):
+    result = cli(
+        "tune", "--image", fake.image, "--role", fake.role_arn, "--data", training_data, *PRIVATE,
+        "--kms-key", KEY, "--volume-kms-key", "alias/volumes", "--tag", "team=ml", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    request = sent.one("CreateHyperParameterTuningJob")
+    assert request_problems("CreateHyperParameterTuningJob", request) == []
+    definition = request["TrainingJobDefinition"]
+    assert definition["VpcConfig"] == VPC and definition["EnableNetworkIsolation"] is True
+    assert definition["OutputDataConfig"]["KmsKeyId"] == KEY
+    assert definition["ResourceConfig"]["VolumeKmsKeyId"] == "alias/volumes"
+    assert request["Tags"] == [TEAM]
+
+
+def test_deploy_with_everything_on_tags_and_encrypts_every_resource_and_creates_the_alarms(
+    cli, clients, sent, fake, trained
+):
+    trained("job-1", f1=0.8)
+
+    result = cli(
+        "deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, *PRIVATE, "--kms-key", KEY,
+        "--data-capture", f"s3://{fake.bucket}/capture", "--tag", "team=ml", "--alarms", "default",
+        "--alarm-latency-p99-ms", "250", "--no-wait", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    model, config, endpoint = (sent.one(op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"))
+    assert model["VpcConfig"] == VPC and model["EnableNetworkIsolation"] is True
+    assert config["KmsKeyId"] == config["DataCaptureConfig"]["KmsKeyId"] == KEY
+    for operation, request in (("CreateModel", model), ("CreateEndpointConfig", config), ("CreateEndpoint", endpoint)):
+        assert request_problems(operation, request) == [] and TEAM in request["Tags"]
+    alarms = clients.cloudwatch.describe_alarms(AlarmNamePrefix=f"sagebert-{ENDPOINT}-")["MetricAlarms"]
+    by_metric = {alarm["MetricName"]: alarm for alarm in alarms}
+    assert sorted(by_metric) == ["Invocation5XXErrors", "ModelLatency"]
+    for alarm in alarms:
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert alarm["Dimensions"] == [
+            {"Name": "EndpointName", "Value": ENDPOINT},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        assert TEAM in clients.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+    assert by_metric["ModelLatency"]["ExtendedStatistic"] == "p99"
+    assert by_metric["ModelLatency"]["Threshold"] == 250_000.0  # ModelLatency is in microseconds
+    assert by_metric["Invocation5XXErrors"]["Statistic"] == "Sum"
+    for request in sent("PutMetricAlarm"):
+        assert request_problems("PutMetricAlarm", request, "cloudwatch") == []
+
+
+@pytest.mark.parametrize(
+    "option", [("--subnets", SUBNETS[0], "--security-groups", GROUPS[0]), ("--network-isolation",)]
+)
+def test_a_serverless_endpoint_in_a_vpc_or_isolated_is_refused_before_anything_is_sent(
+    cli, clients, sent, fake, trained, option
+):
+    trained("job-1")
+    calls = len(sent.calls)
+
+    result = cli(
+        "deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--serverless", "2048:5", *option, clients=clients
+    )
+
+    assert result.code == 1 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "A serverless endpoint cannot have" in result.err
+    assert sent.calls[calls:] == []
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--tag", "aws:owner=me"), "AWS reserves"),
+        (("--subnets", SUBNETS[0]), "--subnets without --security-groups"),
+        (("--subnets", "sg-0123456789abcdef0", "--security-groups", GROUPS[0]), "is not a subnet-... ID"),
+        (("--kms-key", "not a key"), "is not a KMS key ID"),
+    ],
+)
+def test_bad_network_key_or_tag_options_are_one_line_with_the_fix_and_nothing_is_sent(
+    cli, clients, sent, fake, training_data, extra, message
+):
+    calls = len(sent.calls)
+    result = cli(
+        "train", "--image", fake.image, "--role", fake.role_arn, "--data", training_data, *extra, clients=clients
+    )
+
+    assert result.code == 1 and result.err.count("\n") == 1 and "Fix:" in result.err
+    assert message in result.err
+    assert [name for name, _ in sent.calls[calls:]] == []
+
+
+def test_update_with_default_alarms_creates_them_and_rolls_back_on_them(
+    cli, clients, sent, fake, trained, sagemaker_updates
+):
+    made_outside_sagebert(clients, fake, "model", "EnableNetworkIsolation", True)
+    trained("job-2")
+
+    result = cli(
+        "update", "--endpoint", ENDPOINT, "--training-job", "job-2", "--alarms", "default", "--traffic", "canary",
+        "--instance-count", "2", "--no-wait", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    names = [f"sagebert-{ENDPOINT}-invocation-5xx", f"sagebert-{ENDPOINT}-model-latency-p99"]
+    assert [request["AlarmName"] for request in sent("PutMetricAlarm")] == names
+    rollback = sagemaker_updates[0]["DeploymentConfig"]["AutoRollbackConfiguration"]
+    assert rollback == {"Alarms": [{"AlarmName": name} for name in names]}
+    assert "without --alarm" not in result.err
+
+
+def test_delete_removes_the_alarms_it_made_and_no_other(cli, clients, fake, trained):
+    trained("job-1")
+    assert cli("deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--alarms", "default", "--no-wait",
+               clients=clients).code == 0  # fmt: skip
+    clients.cloudwatch.put_metric_alarm(
+        AlarmName=f"sagebert-{ENDPOINT}-mine", MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Average",
+        Period=60, EvaluationPeriods=1, Threshold=90.0, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+
+    result = cli("delete", "--endpoint", ENDPOINT, "--yes", "--poll-interval", "0", clients=clients)
+
+    assert result.code == 0, result.err
+    assert f"deleted alarm sagebert-{ENDPOINT}-invocation-5xx" in result.lines
+    assert f"deleted alarm sagebert-{ENDPOINT}-model-latency-p99" in result.lines
+    left = clients.cloudwatch.describe_alarms()["MetricAlarms"]
+    assert [alarm["AlarmName"] for alarm in left] == [f"sagebert-{ENDPOINT}-mine"]
+
+
+def test_transform_encrypts_answers_and_volumes_and_tags_the_model_it_makes(cli, clients, sent, fake, trained):
+    trained("job-1")
+
+    result = cli(
+        "transform", "--training-job", "job-1", "--input", f"s3://{fake.bucket}/in/", "--output",
+        f"s3://{fake.bucket}/out/", *PRIVATE, "--kms-key", KEY, "--tag", "team=ml", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    model, job = sent.one("CreateModel"), sent.one("CreateTransformJob")
+    assert model["VpcConfig"] == VPC and model["EnableNetworkIsolation"] is True and TEAM in model["Tags"]
+    assert job["TransformOutput"]["KmsKeyId"] == job["TransformResources"]["VolumeKmsKeyId"] == KEY
+    assert job["Tags"] == [TEAM]
+    assert request_problems("CreateModel", model) == request_problems("CreateTransformJob", job) == []
+
+
+def test_transform_of_an_existing_model_refuses_network_options(cli, clients, sent, fake):
+    result = cli(
+        "transform", "--model", "existing", "--input", f"s3://{fake.bucket}/in/", "--output",
+        f"s3://{fake.bucket}/out/", "--network-isolation", clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 1 and "an existing model keeps its own network settings" in result.err
+    assert sent.calls == []

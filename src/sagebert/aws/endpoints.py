@@ -145,6 +145,26 @@ def previous_config(clients: AwsClients, endpoint: dict) -> str | None:
     return tags_of(clients, endpoint["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
 
 
+def put_alarms(clients: AwsClients, requests: list[dict]) -> Iterator[Event]:
+    """PutMetricAlarm each request (it creates the alarm, or replaces one of that name)."""
+    for request in requests:
+        validate_request("PutMetricAlarm", request, "cloudwatch")
+    for request in requests:
+        send(clients.cloudwatch, "PutMetricAlarm", request)
+        yield Created("alarm", request["AlarmName"])
+
+
+def existing_alarms(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
+    """Those of the metric alarms ``names`` that exist, in that order."""
+    found = {alarm["AlarmName"] for alarm in clients.cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]}
+    return [name for name in names if name in found]
+
+
+def delete_alarms(clients: AwsClients, names: list[str]) -> None:
+    if names:
+        clients.cloudwatch.delete_alarms(AlarmNames=names)
+
+
 def check_alarms(clients: AwsClients, names: tuple[str, ...]) -> None:
     """Every auto-rollback alarm must exist: SageMaker watches alarms by name in this region."""
     if not names:

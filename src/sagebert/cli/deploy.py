@@ -60,6 +60,7 @@ def register(sub) -> None:
         metavar="SECONDS",
         help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)",
     )
+    options.alarms(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
 
@@ -160,7 +161,9 @@ def run(args, clients: AwsClients) -> int:
     for warning in (region_warning, key_warning):
         if warning:
             warn(warning)
+    alarms = options.alarm_requests(args, args.endpoint, variant.name, tags)
     show(endpoints.deploy(clients, plan))
+    show(endpoints.put_alarms(clients, alarms))
     if source.metrics:
         recorded = ", ".join(f"{name}={value:.4f}" for name, value in sorted(source.metrics.items()))
         say(f"model metrics recorded ({source.metrics_source}): {recorded}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from ..aws.build.alarms import DEFAULT_5XX_THRESHOLD, DEFAULT_LATENCY_P99_MS, put_metric_alarm_requests
 from ..aws.build.common import EncryptionSpec, NetworkSpec, check_tags
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
@@ -291,6 +292,44 @@ def deployment(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def alarms(parser: argparse.ArgumentParser) -> None:
+    """--alarms default and its thresholds (deploy creates the alarms; update also rolls back on them)."""
+    group = parser.add_argument_group("rollback alarms")
+    group.add_argument(
+        "--alarms",
+        choices=("default",),
+        help="create CloudWatch alarms on the endpoint's Invocation5XXErrors and p99 ModelLatency "
+        "(sagebert-<endpoint>-...); update rolls back when one fires; delete removes them",
+    )
+    group.add_argument(
+        "--alarm-5xx-threshold",
+        type=positive,
+        default=DEFAULT_5XX_THRESHOLD,
+        metavar="N",
+        help=f"5xx answers in a minute that fire the alarm (default {DEFAULT_5XX_THRESHOLD})",
+    )
+    group.add_argument(
+        "--alarm-latency-p99-ms",
+        type=non_negative_number,
+        default=DEFAULT_LATENCY_P99_MS,
+        metavar="MS",
+        help=f"p99 model latency, two minutes in a row, that fires the alarm (default {DEFAULT_LATENCY_P99_MS})",
+    )
+
+
+def alarm_requests(args, endpoint: str, variant: str, tags: dict[str, str]) -> list[dict]:
+    """The PutMetricAlarm requests of --alarms default (none without it)."""
+    if not args.alarms:
+        return []
+    return put_metric_alarm_requests(
+        endpoint,
+        variant,
+        five_xx_threshold=args.alarm_5xx_threshold,
+        latency_p99_ms=args.alarm_latency_p99_ms,
+        tags=tags,
+    )
+
+
 def deployment_policy(args) -> DeploymentPolicy:
     """The DeploymentPolicy of --traffic, --canary-size/--linear-step, the waits and --alarm."""
     step_text = args.canary_size or args.linear_step
@@ -306,7 +345,7 @@ def deployment_policy(args) -> DeploymentPolicy:
         max_execution_timeout=args.max_execution_timeout,
         alarms=tuple(dict.fromkeys(args.alarm or ())),
     )
-    if policy.traffic != "ALL_AT_ONCE" and not policy.alarms:
+    if policy.traffic != "ALL_AT_ONCE" and not policy.alarms and not getattr(args, "alarms", None):
         warn(f"{policy.traffic} without --alarm: nothing can roll the update back automatically while it bakes")
     return policy
 

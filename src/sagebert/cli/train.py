@@ -40,6 +40,7 @@ def register(sub) -> None:
 
 
 def run(args, clients: AwsClients) -> int:
+    network, encryption = options.network_spec(args), options.encryption_spec(args)  # checked before AWS is asked
     inputs = training_inputs(args, clients, dry_run=args.dry_run)
     spec = TrainingJobSpec(
         name=check_name("training job", args.job_name) if args.job_name else unique_name(args.base_job_name),
@@ -57,8 +58,8 @@ def run(args, clients: AwsClients) -> int:
         checkpoint_s3=args.checkpoint_s3,
         environment=inputs.environment,
         tags=inputs.tags,
-        network=options.network_spec(args),
-        encryption=options.encryption_spec(args),
+        network=network,
+        encryption=encryption,
     )
     request = create_training_job_request(spec)
     if dry_run_or_warnings(args, clients, "CreateTrainingJob", request, "job"):

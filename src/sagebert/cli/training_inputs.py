@@ -33,7 +33,7 @@ def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInpu
     A dry run cannot see which channels hold objects, so it shows the testing channel as it would
     be sent when ``<data>/testing/`` is not empty.
     """
-    hyperparameters = job_hyperparameters(given_hyperparameters(args))
+    hyperparameters, tags = job_hyperparameters(given_hyperparameters(args)), tag_values(args)
     data = S3Location.parse(args.data, "--data location").as_prefix()
     pretrained = S3Location.parse(args.pretrained, "--pretrained location") if args.pretrained else None
     output = S3Location.parse(args.output, "--output location") if args.output else data.parent().child("output", "")
@@ -62,7 +62,7 @@ def training_inputs(args, clients: AwsClients, *, dry_run: bool) -> TrainingInpu
         role_arn=role,
         hyperparameters=hyperparameters,
         environment=pairs_to_dict(args.env, "--env"),
-        tags=tag_values(args),
+        tags=tags,
     )
 
 

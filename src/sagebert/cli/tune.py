@@ -137,6 +137,7 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
 
 
 def run(args, clients: AwsClients) -> int:
+    network, encryption = options.network_spec(args), options.encryption_spec(args)  # checked before AWS is asked
     inputs = training_inputs(args, clients, dry_run=args.dry_run)
     ranges = parameter_ranges(args.range, args.values)
     if not args.range and not args.values:
@@ -168,8 +169,8 @@ def run(args, clients: AwsClients) -> int:
         warm_start_type=args.warm_start_type,
         environment=inputs.environment,
         tags=inputs.tags,
-        network=options.network_spec(args),
-        encryption=options.encryption_spec(args),
+        network=network,
+        encryption=encryption,
     )
     request = create_tuning_job_request(spec)
     if dry_run_or_warnings(args, clients, "CreateHyperParameterTuningJob", request, "trial"):

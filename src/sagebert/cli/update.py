@@ -68,6 +68,7 @@ def register(sub) -> None:
     )
     gate.add_argument("--force", action="store_true", help="roll out even when the gate refuses (and say so)")
     options.deployment(p)
+    options.alarms(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
 
@@ -305,10 +306,13 @@ def run(args, clients: AwsClients) -> int:
     }
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags={**kept, **tags})
     excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
+    alarms = options.alarm_requests(args, args.endpoint, current.variant["VariantName"], {**kept, **tags})
+    policy = replace(policy, alarms=tuple(dict.fromkeys(policy.alarms + tuple(a["AlarmName"] for a in alarms))))
     update = update_endpoint_request(
         args.endpoint, plan.config_name, policy, spec.variant.fleet_size, exclude_retained=excluded
     )
     endpoints.validate_plan(plan, update=update)
+    show(endpoints.put_alarms(clients, alarms))
     endpoints.check_alarms(clients, policy.alarms)
     show(endpoints.start_update(clients, current, plan, update, remove_scaling=remove))
     fleet = f"{spec.variant.fleet_size} x {spec.variant.instance_type}" if spec.variant.fleet_size else "serverless"
