@@ -13,14 +13,17 @@ from botocore.validate import ParamValidator
 from sagebert.aws.build.common import EncryptionSpec, ImageReference, NetworkSpec, check_tags
 from sagebert.aws.build.hosting import (
     AsyncSpec,
+    Changes,
     ContainerSpec,
     DataCaptureSpec,
     HostingSpec,
+    Running,
     ServerlessSpec,
     VariantSpec,
     config_kms_key,
     has_local_storage,
     hosting_plan,
+    updated_spec,
 )
 from sagebert.aws.build.packages import PackageSpec, create_model_package_request
 from sagebert.aws.build.training import TrainingJobSpec, create_training_job_request
@@ -251,3 +254,62 @@ def test_tags_within_the_tag_shape_pass_unicode_spaces_and_empty_values_included
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
         },
     )
+
+
+# ---- update: options laid over what runs ----------------------------------------------------------------
+def _running(variant_extra: dict | None = None, serverless: bool = False, **config) -> Running:
+    variant = {"VariantName": "AllTraffic", "ModelName": "old", **(variant_extra or {})}
+    if serverless:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    else:
+        variant.update(InstanceType="ml.m5.xlarge", InitialInstanceCount=1)
+    model = {
+        "ModelName": "old",
+        "ExecutionRoleArn": ROLE,
+        "PrimaryContainer": {"Image": IMAGE, "Mode": "SingleModel", "ModelDataUrl": "s3://bucket/old/model.tar.gz"},
+        "VpcConfig": VPC,
+        "EnableNetworkIsolation": True,
+    }
+    endpoint = {"EndpointName": "tweets", "EndpointConfigName": "old-config"}
+    return Running(endpoint, {"EndpointConfigName": "old-config", **config}, variant, model)
+
+
+def test_update_options_replace_the_running_network_and_keys():
+    running = _running(
+        KmsKeyId="alias/old",
+        DataCaptureConfig={**DataCaptureSpec("s3://bucket/capture").as_api(), "KmsKeyId": "alias/old"},
+    )
+    other = {"SecurityGroupIds": ["sg-0fedcba9876543210"], "Subnets": ["subnet-0123456789abcdef0"]}
+    changes = Changes(
+        model_fields={"VpcConfig": other, "EnableNetworkIsolation": False}, kms_key=KEY, volume_kms_key=VOLUME_KEY
+    )
+    plan = hosting_plan("tweets", updated_spec(running, changes))
+
+    valid("CreateModel", plan.model)
+    valid("CreateEndpointConfig", plan.endpoint_config)
+    assert plan.model["VpcConfig"] == other and plan.model["EnableNetworkIsolation"] is False
+    assert plan.endpoint_config["KmsKeyId"] == VOLUME_KEY
+    assert plan.endpoint_config["DataCaptureConfig"]["KmsKeyId"] == KEY
+
+
+def test_a_new_capture_destination_keeps_the_running_captures_key():
+    running = _running(DataCaptureConfig={**DataCaptureSpec("s3://bucket/capture").as_api(), "KmsKeyId": "alias/old"})
+    capture = DataCaptureSpec("s3://bucket/capture-2").as_api()
+    spec = updated_spec(running, Changes(data_capture=capture))
+
+    assert spec.data_capture["DestinationS3Uri"] == "s3://bucket/capture-2/"
+    assert spec.data_capture["KmsKeyId"] == "alias/old"
+
+
+def test_update_encrypts_a_running_async_endpoints_answers_with_the_new_key():
+    running = _running(AsyncInferenceConfig=AsyncSpec("s3://bucket/answers").as_api())
+    plan = hosting_plan("tweets", updated_spec(running, Changes(kms_key=KEY)))
+
+    valid("CreateEndpointConfig", plan.endpoint_config)
+    assert plan.endpoint_config["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] == KEY
+
+
+def test_a_volume_key_is_not_laid_over_a_serverless_endpoint():
+    spec = updated_spec(_running(serverless=True), Changes(volume_kms_key=KEY))
+
+    assert "KmsKeyId" not in spec.config_fields
