@@ -264,10 +264,8 @@ def run(args, clients: AwsClients) -> int:
     tags = options.tag_values(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any(
-        (args.image, args.role, environment, args.instance_type, args.instance_count, capture, network)
-        + (encryption.kms_key, encryption.volume_kms_key)
-    )
+    given = (args.image, args.role, environment, args.instance_type, args.instance_count, capture, network)
+    changes_given = any(given) or bool(encryption.kms_key or encryption.volume_kms_key)
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image

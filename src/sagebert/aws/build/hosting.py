@@ -73,7 +73,8 @@ CONTAINER_MEMBERS_SET_HERE = frozenset(
 )
 # Instance families whose storage is local NVMe, encrypted by a hardware module rather than by the
 # config's KmsKeyId (the API reference, CreateEndpointConfig KmsKeyId; EC2 instance store volumes).
-LOCAL_STORAGE_FAMILIES = re.compile(r"[a-z]+[0-9]+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n")
+# A heuristic for a warning only: "d" families (m5d, g4dn, p4d...) and the NVMe-only GPU/Trainium ones.
+LOCAL_STORAGE_FAMILIES = re.compile(r"[a-z]+[0-9]+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2")
 
 
 @cache
