@@ -238,7 +238,7 @@ def test_the_variant_reaches_build_image_and_a_failed_build_pushes_nothing(build
     result = build_and_push("variant-check", "v1", registry=registry, env={"VARIANT": "tpu"})
 
     assert result.returncode == 1
-    assert "VARIANT must be cpu or gpu, not 'tpu'" in result.stderr
+    assert "VARIANT must be cpu, gpu or gpu-cu12, not 'tpu'" in result.stderr
     assert "error: the build failed (see above); nothing was pushed" in result.stderr
     assert "variant-check" not in catalog(registry)
 

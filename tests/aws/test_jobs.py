@@ -471,3 +471,22 @@ def test_autoscale_refuses_a_serverless_endpoint(cli, clients, trained):
 
     assert result.code == 1
     assert "is serverless: SageMaker scales it by itself" in result.err
+
+
+def test_register_encrypts_the_package_and_its_metrics_file_and_tags_the_group(
+    cli, clients, sent, fake, trained, ecr_image
+):
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    trained("job-1", f1=0.8)
+
+    result = cli(
+        "register", "--training-job", "job-1", "--group", "private-tweets", "--kms-key", key, "--tag", "team=ml",
+        clients=clients,
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    package, group = sent.one("CreateModelPackage"), sent.one("CreateModelPackageGroup")
+    assert package["SecurityConfig"] == {"KmsKeyId": key}
+    assert {"Key": "team", "Value": "ml"} in package["Tags"] and group["Tags"] == [{"Key": "team", "Value": "ml"}]
+    metrics_file = sent("PutObject")[-1]  # the first is the fixture's model archive
+    assert (metrics_file["ServerSideEncryption"], metrics_file["SSEKMSKeyId"]) == ("aws:kms", key)

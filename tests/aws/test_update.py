@@ -104,7 +104,18 @@ def config_request(name: str, count: int, instance_type: str = "ml.m5.xlarge") -
     }
 
 
+def stub_running_tags(stub, described, model_tags=(), config_tags=(), running: str = OLD) -> None:
+    """ListTags of the running model, then of its config: their own tags go on what replaces them."""
+    for kind, tags in (("model", model_tags), ("endpoint-config", config_tags)):
+        stub.add_response(
+            "list_tags",
+            {"Tags": [{"Key": k, "Value": v} for k, v in tags]},
+            {"ResourceArn": described.arn(kind, running)},
+        )
+
+
 def stub_create(stub, described, name: str, model: dict, config: dict) -> None:
+    stub_running_tags(stub, described)
     stub.add_response("create_model", {"ModelArn": described.arn("model", name)}, model)
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": described.arn("endpoint-config", name)}, config)
     stub.add_response("describe_endpoint_config", described.endpoint_config(name, name), {"EndpointConfigName": name})
@@ -320,6 +331,7 @@ def test_a_canary_of_one_instance_on_a_one_instance_fleet_is_refused_before_anyt
     with Stubber(clients.sagemaker) as stub:
         stub_running(stub, described, count=1)
         stub_job(stub, described, "job-2")
+        stub_running_tags(stub, described)
 
         result = update(cli, clients, "--training-job", "job-2", "--traffic", "canary", "--canary-size", "1")
         stub.assert_no_pending_responses()
@@ -332,6 +344,7 @@ def test_a_missing_alarm_is_refused_before_anything_is_created(cli, clients, des
     with Stubber(clients.sagemaker) as stub:
         stub_running(stub, described, count=2)
         stub_job(stub, described, "job-2")
+        stub_running_tags(stub, described)
 
         result = update(cli, clients, "--training-job", "job-2", "--alarm", "sagebert-5xx")
         stub.assert_no_pending_responses()
@@ -352,6 +365,7 @@ def test_a_failure_after_create_model_deletes_the_model_it_created(cli, clients,
     with Stubber(clients.sagemaker) as stub:
         stub_running(stub, described, count=2)
         stub_job(stub, described, "job-2")
+        stub_running_tags(stub, described)
         stub.add_response(
             "create_model", {"ModelArn": described.arn("model", name)}, model_request(fake, name, "job-2", None)
         )
@@ -400,6 +414,7 @@ def test_what_cannot_be_deleted_is_reported_with_how_delete_finds_it(cli, client
     with Stubber(clients.sagemaker) as stub:
         stub_running(stub, described, count=2)
         stub_job(stub, described, "job-2")
+        stub_running_tags(stub, described)
         stub.add_response(
             "create_model", {"ModelArn": described.arn("model", name)}, model_request(fake, name, "job-2", None)
         )

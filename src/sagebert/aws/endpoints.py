@@ -102,6 +102,16 @@ def tags_of(clients: AwsClients, arn: str) -> dict[str, str]:
     return tag_dict(clients.sagemaker.list_tags(ResourceArn=arn).get("Tags"))
 
 
+def user_tags(clients: AwsClients, arn: str) -> dict[str, str]:
+    """The resource's tags but sagebert's own (``sagebert:``) and AWS's (``aws:``, which no caller
+    may set): the cost-allocation and access-control tags a new model or config should carry on."""
+    return {
+        key: value
+        for key, value in tags_of(clients, arn).items()
+        if not key.startswith("sagebert:") and not key.lower().startswith("aws:")
+    }
+
+
 def running(clients: AwsClients, endpoint: str) -> Running:
     """The endpoint, its config, the config's one variant and that variant's model."""
     description = describe_endpoint(clients, endpoint)
@@ -133,6 +143,26 @@ def require_in_service(description: dict) -> None:
 def previous_config(clients: AwsClients, endpoint: dict) -> str | None:
     """The config the endpoint ran before its last sagebert update or rollback, if recorded."""
     return tags_of(clients, endpoint["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
+
+
+def put_alarms(clients: AwsClients, requests: list[dict]) -> Iterator[Event]:
+    """PutMetricAlarm each request (it creates the alarm, or replaces one of that name)."""
+    for request in requests:
+        validate_request("PutMetricAlarm", request, "cloudwatch")
+    for request in requests:
+        send(clients.cloudwatch, "PutMetricAlarm", request)
+        yield Created("alarm", request["AlarmName"])
+
+
+def existing_alarms(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
+    """Those of the metric alarms ``names`` that exist, in that order."""
+    found = {alarm["AlarmName"] for alarm in clients.cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]}
+    return [name for name in names if name in found]
+
+
+def delete_alarms(clients: AwsClients, names: list[str]) -> None:
+    if names:
+        clients.cloudwatch.delete_alarms(AlarmNames=names)
 
 
 def check_alarms(clients: AwsClients, names: tuple[str, ...]) -> None:

@@ -34,11 +34,13 @@ def group_exists(clients: AwsClients, group: str) -> bool:
     )
 
 
-def ensure_group(clients: AwsClients, group: str, description: str | None = None) -> bool:
-    """Create the group if it is missing; True when it was created."""
+def ensure_group(
+    clients: AwsClients, group: str, description: str | None = None, tags: Mapping[str, str] | None = None
+) -> bool:
+    """Create the group (with ``tags``) if it is missing; True when it was created."""
     if group_exists(clients, group):
         return False
-    send(clients.sagemaker, "CreateModelPackageGroup", create_model_package_group_request(group, description))
+    send(clients.sagemaker, "CreateModelPackageGroup", create_model_package_group_request(group, description, tags))
     return True
 
 
@@ -133,10 +135,10 @@ def register(
     request = create_model_package_request(spec)
     validate_request("CreateModelPackage", request)
     location = S3Location.parse(spec.metrics_uri)
-    put_json(clients, location, document)
+    put_json(clients, location, document, kms_key=spec.kms_key)
     created_group = False
     try:
-        created_group = ensure_group(clients, spec.group, group_description)
+        created_group = ensure_group(clients, spec.group, group_description, spec.tags)
         arn = send(clients.sagemaker, "CreateModelPackage", request)["ModelPackageArn"]
     except Exception:
         delete_object(clients, location)

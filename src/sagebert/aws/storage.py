@@ -117,10 +117,14 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def put_json(clients: AwsClients, location: S3Location, value: dict) -> str:
-    """Write ``value`` as JSON at ``location``; return the digest of what was written."""
+def put_json(clients: AwsClients, location: S3Location, value: dict, kms_key: str | None = None) -> str:
+    """Write ``value`` as JSON at ``location`` (SSE-KMS with ``kms_key`` when given, as a bucket
+    policy that demands it expects); return the digest of what was written."""
     data = json_bytes(value)
-    clients.s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType="application/json")
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+    clients.s3.put_object(
+        Bucket=location.bucket, Key=location.key, Body=data, ContentType="application/json", **encryption
+    )
     return digest_of(data)
 
 

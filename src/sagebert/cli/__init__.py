@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
         return exc.code if isinstance(exc.code, int) else USAGE
-    if getattr(args, "json", False) and not args.dry_run:
+    # --json of a changing command prints its plan (`report --json` is another thing: its report).
+    if hasattr(args, "dry_run") and args.json and not args.dry_run:
         return fail("--json prints a plan, so it goes with --dry-run. Fix: add --dry-run, or drop --json.", USAGE)
     clients = clients or AwsClients(region=args.region, profile=args.profile)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from ..aws import autoscaling, endpoints
+from ..aws.build.alarms import alarm_names
 from ..aws.clients import AwsClients
 from . import options
 from .output import OK, fail, say
@@ -54,11 +55,14 @@ def _wait_until_deleted(clients: AwsClients, endpoint: str, poll_interval: float
 def run(args, clients: AwsClients) -> int:
     with_configs = args.with_configs or args.with_models or args.orphans
     teardown = endpoints.plan_teardown(clients, args.endpoint, with_configs=with_configs, orphans_only=args.orphans)
+    # The rollback alarms deploy/update --alarms made go with the endpoint (also when it is gone already).
+    alarms = [] if args.orphans else endpoints.existing_alarms(clients, alarm_names(args.endpoint))
     lines = []
     if teardown.endpoint:
         lines.append(f"endpoint {teardown.endpoint}")
     if teardown.scaling:
         lines.append(f"autoscaling {teardown.scaling.describe()}")
+    lines += [f"alarm {alarm}" for alarm in alarms]
     lines += [f"endpoint config {config}" for config in teardown.configs]
     lines += [f"model {model}" for model in teardown.models]
     for kept in teardown.kept:
@@ -82,6 +86,9 @@ def run(args, clients: AwsClients) -> int:
                 _wait_until_deleted(clients, teardown.endpoint, args.poll_interval, args.timeout)
             except TimeoutError as exc:
                 return fail(f"{exc}; its configs and models were kept. Run the same command again later.")
+    endpoints.delete_alarms(clients, alarms)
+    for alarm in alarms:
+        say(f"deleted alarm {alarm}")
     for config in teardown.configs:
         gone = endpoints.delete_endpoint_config(clients, config)
         say(f"deleted endpoint config {config}" if gone else f"endpoint config {config} was already gone")

@@ -15,6 +15,7 @@ from ..aws.build.hosting import (
     ServerlessSpec,
     VariantSpec,
     check_kind,
+    config_kms_key,
     hosting_plan,
 )
 from ..aws.clients import AwsClients, role_arn
@@ -60,6 +61,7 @@ def register(sub) -> None:
         metavar="SECONDS",
         help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)",
     )
+    options.alarms(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
 
@@ -113,6 +115,7 @@ def _async(args) -> dict | None:
         success_topic=args.sns_success,
         error_topic=args.sns_error,
         max_concurrent_invocations=args.async_concurrency,
+        kms_key=args.kms_key,
     ).as_api()
 
 
@@ -125,14 +128,16 @@ def data_capture(args) -> dict | None:
             )
         return None
     percent = 100 if args.sampling_percent is None else args.sampling_percent
-    return DataCaptureSpec(args.data_capture, percent).as_api()
+    return DataCaptureSpec(args.data_capture, percent, args.kms_key).as_api()
 
 
 def run(args, clients: AwsClients) -> int:
     # Everything local is checked before the first call to AWS.
+    encryption, model_fields = options.encryption_spec(args), options.network_spec(args).model_fields()
     variant, async_config, capture = _variant(args), _async(args), data_capture(args)
-    check_kind(variant, async_config, capture, multi_model=bool(args.multi_model))
-    environment, tags = options.pairs_to_dict(args.env, "--env"), options.pairs_to_dict(args.tag, "--tag")
+    check_kind(variant, async_config, capture, bool(args.multi_model), model_fields)
+    config_fields, key_warning = config_kms_key(variant, encryption.volume)
+    environment, tags = options.pairs_to_dict(args.env, "--env"), options.tag_values(args)
     source = model_source.from_args(args, clients)
     packaged = bool(source.container.model_package)
     if packaged and args.image:
@@ -153,14 +158,19 @@ def run(args, clients: AwsClients) -> int:
         variant=variant,
         async_config=async_config,
         data_capture=capture,
+        model_fields=model_fields,
+        config_fields=config_fields,
     )
     plan = hosting_plan(
         args.endpoint, spec, training_job=source.training_job, model_tags=metric_tags(source.metrics), tags=tags
     )
     region_warning = image_region_warning(image, clients.region) if image else None
-    if region_warning:
-        warn(region_warning)
+    for warning in (region_warning, key_warning):
+        if warning:
+            warn(warning)
+    alarms = options.alarm_requests(args, args.endpoint, variant.name, tags)
     show(endpoints.deploy(clients, plan))
+    show(endpoints.put_alarms(clients, alarms))
     if source.metrics:
         recorded = ", ".join(f"{name}={value:.4f}" for name, value in sorted(source.metrics.items()))
         say(f"model metrics recorded ({source.metrics_source}): {recorded}")

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable, Iterable
 
 from ..aws import registry
+from ..aws.build.alarms import DEFAULT_5XX_THRESHOLD, DEFAULT_LATENCY_P99_MS, put_metric_alarm_requests
+from ..aws.build.common import EncryptionSpec, NetworkSpec, check_tags
 from ..aws.build.gpu import CUDA_LINES, GPU_IMAGE_CUDA, cuda_from_labels, is_gpu_instance
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
@@ -134,7 +136,78 @@ def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: 
 
 
 def tags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", action="append", type=pair, metavar="KEY=VALUE", help="tag, repeatable")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        type=pair,
+        metavar="KEY=VALUE",
+        help="tag on every resource the command creates, repeatable (no aws: prefix)",
+    )
+
+
+def tag_values(args) -> dict[str, str]:
+    """--tag KEY=VALUE..., each key once, checked against the API's Tag shape."""
+    return check_tags(pairs_to_dict(args.tag, "--tag"))
+
+
+def id_list(text: str) -> tuple[str, ...]:
+    """An argparse type: ``ID,ID,...`` → a tuple of the non-empty IDs."""
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError(f"expected ID,ID,..., got {text!r}")
+    return ids
+
+
+def network(parser: argparse.ArgumentParser, *, training: bool = False, update: bool = False) -> None:
+    """--subnets/--security-groups (VpcConfig), --network-isolation and, for training,
+    --inter-container-encryption. On update each one left out keeps what runs."""
+    group = parser.add_argument_group("private network" + (" (default: what runs)" if update else ""))
+    group.add_argument(
+        "--subnets", type=id_list, metavar="ID,ID", help="VpcConfig: run in these subnets (with --security-groups)"
+    )
+    group.add_argument(
+        "--security-groups", type=id_list, metavar="ID,ID", help="VpcConfig: with these security groups (1-5)"
+    )
+    group.add_argument(
+        "--network-isolation",
+        action=argparse.BooleanOptionalAction if update else "store_true",
+        default=None if update else False,
+        help="EnableNetworkIsolation: the container can make no network calls in or out",
+    )
+    if training:
+        group.add_argument(
+            "--inter-container-encryption",
+            action="store_true",
+            help="EnableInterContainerTrafficEncryption: encrypt traffic between training hosts",
+        )
+
+
+def network_spec(args) -> NetworkSpec:
+    """The NetworkSpec of the network options (VpcConfig checked: both lists or neither)."""
+    spec = NetworkSpec(
+        subnets=args.subnets or (),
+        security_groups=args.security_groups or (),
+        isolation=bool(args.network_isolation),
+        inter_container_encryption=getattr(args, "inter_container_encryption", False),
+    )
+    spec.vpc_config()
+    return spec
+
+
+def encryption(parser: argparse.ArgumentParser, *, volumes: bool = True) -> None:
+    group = parser.add_argument_group("encryption")
+    group.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help="KMS key (ID, ARN or alias/NAME) for what is written to S3"
+        + (" and, unless --volume-kms-key, the ML storage volumes" if volumes else ""),
+    )
+    if volumes:
+        group.add_argument("--volume-kms-key", metavar="KEY", help="KMS key for the ML storage volumes")
+
+
+def encryption_spec(args) -> EncryptionSpec:
+    return EncryptionSpec(kms_key=args.kms_key, volume_kms_key=getattr(args, "volume_kms_key", None))
 
 
 def environment(parser: argparse.ArgumentParser, example: str = "") -> None:
@@ -193,6 +266,8 @@ def hosting(parser: argparse.ArgumentParser, defaults: bool) -> None:
         "the image's CUDA line needs, e.g. al2023-ami-sagemaker-inference-gpu-4-1 for CUDA 13)",
     )
     data_capture(parser)
+    network(parser, update=not defaults)
+    encryption(parser)
     tags(parser)
 
 
@@ -288,6 +363,44 @@ def deployment(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def alarms(parser: argparse.ArgumentParser) -> None:
+    """--alarms default and its thresholds (deploy creates the alarms; update also rolls back on them)."""
+    group = parser.add_argument_group("rollback alarms")
+    group.add_argument(
+        "--alarms",
+        choices=("default",),
+        help="create CloudWatch alarms on the endpoint's Invocation5XXErrors and p99 ModelLatency "
+        "(sagebert-<endpoint>-...); update rolls back when one fires; delete removes them",
+    )
+    group.add_argument(
+        "--alarm-5xx-threshold",
+        type=positive,
+        default=DEFAULT_5XX_THRESHOLD,
+        metavar="N",
+        help=f"5xx answers in a minute that fire the alarm (default {DEFAULT_5XX_THRESHOLD})",
+    )
+    group.add_argument(
+        "--alarm-latency-p99-ms",
+        type=non_negative_number,
+        default=DEFAULT_LATENCY_P99_MS,
+        metavar="MS",
+        help=f"p99 model latency, two minutes in a row, that fires the alarm (default {DEFAULT_LATENCY_P99_MS})",
+    )
+
+
+def alarm_requests(args, endpoint: str, variant: str, tags: dict[str, str]) -> list[dict]:
+    """The PutMetricAlarm requests of --alarms default (none without it)."""
+    if not args.alarms:
+        return []
+    return put_metric_alarm_requests(
+        endpoint,
+        variant,
+        five_xx_threshold=args.alarm_5xx_threshold,
+        latency_p99_ms=args.alarm_latency_p99_ms,
+        tags=tags,
+    )
+
+
 def deployment_policy(args) -> DeploymentPolicy:
     """The DeploymentPolicy of --traffic, --canary-size/--linear-step, the waits and --alarm."""
     step_text = args.canary_size or args.linear_step
@@ -311,9 +424,9 @@ def deployment_policy(args) -> DeploymentPolicy:
         rolling=rolling,
         rollback_batch=CapacitySize.parse(args.rollback_batch) if args.rollback_batch else None,
     )
-    if (policy.traffic != "ALL_AT_ONCE" or policy.rolling) and not policy.alarms:
+    if (policy.traffic != "ALL_AT_ONCE" or policy.rolling) and not policy.alarms and not getattr(args, "alarms", None):
         kind = "a rolling update" if policy.rolling else policy.traffic
-        warn(f"{kind} without --alarm: nothing can roll the update back automatically while it bakes")
+        warn(f"{kind} without --alarm or --alarms: nothing can roll the update back automatically while it bakes")
     return policy
 
 

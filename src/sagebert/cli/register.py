@@ -41,6 +41,7 @@ def register(sub) -> None:
         metavar="TYPE",
         help="batch transform instance type, repeatable (default " + ", ".join(TRANSFORM_INSTANCE_TYPES) + ")",
     )
+    options.encryption(p, volumes=False)
     options.tags(p)
     p.set_defaults(handler=run)
 
@@ -61,7 +62,8 @@ def run(args, clients: AwsClients) -> int:
         metrics_digest=digest_of(json_bytes(document)),
         approval=args.approval,
         description=args.description,
-        tags=options.pairs_to_dict(args.tag, "--tag"),
+        tags=options.tag_values(args),
+        kms_key=options.encryption_spec(args).kms_key,
     )
     if args.instance_type:
         spec = replace(spec, realtime_instance_types=tuple(args.instance_type))

@@ -139,7 +139,7 @@ def _add(args, clients: AwsClients, current: Running) -> int:
         environment=dict(current.container.environment),
     )
     capture, new_capture = _data_capture(args, current)
-    running = replace(current.spec(), data_capture=capture)
+    running = replace(_production_only(current), data_capture=capture)
     name = _names(args.endpoint)
     tags = {ENDPOINT_TAG: args.endpoint, **metric_tags(source.metrics)}
     if source.training_job:
@@ -172,6 +172,14 @@ def _add(args, clients: AwsClients, current: Running) -> int:
     return settled.code
 
 
+def _production_only(current: Running):
+    """What runs, less its shadow variant: ``Running.spec`` carries every config field, the shadow
+    included, and each step here writes the shadow itself (added, promoted or stopped)."""
+    spec = current.spec()
+    fields = {k: v for k, v in spec.config_fields.items() if k != "ShadowProductionVariants"}
+    return replace(spec, config_fields=fields)
+
+
 def _gate(args, clients: AwsClients, current: Running, shadow: shadows.Shadow) -> int | None:
     label, serving, where = sources.serving_metrics(clients, current)
     candidate = metrics_from_tags(shadows.shadow_metrics_tags(clients, shadow))
@@ -202,7 +210,7 @@ def _promote(args, clients: AwsClients, current: Running, shadow: shadows.Shadow
     # The shadow's model on production's instances: only the model changes, so autoscaling
     # registered on the variant stays valid (an instance type change would need it removed first;
     # `sagebert update --instance-type` does that).
-    promoted = current.spec()
+    promoted = _production_only(current)
     name = _names(args.endpoint)
     config = shadow_endpoint_config_request(name, promoted, shadow.model_name, tags={ENDPOINT_TAG: args.endpoint})
     update = update_endpoint_request(args.endpoint, name, DeploymentPolicy(), promoted.variant.fleet_size)
@@ -218,9 +226,11 @@ def _promote(args, clients: AwsClients, current: Running, shadow: shadows.Shadow
 def _stop(args, clients: AwsClients, current: Running, shadow: shadows.Shadow) -> int:
     name = _names(args.endpoint)
     config = shadow_endpoint_config_request(
-        name, current.spec(), current.model["ModelName"], tags={ENDPOINT_TAG: args.endpoint}
+        name, _production_only(current), current.model["ModelName"], tags={ENDPOINT_TAG: args.endpoint}
     )
-    update = update_endpoint_request(args.endpoint, name, DeploymentPolicy(), current.spec().variant.fleet_size)
+    update = update_endpoint_request(
+        args.endpoint, name, DeploymentPolicy(), _production_only(current).variant.fleet_size
+    )
     show(shadows.apply(clients, current, None, config, update, record_previous=False))
     say(f"Stopping shadow variant {shadow.name} of {args.endpoint}.")
     settled = await_endpoint(clients, args, args.endpoint, name, before=current.endpoint)

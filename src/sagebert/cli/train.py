@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--base-job-name", default="sagebert", help="stem of generated job names (default sagebert)")
     options.hyperparameter_options(p, "hyperparameters (validated before sending; any of them with -H name=value)")
     options.environment(p)
+    options.network(p, training=True)
+    options.encryption(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="follow status and logs until the job ends")
     p.add_argument("--no-logs", action="store_true", help="with --wait: status only, no CloudWatch lines")
@@ -35,6 +37,7 @@ def register(sub) -> None:
 
 
 def run(args, clients: AwsClients) -> int:
+    network, encryption = options.network_spec(args), options.encryption_spec(args)  # checked before AWS is asked
     inputs = training_inputs(args, clients)
     spec = TrainingJobSpec(
         name=check_name("training job", args.job_name) if args.job_name else unique_name(args.base_job_name),
@@ -52,6 +55,8 @@ def run(args, clients: AwsClients) -> int:
         checkpoint_s3=args.checkpoint_s3,
         environment=inputs.environment,
         tags=inputs.tags,
+        network=network,
+        encryption=encryption,
     )
     request = create_training_job_request(spec)
     job_warnings(args, clients, "job")

@@ -9,7 +9,7 @@ from ..aws.build.common import S3Location, image_region_warning
 from ..aws.build.training import channel_uris, job_hyperparameters
 from ..aws.clients import AwsClients, role_arn
 from ..aws.validation import InvalidRequestError
-from .options import given_hyperparameters, pairs_to_dict
+from .options import given_hyperparameters, pairs_to_dict, tag_values
 from .output import warn
 
 
@@ -27,7 +27,7 @@ class TrainingInputs:
 
 def training_inputs(args, clients: AwsClients) -> TrainingInputs:
     """Read and check the inputs: the channels that hold objects, the role's ARN (STS for a name)."""
-    hyperparameters = job_hyperparameters(given_hyperparameters(args))
+    hyperparameters, tags = job_hyperparameters(given_hyperparameters(args)), tag_values(args)
     data = S3Location.parse(args.data, "--data location").as_prefix()
     pretrained = S3Location.parse(args.pretrained, "--pretrained location") if args.pretrained else None
     output = S3Location.parse(args.output, "--output location") if args.output else data.parent().child("output", "")
@@ -44,7 +44,7 @@ def training_inputs(args, clients: AwsClients) -> TrainingInputs:
         role_arn=role,
         hyperparameters=hyperparameters,
         environment=pairs_to_dict(args.env, "--env"),
-        tags=pairs_to_dict(args.tag, "--tag"),
+        tags=tags,
     )
 
 

@@ -68,6 +68,8 @@ def register(sub) -> None:
         "image's CUDA line needs; a CUDA 13 image is refused on GPU transform hosts, whose drivers are older)",
     )
     options.environment(p)
+    options.network(p)
+    options.encryption(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="wait for the job, then list the output files")
     options.waiting(p)
@@ -99,6 +101,13 @@ def follow_transform(clients: AwsClients, name: str, poll_interval: float) -> in
 
 def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict, str | None]:
     """(model name, the CreateModel request when one is made here, the model's environment, its image)."""
+    network = options.network_spec(args).model_fields()
+    if network and (args.model or args.endpoint):
+        raise InvalidRequestError(
+            "--subnets/--security-groups/--network-isolation apply to a model made here; an existing model "
+            "keeps its own network settings.",
+            "Drop them, or transform from --training-job/--tuning-job/--model-package.",
+        )
     if args.model:
         model = clients.sagemaker.describe_model(ModelName=args.model)
         container = model.get("PrimaryContainer") or {}
@@ -110,10 +119,10 @@ def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict
     role = args.role or source.role
     if not role:
         raise InvalidRequestError("--role is needed for a model made from a package.", "Pass --role ROLE_ARN.")
-    tags = {TRANSFORM_JOB_TAG: name}
+    tags = {**options.tag_values(args), TRANSFORM_JOB_TAG: name}
     if source.training_job:
         tags[TRAINING_JOB_TAG] = source.training_job
-    request = create_model_request(name, source.container, role_arn(clients, role), tags)
+    request = create_model_request(name, source.container, role_arn(clients, role), tags, network)
     return name, request, {}, source.container.image
 
 
@@ -138,8 +147,9 @@ def run(args, clients: AwsClients) -> int:
         join_input=args.join_input,
         invocation_timeout=args.invocation_timeout,
         environment=options.pairs_to_dict(args.env, "--env"),
-        tags=options.pairs_to_dict(args.tag, "--tag"),
+        tags=options.tag_values(args),
         transform_ami=ami,
+        encryption=options.encryption_spec(args),
     )
     request = create_transform_job_request(spec)
     if model_request:

@@ -72,6 +72,8 @@ def register(sub) -> None:
     p.add_argument("--base-name", default="sagebert", help="stem of generated names (default sagebert)")
     options.hyperparameter_options(p, "fixed hyperparameters (every trial; not the tuned ones)")
     options.environment(p)
+    options.network(p, training=True)
+    options.encryption(p)
     options.tags(p)
     p.add_argument("--wait", action="store_true", help="show the trials as they run and end with the best job")
     options.waiting(p)
@@ -134,6 +136,7 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
 
 
 def run(args, clients: AwsClients) -> int:
+    network, encryption = options.network_spec(args), options.encryption_spec(args)  # checked before AWS is asked
     inputs = training_inputs(args, clients)
     ranges = parameter_ranges(args.range, args.values)
     if not args.range and not args.values:
@@ -165,6 +168,8 @@ def run(args, clients: AwsClients) -> int:
         warm_start_type=args.warm_start_type,
         environment=inputs.environment,
         tags=inputs.tags,
+        network=network,
+        encryption=encryption,
     )
     request = create_tuning_job_request(spec)
     job_warnings(args, clients, "trial")

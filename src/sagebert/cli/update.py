@@ -2,7 +2,9 @@
 
 Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when refused, with
 nothing created), keeping what runs unless told otherwise: the running instance count and its
-autoscaling, the image and role, the environment, serverless/async/data-capture settings.
+autoscaling, the image and role, the environment, serverless/async/data-capture settings, and
+every other setting of the model and config that CreateModel/CreateEndpointConfig accept (VPC,
+network isolation, KMS keys, volume size, routing...) and their tags.
 """
 
 from __future__ import annotations
@@ -14,8 +16,16 @@ from botocore.exceptions import ClientError
 from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
-from ..aws.build.gpu import inference_ami
-from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
+from ..aws.build.gpu import inference_ami, is_gpu_instance
+from ..aws.build.hosting import (
+    Changes,
+    ContainerSpec,
+    Running,
+    config_kms_key,
+    hosting_plan,
+    update_endpoint_request,
+    updated_spec,
+)
 from ..aws.build.scaling import METRIC
 from ..aws.build.tuning import objective
 from ..aws.clients import AwsClients, role_arn
@@ -59,6 +69,7 @@ def register(sub) -> None:
     )
     gate.add_argument("--force", action="store_true", help="roll out even when the gate refuses (and say so)")
     options.deployment(p)
+    options.alarms(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
 
@@ -198,6 +209,8 @@ def next_inference_ami(args, current: Running, variant, cuda: str) -> str | None
     one while it still suits the instance type and the image's CUDA line ``cuda``; else the one
     they need."""
     keep = current.variant.get("InferenceAmiVersion") if not args.instance_type else None
+    if keep and not args.inference_ami_version and not is_gpu_instance(variant.instance_type):
+        return keep  # what runs, on a host without a GPU: no driver to check against the image
     if args.inference_ami_version or not keep:
         return inference_ami(variant.instance_type, cuda, args.inference_ami_version)
     try:
@@ -234,7 +247,8 @@ def _candidate(args, clients: AwsClients, current: Running, changes_given: bool)
         raise InvalidRequestError(
             "Nothing to update.",
             "Give --training-job, --tuning-job, --model-package, --model-data, --image, --env, --instance-type, "
-            "--instance-count, --data-capture, --routing or --inference-ami-version.",
+            "--instance-count, --data-capture, --routing, --inference-ami-version, --subnets/--security-groups, "
+            "--network-isolation or --kms-key.",
         )
     if args.require_better and (source is None or not (source.training_job or source.metrics)):
         raise InvalidRequestError(
@@ -258,25 +272,38 @@ def _container_and_tags(
     return container, tags
 
 
+def _network_changes(args) -> dict:
+    """The VpcConfig and EnableNetworkIsolation the options set; what they leave out runs on."""
+    changes: dict = {}
+    vpc = options.network_spec(args).vpc_config()
+    if vpc:
+        changes["VpcConfig"] = vpc
+    if args.network_isolation is not None:
+        changes["EnableNetworkIsolation"] = args.network_isolation
+    return changes
+
+
 def run(args, clients: AwsClients) -> int:
     _check_flags(args)
     policy = options.deployment_policy(args)
     environment = options.pairs_to_dict(args.env, "--env")
     capture = deploy.data_capture(args)
+    network, encryption = _network_changes(args), options.encryption_spec(args)
+    tags = options.tag_values(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any(
-        (
-            args.image,
-            args.role,
-            environment,
-            args.instance_type,
-            args.instance_count,
-            capture,
-            args.routing,
-            args.inference_ami_version,
-        )
+    given = (
+        args.image,
+        args.role,
+        environment,
+        args.instance_type,
+        args.instance_count,
+        capture,
+        args.routing,
+        args.inference_ami_version,
+        network,
     )
+    changes_given = any(given) or bool(encryption.kms_key or encryption.volume_kms_key)
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
@@ -298,19 +325,35 @@ def run(args, clients: AwsClients) -> int:
             instance_count=args.instance_count,
             data_capture=capture,
             routing=options.ROUTING_STRATEGIES.get(args.routing),
+            model_fields=network,
+            kms_key=encryption.kms_key,
+            volume_kms_key=encryption.volume,
         ),
     )
     cuda = options.image_cuda(args, clients, spec.container.image, spec.variant.instance_type)
     spec = replace(
         spec, variant=replace(spec.variant, inference_ami=next_inference_ami(args, current, spec.variant, cuda))
     )
+    spec.check()  # e.g. --subnets on a serverless endpoint
+    volume_key = encryption.volume or (None if spec.variant.serverless else spec.config_fields.get("KmsKeyId"))
+    _, key_warning = config_kms_key(spec.variant, volume_key)
+    if key_warning:
+        warn(key_warning)
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
-    plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
+    # The running model's and config's own tags (cost allocation, ABAC) go on what replaces them.
+    kept = {
+        **endpoints.user_tags(clients, current.model["ModelArn"]),
+        **endpoints.user_tags(clients, current.config["EndpointConfigArn"]),
+    }
+    plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags={**kept, **tags})
     excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
+    alarms = options.alarm_requests(args, args.endpoint, current.variant["VariantName"], {**kept, **tags})
+    policy = replace(policy, alarms=tuple(dict.fromkeys(policy.alarms + tuple(a["AlarmName"] for a in alarms))))
     update = update_endpoint_request(
         args.endpoint, plan.config_name, policy, spec.variant.fleet_size, exclude_retained=excluded
     )
     endpoints.validate_plan(plan, update=update)
+    show(endpoints.put_alarms(clients, alarms))
     endpoints.check_alarms(clients, policy.alarms)
     show(endpoints.start_update(clients, current, plan, update, remove_scaling=remove))
     fleet = f"{spec.variant.fleet_size} x {spec.variant.instance_type}" if spec.variant.fleet_size else "serverless"

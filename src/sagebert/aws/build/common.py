@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..validation import InvalidRequestError, shape_limits
+from ..validation import InvalidRequestError, matches_pattern, shape_limits
 
 # Tags that let `update`, `rollback`, `delete` and the metric gate find what sagebert made.
 ENDPOINT_TAG = "sagebert:endpoint"
@@ -116,6 +116,40 @@ def endpoint_resource_stem(endpoint: str) -> str:
     return name_stem(endpoint)[: 63 - _SUFFIX_LENGTH].rstrip("-")
 
 
+# Tag keys starting with aws: are AWS's own (CloudFormation, Service Catalog...); users cannot set them.
+RESERVED_TAG_PREFIX = "aws:"
+MAX_TAGS = 50  # per resource (TagList)
+
+
+def check_tags(tags: Mapping[str, str], option: str = "--tag") -> dict[str, str]:
+    """Return ``tags`` if every key and value fits the API's Tag shape (TagKey 1-128, TagValue 0-256
+    characters of letters, digits, spaces and ``_.:/=+-@``), no key starts with ``aws:`` and there
+    are at most 50; else a usage error naming the tag."""
+    key_limits, value_limits = shape_limits("TagKey"), shape_limits("TagValue")
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequestError(
+            f"{len(tags)} tags given; a SageMaker resource holds at most {MAX_TAGS}.", "Give fewer."
+        )
+    allowed = "letters, digits, spaces and _ . : / = + - @"
+    for key, value in tags.items():
+        if not key_limits["min"] <= len(key) <= key_limits["max"] or not matches_pattern(key_limits["pattern"], key):
+            raise InvalidRequestError(
+                f"{option} key {key!r} is not a valid tag key: 1-{key_limits['max']} characters of {allowed}.",
+                f"Write e.g. {option} team=ml.",
+            )
+        if key.lower().startswith(RESERVED_TAG_PREFIX):
+            raise InvalidRequestError(
+                f"{option} key {key!r} starts with {RESERVED_TAG_PREFIX}, which AWS reserves for its own tags.",
+                "Choose a key without the aws: prefix.",
+            )
+        if len(value) > value_limits["max"] or not matches_pattern(value_limits["pattern"], value):
+            raise InvalidRequestError(
+                f"{option} {key}={value!r}: a tag value is 0-{value_limits['max']} characters of {allowed}.",
+                "Shorten the value or drop the other characters.",
+            )
+    return dict(tags)
+
+
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     """``{"k": "v"}`` → ``[{"Key": "k", "Value": "v"}]``, the API's tag form."""
     return [{"Key": key, "Value": value} for key, value in tags.items()]
@@ -124,6 +158,94 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 def tag_dict(tags: list[Mapping[str, str]] | None) -> dict[str, str]:
     """The API's tag list → ``{"k": "v"}``."""
     return {tag["Key"]: tag["Value"] for tag in tags or ()}
+
+
+# ---- private networks and encryption -------------------------------------------------------------
+def _ids(values: tuple[str, ...], prefix: str, shape: str, option: str, most: int) -> list[str]:
+    limits = shape_limits(shape)
+    for value in values:
+        if not value.startswith(prefix) or len(value) > limits["max"] or not matches_pattern(limits["pattern"], value):
+            raise InvalidRequestError(
+                f"{option} {value!r} is not a {prefix}... ID.",
+                f"Give IDs as the EC2 console shows them, comma-separated: {option} {prefix}0123456789abcdef0,...",
+            )
+    if not 1 <= len(values) <= most:
+        raise InvalidRequestError(f"{option} names {len(values)} IDs; SageMaker takes 1 to {most}.", f"Give 1-{most}.")
+    return list(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Where a job or model runs: the VPC subnets and security groups, network isolation (no calls in
+    or out of the container), and encryption of the traffic between training hosts."""
+
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    isolation: bool = False
+    inter_container_encryption: bool = False
+
+    def vpc_config(self) -> dict | None:
+        """The VpcConfig: both lists or neither (a usage error otherwise); IDs checked by their shapes."""
+        if not self.subnets and not self.security_groups:
+            return None
+        if not self.subnets or not self.security_groups:
+            given, missing = ("--subnets", "--security-groups") if self.subnets else ("--security-groups", "--subnets")
+            raise InvalidRequestError(
+                f"{given} without {missing}: a VpcConfig needs both.", f"Add {missing} ID,ID (or drop {given})."
+            )
+        return {
+            "SecurityGroupIds": _ids(self.security_groups, "sg-", "SecurityGroupId", "--security-groups", 5),
+            "Subnets": _ids(self.subnets, "subnet-", "SubnetId", "--subnets", 16),
+        }
+
+    def job_fields(self) -> dict:
+        """VpcConfig, EnableNetworkIsolation and EnableInterContainerTrafficEncryption of a training
+        job (or of a tuning job's training-job definition), only those asked for."""
+        fields: dict = self.model_fields()
+        if self.inter_container_encryption:
+            fields["EnableInterContainerTrafficEncryption"] = True
+        return fields
+
+    def model_fields(self) -> dict:
+        """VpcConfig and EnableNetworkIsolation of a CreateModel (only those asked for)."""
+        fields: dict = {}
+        vpc = self.vpc_config()
+        if vpc:
+            fields["VpcConfig"] = vpc
+        if self.isolation:
+            fields["EnableNetworkIsolation"] = True
+        return fields
+
+
+def check_kms_key(key: str | None, option: str = "--kms-key") -> str | None:
+    """A KMS key as the API takes it (key ID, key ARN, alias/NAME or alias ARN), or None."""
+    if key is None:
+        return None
+    limits = shape_limits("KmsKeyId")
+    if not key or len(key) > limits["max"] or not matches_pattern(limits["pattern"], key):
+        raise InvalidRequestError(
+            f"{option} {key!r} is not a KMS key ID, key ARN, alias/NAME or alias ARN.",
+            f"Write e.g. {option} arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab.",
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class EncryptionSpec:
+    """Customer-managed KMS keys: ``kms_key`` for what is written to S3 (model artifacts, transform
+    answers, captured data, async answers), ``volume_kms_key`` for the ML storage volumes (default:
+    the same key)."""
+
+    kms_key: str | None = None
+    volume_kms_key: str | None = None
+
+    def __post_init__(self) -> None:
+        check_kms_key(self.kms_key, "--kms-key")
+        check_kms_key(self.volume_kms_key, "--volume-kms-key")
+
+    @property
+    def volume(self) -> str | None:
+        return self.volume_kms_key or self.kms_key
 
 
 # ---- images -----------------------------------------------------------------------------------------

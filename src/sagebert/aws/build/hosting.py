@@ -15,8 +15,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 
-from ..validation import InvalidRequestError
+from ..validation import InvalidRequestError, service_model
 from .common import (
     ENDPOINT_TAG,
     TRAINING_JOB_TAG,
@@ -36,6 +37,85 @@ SERVERLESS_MAX_CONCURRENCY = 200
 # Data capture records these request and answer types as text (CaptureContentTypeHeader).
 CAPTURED_JSON_TYPES = ("application/json", "application/jsonlines")
 CAPTURED_CSV_TYPES = ("text/csv",)
+# What sagebert writes itself in CreateModel / CreateEndpointConfig / their ProductionVariant and
+# ContainerDefinition. Every other member that both the Create request and the Describe answer have
+# is carried from what runs into what `update` creates (``carried_members``), read from the service
+# model so that a field AWS adds later is kept rather than silently dropped.
+MODEL_MEMBERS_SET_HERE = frozenset(
+    # InferenceExecutionConfig only applies to several Containers; sagebert serves one PrimaryContainer.
+    {"ModelName", "PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "Tags"}
+)
+CONFIG_MEMBERS_SET_HERE = frozenset(
+    {"EndpointConfigName", "ProductionVariants", "DataCaptureConfig", "AsyncInferenceConfig", "Tags"}
+)
+VARIANT_MEMBERS_SET_HERE = frozenset(
+    {
+        "VariantName",
+        "ModelName",
+        "InstanceType",
+        "InitialInstanceCount",
+        "InitialVariantWeight",
+        "ServerlessConfig",
+        "ContainerStartupHealthCheckTimeoutInSeconds",
+        "InferenceAmiVersion",  # VariantSpec.inference_ami (aws/build/gpu.py checks it against the image)
+        "RoutingConfig",  # VariantSpec.routing
+    }
+)
+# The model data members describe the model itself: a new model brings its own.
+CONTAINER_MEMBERS_SET_HERE = frozenset(
+    {
+        "Image",
+        "Mode",
+        "ModelDataUrl",
+        "ModelDataSource",
+        "AdditionalModelDataSources",
+        "Environment",
+        "ModelPackageName",
+    }
+)
+# Instance families whose storage is local NVMe, encrypted by a hardware module rather than by the
+# config's KmsKeyId (the API reference, CreateEndpointConfig KmsKeyId; EC2 instance store volumes).
+# A heuristic for a warning only: "d" families (m5d, g4dn, p4d...) and the NVMe-only GPU/Trainium ones.
+LOCAL_STORAGE_FAMILIES = re.compile(r"[a-z]+[0-9]+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2")
+
+
+@cache
+def carried_members(kind: str) -> tuple[str, ...]:
+    """The members of ``kind`` ("model", "endpoint config", "variant", "container") that `update`
+    carries from what runs: accepted by the Create request, returned by the Describe answer, and
+    not written by sagebert itself."""
+    sagemaker = service_model()
+    model_in = sagemaker.operation_model("CreateModel").input_shape
+    model_out = sagemaker.operation_model("DescribeModel").output_shape
+    config_in = sagemaker.operation_model("CreateEndpointConfig").input_shape
+    config_out = sagemaker.operation_model("DescribeEndpointConfig").output_shape
+    shapes = {
+        "model": (model_in, model_out, MODEL_MEMBERS_SET_HERE),
+        "endpoint config": (config_in, config_out, CONFIG_MEMBERS_SET_HERE),
+        "variant": (
+            config_in.members["ProductionVariants"].member,
+            config_out.members["ProductionVariants"].member,
+            VARIANT_MEMBERS_SET_HERE,
+        ),
+        "container": (
+            model_in.members["PrimaryContainer"],
+            model_out.members["PrimaryContainer"],
+            CONTAINER_MEMBERS_SET_HERE,
+        ),
+    }
+    accepted, described, set_here = shapes[kind]
+    return tuple(name for name in accepted.members if name in described.members and name not in set_here)
+
+
+def _carried(kind: str, described: Mapping) -> dict:
+    # An empty structure or list (how moto describes "not set") carries nothing and fails validation.
+    return {name: described[name] for name in carried_members(kind) if described.get(name) not in (None, {}, [])}
+
+
+def has_local_storage(instance_type: str | None) -> bool:
+    """Whether ``instance_type`` (ml.FAMILY.SIZE) keeps its storage on local NVMe drives."""
+    parts = (instance_type or "").split(".")
+    return len(parts) == 3 and LOCAL_STORAGE_FAMILIES.fullmatch(parts[1]) is not None
 
 
 def _in_range(what: str, value: int, low: int, high: int, option: str) -> None:
@@ -69,6 +149,7 @@ class ContainerSpec:
     model_package: str | None = None
     multi_model: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping = field(default_factory=dict)  # other ContainerDefinition members, carried as they are
 
     @classmethod
     def from_api(cls, container: Mapping) -> ContainerSpec:
@@ -79,6 +160,7 @@ class ContainerSpec:
             model_package=container.get("ModelPackageName"),
             multi_model=container.get("Mode") == "MultiModel",
             environment=dict(container.get("Environment") or {}),
+            extra=_carried("container", container),
         )
 
     def as_api(self) -> dict:
@@ -98,15 +180,23 @@ class ContainerSpec:
             }
         if self.environment:
             container["Environment"] = dict(self.environment)
+        for name, value in self.extra.items():
+            container.setdefault(name, value)
         return container
 
 
 def create_model_request(
-    name: str, container: ContainerSpec, role_arn: str, tags: Mapping[str, str] | None = None
+    name: str,
+    container: ContainerSpec,
+    role_arn: str,
+    tags: Mapping[str, str] | None = None,
+    fields: Mapping | None = None,
 ) -> dict:
-    """CreateModel with one container: ``SingleModel``, ``MultiModel`` (a prefix) or a model package."""
+    """CreateModel with one container: ``SingleModel``, ``MultiModel`` (a prefix) or a model package;
+    ``fields`` adds members such as VpcConfig and EnableNetworkIsolation."""
     check_name("model", name)
     request = {"ModelName": name, "ExecutionRoleArn": role_arn, "PrimaryContainer": container.as_api()}
+    request.update(fields or {})
     if tags:
         request["Tags"] = tag_list(tags)
     return request
@@ -164,10 +254,13 @@ class AsyncSpec:
     success_topic: str | None = None
     error_topic: str | None = None
     max_concurrent_invocations: int | None = None
+    kms_key: str | None = None
 
     def as_api(self) -> dict:
-        """The AsyncInferenceConfig."""
+        """The AsyncInferenceConfig (answers encrypted with ``kms_key`` when given)."""
         output: dict = {"S3OutputPath": S3Location.parse(self.output, "--async output location").as_prefix().uri}
+        if self.kms_key:
+            output["KmsKeyId"] = self.kms_key
         if self.failure:
             output["S3FailurePath"] = S3Location.parse(self.failure, "--async-failure location").as_prefix().uri
         if bool(self.success_topic) != bool(self.error_topic):
@@ -191,11 +284,15 @@ class DataCaptureSpec:
 
     destination: str
     sampling_percent: int = 100
+    kms_key: str | None = None
 
     def as_api(self) -> dict:
-        """The DataCaptureConfig: input and output, JSON, JSON Lines and CSV captured as text."""
+        """The DataCaptureConfig: input and output, JSON, JSON Lines and CSV captured as text (and
+        encrypted with ``kms_key`` when given)."""
         _in_range("--sampling-percent", self.sampling_percent, 0, 100, "--sampling-percent")
+        key = {"KmsKeyId": self.kms_key} if self.kms_key else {}
         return {
+            **key,
             "EnableCapture": True,
             "InitialSamplingPercentage": self.sampling_percent,
             "DestinationS3Uri": S3Location.parse(self.destination, "--data-capture location").as_prefix().uri,
@@ -218,6 +315,7 @@ class VariantSpec:
     name: str = DEFAULT_VARIANT
     inference_ami: str | None = None  # InferenceAmiVersion: the GPU host's driver (aws/build/gpu.py)
     routing: str | None = None  # RoutingConfig RoutingStrategy
+    extra: Mapping = field(default_factory=dict)  # other ProductionVariant members, carried as they are
 
     @property
     def fleet_size(self) -> int | None:
@@ -245,6 +343,8 @@ class VariantSpec:
                     "Drop --routing, or deploy on instances.",
                 )
             variant["RoutingConfig"] = {"RoutingStrategy": self.routing}
+        for name, value in self.extra.items():
+            variant.setdefault(name, value)
         return variant
 
     @classmethod
@@ -259,30 +359,48 @@ class VariantSpec:
             name=variant["VariantName"],
             inference_ami=variant.get("InferenceAmiVersion"),
             routing=(variant.get("RoutingConfig") or {}).get("RoutingStrategy"),
+            extra=_carried("variant", variant),
         )
 
 
 @dataclass(frozen=True)
 class HostingSpec:
-    """Everything an endpoint runs: the container, the role, the variant, async and data capture."""
+    """Everything an endpoint runs: the container, the role, the variant, async and data capture,
+    and the other members of the model (VpcConfig, EnableNetworkIsolation...) and of the endpoint
+    config (KmsKeyId...)."""
 
     container: ContainerSpec
     role_arn: str
     variant: VariantSpec = field(default_factory=VariantSpec)
     async_config: Mapping | None = None
     data_capture: Mapping | None = None
+    model_fields: Mapping = field(default_factory=dict)
+    config_fields: Mapping = field(default_factory=dict)
 
     def check(self) -> None:
         """Refuse what SageMaker refuses for this kind of endpoint."""
-        check_kind(self.variant, self.async_config, self.data_capture, self.container.multi_model)
+        check_kind(self.variant, self.async_config, self.data_capture, self.container.multi_model, self.model_fields)
 
 
-def check_kind(variant: VariantSpec, async_config, data_capture, multi_model: bool) -> None:
+def check_kind(
+    variant: VariantSpec, async_config, data_capture, multi_model: bool, model_fields: Mapping | None = None
+) -> None:
     """Refuse what SageMaker refuses for the endpoint's kind (serverless: one model, no data
-    capture, no async, /ping within 3 minutes)."""
+    capture, no async, /ping within 3 minutes, no VPC, no network isolation)."""
     if not variant.serverless:
         return
+    model_fields = model_fields or {}
     refused = [
+        (
+            bool(model_fields.get("VpcConfig")),
+            "a VPC configuration",
+            "Drop --subnets/--security-groups, or deploy on instances.",
+        ),
+        (
+            bool(model_fields.get("EnableNetworkIsolation")),
+            "network isolation",
+            "Drop --network-isolation, or deploy on instances.",
+        ),
         (multi_model, "a multi-model container", "Deploy it on instances (drop --serverless)."),
         (data_capture is not None, "data capture", "Drop --data-capture, or deploy on instances."),
         (async_config is not None, "asynchronous inference", "Choose --serverless or --async."),
@@ -322,6 +440,7 @@ def create_endpoint_config_request(name: str, spec: HostingSpec, model_name: str
     """CreateEndpointConfig with the one variant taking all the traffic."""
     check_name("endpoint config", name)
     request: dict = {"EndpointConfigName": name, "ProductionVariants": [spec.variant.as_api(model_name)]}
+    request.update(spec.config_fields)
     if spec.async_config:
         request["AsyncInferenceConfig"] = dict(spec.async_config)
     if spec.data_capture:
@@ -356,10 +475,33 @@ def hosting_plan(
     if tags:
         endpoint_request["Tags"] = tag_list(tags)
     return HostingPlan(
-        model=create_model_request(name, spec.container, spec.role_arn, {**owned, **described, **(model_tags or {})}),
+        model=create_model_request(
+            name, spec.container, spec.role_arn, {**owned, **described, **(model_tags or {})}, spec.model_fields
+        ),
         endpoint_config=create_endpoint_config_request(name, spec, name, owned),
         endpoint=endpoint_request,
     )
+
+
+def config_kms_key(variant: VariantSpec, kms_key: str | None) -> tuple[dict, str | None]:
+    """The endpoint config's KmsKeyId for ``kms_key`` (the key of the ML storage volume), and a
+    warning when the key cannot do what it is given for: a serverless endpoint has no ML compute
+    instance of its own, so nothing is sent; on instances with local NVMe storage the key is sent
+    but that storage is encrypted by the instance's hardware module instead (API reference,
+    CreateEndpointConfig KmsKeyId)."""
+    if not kms_key:
+        return {}, None
+    if variant.serverless:
+        return {}, (
+            "the endpoint config's KmsKeyId is not sent: it encrypts the storage volume of the ML compute "
+            "instances, and a serverless endpoint has none of its own"
+        )
+    if has_local_storage(variant.instance_type):
+        return {"KmsKeyId": kms_key}, (
+            f"{variant.instance_type} keeps its storage on local NVMe drives, which SageMaker encrypts with the "
+            "instance's hardware module, not with the KMS key; pick a type without local storage if the key must apply"
+        )
+    return {"KmsKeyId": kms_key}, None
 
 
 # ---- what runs, and the next spec of a live endpoint --------------------------------------------------
@@ -405,6 +547,8 @@ class Running:
             variant=VariantSpec.from_api(self.variant, self.instance_count),
             async_config=self.config.get("AsyncInferenceConfig"),
             data_capture=self.config.get("DataCaptureConfig"),
+            model_fields=_carried("model", self.model),
+            config_fields=_carried("endpoint config", self.config),
         )
 
 
@@ -419,16 +563,33 @@ class Changes:
     instance_count: int | None = None
     data_capture: Mapping | None = None
     routing: str | None = None
+    model_fields: Mapping = field(default_factory=dict)  # VpcConfig, EnableNetworkIsolation
+    kms_key: str | None = None  # data capture and async answers
+    volume_kms_key: str | None = None  # the endpoint config's KmsKeyId (not on serverless)
+
+
+def _with_key(config: Mapping | None, key: str | None, kms_key: str | None) -> Mapping | None:
+    """``config`` with its KmsKeyId (at ``key`` inside, or at the top) set to ``kms_key``."""
+    if not config or not kms_key:  # moto describes "no capture" as {}
+        return config
+    if key is None:
+        return {**config, "KmsKeyId": kms_key}
+    return {**config, key: {**config[key], "KmsKeyId": kms_key}}
 
 
 def updated_spec(running: Running, changes: Changes) -> HostingSpec:
     """The next spec of a live endpoint: what runs — image, role, environment, mode, instance type,
-    the running instance count, serverless, async and data capture settings — with ``changes``
-    laid over it, so an update never silently drops a setting made at deploy time."""
+    the running instance count, serverless, async and data capture settings, and every other member
+    of the model, its container, the config and its variant that the Create requests accept (VPC,
+    network isolation, KMS keys, volume size, routing...) — with ``changes`` laid over it, so an
+    update never silently drops a setting made at deploy time or outside sagebert."""
     current = running.spec()
     container = changes.container or current.container
+    same_kind = bool(container.model_package) == bool(current.container.model_package)
     container = replace(
-        container, environment={**current.container.environment, **container.environment, **changes.environment}
+        container,
+        environment={**current.container.environment, **container.environment, **changes.environment},
+        extra={**(current.container.extra if same_kind else {}), **container.extra},
     )
     variant = current.variant
     if variant.serverless and (changes.instance_type or changes.instance_count):
@@ -442,12 +603,22 @@ def updated_spec(running: Running, changes: Changes) -> HostingSpec:
         instance_count=changes.instance_count or variant.instance_count,
         routing=changes.routing or variant.routing,
     )
+    data_capture = current.data_capture
+    if changes.data_capture is not None:
+        # A new capture destination keeps the running capture's key unless --kms-key gives another.
+        data_capture = _with_key(changes.data_capture, None, (current.data_capture or {}).get("KmsKeyId"))
+    config_fields = dict(current.config_fields)
+    if changes.volume_kms_key and not variant.serverless:
+        config_fields["KmsKeyId"] = changes.volume_kms_key
     return replace(
         current,
         container=container,
         role_arn=changes.role_arn or current.role_arn,
         variant=variant,
-        data_capture=changes.data_capture if changes.data_capture is not None else current.data_capture,
+        async_config=_with_key(current.async_config, "OutputConfig", changes.kms_key),
+        data_capture=_with_key(data_capture, None, changes.kms_key),
+        model_fields={**current.model_fields, **changes.model_fields},
+        config_fields=config_fields,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..gate import metric_tags
 from ..validation import InvalidRequestError
-from .common import TRAINING_JOB_TAG, ImageReference, check_name, tag_list
+from .common import TRAINING_JOB_TAG, ImageReference, check_kms_key, check_name, tag_list
 
 APPROVAL_STATUSES = {"approved": "Approved", "pending": "PendingManualApproval", "rejected": "Rejected"}
 # What the sagebert server reads and answers (sagebert.codecs).
@@ -46,6 +46,7 @@ class PackageSpec:
     realtime_instance_types: Sequence[str] = REALTIME_INSTANCE_TYPES
     transform_instance_types: Sequence[str] = TRANSFORM_INSTANCE_TYPES
     tags: Mapping[str, str] = field(default_factory=dict)
+    kms_key: str | None = None  # SecurityConfig: encrypts the package's metadata at rest
 
 
 def create_model_package_group_request(group: str, description: str | None = None, tags=None) -> dict:
@@ -94,6 +95,8 @@ def create_model_package_request(spec: PackageSpec) -> dict:
         request["ModelMetrics"] = {"ModelQuality": {"Statistics": statistics}}
     if spec.description:
         request["ModelPackageDescription"] = spec.description
+    if spec.kms_key:
+        request["SecurityConfig"] = {"KmsKeyId": check_kms_key(spec.kms_key)}
     if spec.tags:
         request["Tags"] = tag_list(spec.tags)
     return request

@@ -9,7 +9,7 @@ from ...environment import PRETRAINED_CHANNEL, TESTING_CHANNEL, TRAINING_CHANNEL
 from ...hyperparameters import from_mapping
 from ...metric_lines import METRIC_DEFINITIONS
 from ..validation import InvalidRequestError
-from .common import ImageReference, S3Location, check_name, tag_list
+from .common import EncryptionSpec, ImageReference, NetworkSpec, S3Location, check_name, tag_list
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -98,9 +98,23 @@ def algorithm_specification(image: str) -> dict:
     }
 
 
-def resource_config(instance_type: str, instance_count: int, volume_size_gb: int) -> dict:
-    """The instances of a job (or of each tuning trial)."""
-    return {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
+def resource_config(
+    instance_type: str, instance_count: int, volume_size_gb: int, volume_kms_key: str | None = None
+) -> dict:
+    """The instances of a job (or of each tuning trial), their ML storage volumes encrypted with
+    ``volume_kms_key`` when given."""
+    config: dict = {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
+    if volume_kms_key:
+        config["VolumeKmsKeyId"] = volume_kms_key
+    return config
+
+
+def output_data_config(output_path: str, kms_key: str | None = None) -> dict:
+    """Where the model artifacts go, encrypted with ``kms_key`` when given."""
+    config = {"S3OutputPath": output_path}
+    if kms_key:
+        config["KmsKeyId"] = kms_key
+    return config
 
 
 def input_data_config(channels: Mapping[str, str]) -> list[dict]:
@@ -137,6 +151,8 @@ class TrainingJobSpec:
     checkpoint_s3: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    encryption: EncryptionSpec = field(default_factory=EncryptionSpec)
 
     def stopping_condition(self) -> dict[str, int]:
         return stopping_condition(self.max_run, self.spot, self.max_wait)
@@ -156,10 +172,13 @@ def create_training_job_request(spec: TrainingJobSpec) -> dict:
         "AlgorithmSpecification": {**algorithm_specification(spec.image), "EnableSageMakerMetricsTimeSeries": True},
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
-        "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
+        "OutputDataConfig": output_data_config(spec.output_path, spec.encryption.kms_key),
+        "ResourceConfig": resource_config(
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume
+        ),
         "StoppingCondition": spec.stopping_condition(),
         "EnableManagedSpotTraining": spec.spot,
+        **spec.network.job_fields(),
     }
     checkpoint = checkpoint_config(spec.checkpoint_s3, spec.name)
     if checkpoint:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..validation import InvalidRequestError
-from .common import S3Location, check_name, tag_list
+from .common import EncryptionSpec, S3Location, check_name, tag_list
 
 # What the sagebert container answers on GET /execution-parameters (sagebert.serving.app; the
 # README's serving table): SageMaker asks it for what the request leaves unset.
@@ -35,6 +35,7 @@ class TransformSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     transform_ami: str | None = None  # TransformAmiVersion: a GPU host's driver (aws/build/gpu.py)
+    encryption: EncryptionSpec = field(default_factory=EncryptionSpec)
 
 
 def create_transform_job_request(spec: TransformSpec) -> dict:
@@ -87,6 +88,10 @@ def create_transform_job_request(spec: TransformSpec) -> dict:
     }
     if spec.transform_ami:
         request["TransformResources"]["TransformAmiVersion"] = spec.transform_ami
+    if spec.encryption.kms_key:
+        request["TransformOutput"]["KmsKeyId"] = spec.encryption.kms_key
+    if spec.encryption.volume:
+        request["TransformResources"]["VolumeKmsKeyId"] = spec.encryption.volume
     if spec.max_concurrent_transforms is not None:
         request["MaxConcurrentTransforms"] = spec.max_concurrent_transforms
     if spec.join_input:

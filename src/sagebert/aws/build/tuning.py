@@ -12,8 +12,15 @@ from ...hyperparameters import HYPERPARAMETER_NAMES, Hyperparameters, from_mappi
 from ...metric_lines import METRIC_DEFINITIONS
 from ..gate import metric_goal
 from ..validation import InvalidRequestError
-from .common import check_name, tag_list
-from .training import algorithm_specification, checkpoint_config, input_data_config, resource_config, stopping_condition
+from .common import EncryptionSpec, NetworkSpec, check_name, tag_list
+from .training import (
+    algorithm_specification,
+    checkpoint_config,
+    input_data_config,
+    output_data_config,
+    resource_config,
+    stopping_condition,
+)
 
 STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "hyperband": "Hyperband"}
 WARM_START_TYPES = {"identical": "IdenticalDataAndAlgorithm", "transfer": "TransferLearning"}
@@ -147,6 +154,8 @@ class TuningSpec:
     warm_start_type: str = "identical"
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    encryption: EncryptionSpec = field(default_factory=EncryptionSpec)
 
 
 def _check(spec: TuningSpec) -> None:
@@ -210,10 +219,13 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
         "RoleArn": spec.role_arn,
         "StaticHyperParameters": dict(spec.static_hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
-        "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
+        "OutputDataConfig": output_data_config(spec.output_path, spec.encryption.kms_key),
+        "ResourceConfig": resource_config(
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume
+        ),
         "StoppingCondition": stopping_condition(spec.max_run, spec.spot, spec.max_wait),
         "EnableManagedSpotTraining": spec.spot,
+        **spec.network.job_fields(),
     }
     checkpoint = checkpoint_config(spec.checkpoint_s3, spec.name)
     if checkpoint:
