@@ -10,6 +10,10 @@ only what answers inside the forward pass is not a BERT.
 - blocking: like echo, but a forward pass holding a text that contains "block" never returns.
 - slow: like echo, but a forward pass takes SLOW_SECONDS per text.
 - slow-loading: like echo, after LOAD_SECONDS of loading.
+- exploding: like echo, but a forward pass holding a text that contains "explode" raises, and one
+  holding "hold" waits until the test opens the FIFO named by HOLD_FIFO for writing and closes it
+  (so requests can be queued behind it and merged). Each pass logs how many texts it held and
+  whether the marker was among them.
 - failing: loading fails with a ModelSourceError.
 """
 
@@ -60,6 +64,18 @@ class SlowModel(EchoModel):
         return super().forward(texts)
 
 
+class ExplodingModel(EchoModel):
+    def forward(self, texts):
+        marked = any("explode" in text for text in texts)
+        print(f"exploding model: a forward pass of {len(texts)} text(s), marker {marked}", file=sys.stderr, flush=True)
+        if any("hold" in text for text in texts):
+            with open(os.environ["HOLD_FIFO"], "rb") as gate:  # blocks until the test opens the other end
+                gate.read()  # until the test closes it
+        if marked:
+            raise RuntimeError("this model cannot take a text that says explode")
+        return super().forward(texts)
+
+
 def _loader(name: str):
     def load(model_dir, precision="auto", batch_size=32):
         if name == "failing":
@@ -68,7 +84,7 @@ def _loader(name: str):
             raise ModelSourceError(f"{model_dir} holds no model: config.json is missing (test).", "Deploy a model.")
         if name == "slow-loading":
             time.sleep(float(os.environ.get("LOAD_SECONDS", "3")))
-        return {"blocking": BlockingModel, "slow": SlowModel}.get(name, EchoModel)()
+        return {"blocking": BlockingModel, "slow": SlowModel, "exploding": ExplodingModel}.get(name, EchoModel)()
 
     return load
 

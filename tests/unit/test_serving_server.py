@@ -164,6 +164,36 @@ def test_a_long_request_does_not_hold_back_ping_or_short_requests():
         assert finished[:5] == [(f"short{i}", 200) for i in range(5)] and finished[5] == ("long", 200)
 
 
+def test_a_forward_pass_that_fails_on_one_request_fails_only_that_one_of_those_merged_with_it(tmp_path):
+    import os
+
+    gate = tmp_path / "hold"
+    os.mkfifo(gate)
+    good = [[f"good request {i}", f"its second text {i}"] for i in range(6)]
+    # The server is the inner context: a failure kills it first, so no client waits out its timeout.
+    with ThreadPoolExecutor(8) as pool, LocalServer("exploding", {"HOLD_FIFO": str(gate)}) as server:
+        server.wait_healthy()
+        held = pool.submit(post, server, ["hold the model"], timeout=60)
+        server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 1, 30, "the held request")
+        marked = pool.submit(post, server, ["fine", "explode here"], timeout=60)
+        answers = [pool.submit(post, server, texts, timeout=60) for texts in good]
+        server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 8, 30, "all queued behind it")
+        with open(gate, "wb"):  # the held pass goes on; the queued requests share the next one
+            pass
+        assert held.result().status_code == 200
+        for texts, answer in zip(good, (a.result() for a in answers), strict=True):
+            assert answer.status_code == 200, answer.text
+            assert [p["probabilities"]["Real disaster"] for p in answer.json()["predictions"]] == [
+                expected_probability(t) for t in texts
+            ]
+        failed = marked.result()
+        assert failed.status_code == 500 and "log" in failed.json()["error"]
+        merged = "exploding model: a forward pass of 14 text(s), marker True"  # the marked pair + 6 good pairs
+        assert merged in server.logs(), server.logs()[-3000:]
+        assert server.ping().status_code == 200
+        assert post(server, ["after the failure"], timeout=30).status_code == 200
+
+
 def test_a_stuck_forward_pass_gets_a_503_and_gunicorn_replaces_the_worker():
     # (/ping's 503 for a stuck worker is in test_serving_app: here gunicorn kills the worker as
     # soon as it is stuck, which leaves no time to see it.)
