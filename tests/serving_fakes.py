@@ -1,7 +1,8 @@
 """Test-only models for the real server (gunicorn + Flask, ``sagebert.container.serve.main``).
 
 ``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.inference.model_fn``
-by the fake NAME, binds to loopback instead of every interface, and runs the production entry
+by the fake NAME, binds to loopback instead of every interface (SAGEBERT_TEST_BIND_HOST, for a run
+inside the image), and runs the production entry
 point unchanged: the server, its workers, its micro-batcher and its timeouts are the real ones,
 only what answers inside the forward pass is not a BERT.
 
@@ -94,7 +95,7 @@ def main(name: str) -> int:
     from sagebert.container import serve
 
     inference.model_fn = _loader(name)
-    serve.BIND_HOST = "127.0.0.1"
+    serve.BIND_HOST = os.environ.get("SAGEBERT_TEST_BIND_HOST", "127.0.0.1")  # 0.0.0.0 inside a container
     if os.environ.get("GRACEFUL_TIMEOUT"):
         serve.GRACEFUL_TIMEOUT = int(os.environ["GRACEFUL_TIMEOUT"])
     return serve.main([])

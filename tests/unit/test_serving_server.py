@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving_fakes import expected_probability
 
-from support import LocalServer
+from support import LocalServer, pings_while_stuck
 
 
 def post(server, body, content_type="application/json", timeout=60, **headers):
@@ -200,13 +200,18 @@ def test_a_forward_pass_that_fails_on_one_request_fails_only_that_one_of_those_m
         assert post(server, ["after the failure"], timeout=30).status_code == 200
 
 
-def test_a_stuck_forward_pass_gets_a_503_and_gunicorn_replaces_the_worker():
-    # (/ping's 503 for a stuck worker is in test_serving_app: here gunicorn kills the worker as
-    # soon as it is stuck, which leaves no time to see it.)
-    with LocalServer("blocking", {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3"}) as server:
+def test_a_stuck_forward_pass_gets_a_503_ping_answers_meanwhile_and_gunicorn_replaces_the_worker():
+    # One worker: the stuck one must answer /ping itself until it says it is stuck. (/ping's 503 is
+    # in test_serving_app too; here gunicorn kills the worker soon after, so it may not be seen.)
+    with ThreadPoolExecutor(1) as pool, LocalServer("blocking", {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3"}) as server:
         server.wait_healthy()
-        stuck = post(server, ["this will block"], timeout=60)
-        assert stuck.status_code == 503 and "stuck" in stuck.json()["error"]
+        stuck = pool.submit(post, server, ["this will block"], timeout=60)
+        server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 1, 30, "the request on the model")
+        answered = pings_while_stuck(server.url, stuck)
+        assert all(body["requests_in_flight"] == 1 for _, body in answered)
+        assert max(seconds for seconds, _ in answered) > 1.5  # past the second after which the heartbeat stops
+        response = stuck.result()
+        assert response.status_code == 503 and "stuck" in response.json()["error"]
         server.wait_for(lambda: "WORKER TIMEOUT" in server.logs(), 30, "gunicorn's worker timeout")
         server.wait_healthy(60)  # the replacement worker
         assert post(server, ["fine again"], timeout=30).status_code == 200
