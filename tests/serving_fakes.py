@@ -15,6 +15,7 @@ only what answers inside the forward pass is not a BERT.
   holding "hold" waits until the test opens the FIFO named by HOLD_FIFO for writing and closes it
   (so requests can be queued behind it and merged). Each pass logs how many texts it held and
   whether the marker was among them.
+- gated-encoding: like echo, but encoding a text that contains "hold" waits on the HOLD_FIFO gate.
 - failing: loading fails with a ModelSourceError.
 """
 
@@ -77,6 +78,22 @@ class ExplodingModel(EchoModel):
         return super().forward(texts)
 
 
+class GatedEncodingModel(EchoModel):
+    def encode(self, texts):
+        if any("hold" in text for text in texts):
+            with open(os.environ["HOLD_FIFO"], "rb") as gate:  # blocks until the test opens the other end
+                gate.read()
+        return super().encode(texts)
+
+
+FAKES = {
+    "blocking": BlockingModel,
+    "slow": SlowModel,
+    "exploding": ExplodingModel,
+    "gated-encoding": GatedEncodingModel,
+}
+
+
 def _loader(name: str):
     def load(model_dir, precision="auto", batch_size=32):
         if name == "failing":
@@ -85,7 +102,7 @@ def _loader(name: str):
             raise ModelSourceError(f"{model_dir} holds no model: config.json is missing (test).", "Deploy a model.")
         if name == "slow-loading":
             time.sleep(float(os.environ.get("LOAD_SECONDS", "3")))
-        return {"blocking": BlockingModel, "slow": SlowModel, "exploding": ExplodingModel}.get(name, EchoModel)()
+        return FAKES.get(name, EchoModel)()
 
     return load
 

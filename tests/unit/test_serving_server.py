@@ -270,6 +270,28 @@ def test_sigterm_lets_requests_provably_in_flight_finish_and_says_so():
         assert "every request in flight was answered" in server.logs()
 
 
+def test_a_request_still_being_encoded_is_not_counted_in_flight_and_gets_a_reason_at_sigterm(tmp_path):
+    # What /ping and the SIGTERM log count as in flight must be on the model's queue: those finish
+    # (or get a 503 at the deadline). A request counted while its texts were still being encoded
+    # was refused at once at SIGTERM, while the log said it would finish.
+    import os
+    import signal
+
+    gate = tmp_path / "hold"
+    os.mkfifo(gate)
+    with ThreadPoolExecutor(1) as pool, LocalServer("gated-encoding", {"HOLD_FIFO": str(gate)}) as server:
+        server.wait_healthy()
+        encoding = pool.submit(post, server, ["hold while encoding"], timeout=60)
+        with open(gate, "wb"):  # opened: the request is now in encode, waiting on the gate
+            assert server.ping().json()["requests_in_flight"] == 0
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_for(lambda: "request(s) in flight finish" in server.logs(), 30, "the shutdown's log line")
+        answer = encoding.result()
+        assert server.process.wait(60) == 0
+        assert "shutting down; 0 request(s) in flight finish" in server.logs()
+    assert answer.status_code == 503 and "shutting down" in answer.json()["error"]  # refused, with the reason
+
+
 def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
     with LocalServer("slow", {"SLOW_SECONDS": "0.1", "GRACEFUL_TIMEOUT": "5"}) as server:
         server.wait_healthy()
