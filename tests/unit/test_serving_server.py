@@ -7,7 +7,6 @@ import io
 import json
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -68,18 +67,14 @@ def test_one_clients_bad_requests_never_fail_the_good_ones_sent_alongside(echo):
     bad = [json.dumps(["fine", "half of a pair \ud800"])] * 30  # json.dumps escapes it: valid JSON, invalid text
     work = [(g, 200) for g in good] + [(b, 400) for b in bad]
     work = work[::7] + [w for i, w in enumerate(work) if i % 7]  # bad ones spread through the load
-    deadline = time.monotonic() + 120
 
-    def send(item):
+    def send(item):  # every request is sent: the load is bounded by their number, not by a clock
         body, expected = item
-        if time.monotonic() > deadline:
-            return None
         data = body if expected == 400 else json.dumps([body])
         return post(echo, data, timeout=30).status_code, expected
 
     with ThreadPoolExecutor(8) as pool:
-        outcomes = [o for o in pool.map(send, work) if o is not None]
-    assert len(outcomes) >= 200
+        outcomes = list(pool.map(send, work))
     assert all(status == expected for status, expected in outcomes), [o for o in outcomes if o[0] != o[1]][:5]
 
 
