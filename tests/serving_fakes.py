@@ -1,10 +1,10 @@
 """Test-only models for the real server (gunicorn + Flask, ``sagebert.container.serve.main``).
 
 ``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.inference.model_fn``
-by the fake NAME, binds to loopback instead of every interface (SAGEBERT_TEST_BIND_HOST, for a run
-inside the image), and runs the production entry
-point unchanged: the server, its workers, its micro-batcher and its timeouts are the real ones,
-only what answers inside the forward pass is not a BERT.
+by the fake NAME, binds to loopback instead of every interface (or to SAGEBERT_TEST_BIND_HOST, for a
+run inside the image), and runs the production entry point unchanged: the server, its workers, its
+micro-batcher and its timeouts are the real ones, only what answers inside the forward pass is not
+a BERT.
 
 - echo: instant; each text's probabilities come from a CRC of the text, so a client can check
   that every answer belongs to its own record.

@@ -172,7 +172,9 @@ def test_a_forward_pass_that_fails_on_one_request_fails_only_that_one_of_those_m
     os.mkfifo(gate)
     good = [[f"good request {i}", f"its second text {i}"] for i in range(6)]
     # The server is the inner context: a failure kills it first, so no client waits out its timeout.
-    with ThreadPoolExecutor(8) as pool, LocalServer("exploding", {"HOLD_FIFO": str(gate)}) as server:
+    # Room for all fourteen queued texts in one pass, whatever the defaults become.
+    env = {"HOLD_FIFO": str(gate), "SAGEBERT_MICRO_BATCH_TEXTS": "64", "SAGEBERT_MICRO_BATCH_TOKENS": "4096"}
+    with ThreadPoolExecutor(8) as pool, LocalServer("exploding", env) as server:
         server.wait_healthy()
         held = pool.submit(post, server, ["hold the model"], timeout=60)
         server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 1, 30, "the held request")
