@@ -1,15 +1,21 @@
 """Test-only models for the real server (gunicorn + Flask, ``sagebert.container.serve.main``).
 
 ``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.inference.model_fn``
-by the fake NAME, binds to loopback instead of every interface, and runs the production entry
-point unchanged: the server, its workers, its micro-batcher and its timeouts are the real ones,
-only what answers inside the forward pass is not a BERT.
+by the fake NAME, binds to loopback instead of every interface (or to SAGEBERT_TEST_BIND_HOST, for a
+run inside the image), and runs the production entry point unchanged: the server, its workers, its
+micro-batcher and its timeouts are the real ones, only what answers inside the forward pass is not
+a BERT.
 
 - echo: instant; each text's probabilities come from a CRC of the text, so a client can check
   that every answer belongs to its own record.
 - blocking: like echo, but a forward pass holding a text that contains "block" never returns.
 - slow: like echo, but a forward pass takes SLOW_SECONDS per text.
 - slow-loading: like echo, after LOAD_SECONDS of loading.
+- exploding: like echo, but a forward pass holding a text that contains "explode" raises, and one
+  holding "hold" waits until the test opens the FIFO named by HOLD_FIFO for writing and closes it
+  (so requests can be queued behind it and merged). Each pass logs how many texts it held and
+  whether the marker was among them.
+- gated-encoding: like echo, but encoding a text that contains "hold" waits on the HOLD_FIFO gate.
 - failing: loading fails with a ModelSourceError.
 """
 
@@ -60,6 +66,34 @@ class SlowModel(EchoModel):
         return super().forward(texts)
 
 
+class ExplodingModel(EchoModel):
+    def forward(self, texts):
+        marked = any("explode" in text for text in texts)
+        print(f"exploding model: a forward pass of {len(texts)} text(s), marker {marked}", file=sys.stderr, flush=True)
+        if any("hold" in text for text in texts):
+            with open(os.environ["HOLD_FIFO"], "rb") as gate:  # blocks until the test opens the other end
+                gate.read()  # until the test closes it
+        if marked:
+            raise RuntimeError("this model cannot take a text that says explode")
+        return super().forward(texts)
+
+
+class GatedEncodingModel(EchoModel):
+    def encode(self, texts):
+        if any("hold" in text for text in texts):
+            with open(os.environ["HOLD_FIFO"], "rb") as gate:  # blocks until the test opens the other end
+                gate.read()
+        return super().encode(texts)
+
+
+FAKES = {
+    "blocking": BlockingModel,
+    "slow": SlowModel,
+    "exploding": ExplodingModel,
+    "gated-encoding": GatedEncodingModel,
+}
+
+
 def _loader(name: str):
     def load(model_dir, precision="auto", batch_size=32):
         if name == "failing":
@@ -68,7 +102,7 @@ def _loader(name: str):
             raise ModelSourceError(f"{model_dir} holds no model: config.json is missing (test).", "Deploy a model.")
         if name == "slow-loading":
             time.sleep(float(os.environ.get("LOAD_SECONDS", "3")))
-        return {"blocking": BlockingModel, "slow": SlowModel}.get(name, EchoModel)()
+        return FAKES.get(name, EchoModel)()
 
     return load
 
@@ -78,7 +112,7 @@ def main(name: str) -> int:
     from sagebert.container import serve
 
     inference.model_fn = _loader(name)
-    serve.BIND_HOST = "127.0.0.1"
+    serve.BIND_HOST = os.environ.get("SAGEBERT_TEST_BIND_HOST", "127.0.0.1")  # 0.0.0.0 inside a container
     if os.environ.get("GRACEFUL_TIMEOUT"):
         serve.GRACEFUL_TIMEOUT = int(os.environ["GRACEFUL_TIMEOUT"])
     return serve.main([])

@@ -220,11 +220,12 @@ class ServingContainer:
         *,
         volume_target: str = "/opt/ml",
         extra: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("serve",),
     ):
         self.name = f"sagebert-serve-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [
+        command_line = [
             "docker",
             "run",
             "-d",
@@ -236,8 +237,8 @@ class ServingContainer:
             f"{opt_ml}:{volume_target}",
         ]
         for key, value in (env or {}).items():
-            command += ["-e", f"{key}={value}"]
-        subprocess.run(command + [*extra, image, "serve"], check=True, capture_output=True)
+            command_line += ["-e", f"{key}={value}"]
+        subprocess.run([*command_line, *extra, image, *command], check=True, capture_output=True)
 
     def wait_healthy(self, timeout: float = 90) -> float:
         """Seconds until /ping answered 200; raises with the log if it never does."""
@@ -245,17 +246,29 @@ class ServingContainer:
 
         import requests
 
-        start = time.monotonic()
+        start, last = time.monotonic(), "no answer yet"
         while time.monotonic() - start < timeout:
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+            try:  # refused or unanswered while the server starts: expected, but kept for the failure
+                ping = requests.get(self.url + "/ping", timeout=2)
+                if ping.status_code == 200:
                     return time.monotonic() - start
-            except requests.RequestException:
-                pass
+                last = f"{ping.status_code} {ping.text[:300]}"
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
             if not self.running():
                 break
             time.sleep(0.1)
-        raise AssertionError(f"{self.name} never became healthy:\n{self.logs()[-3000:]}")
+        raise AssertionError(f"{self.name} never became healthy (last /ping: {last}):\n{self.logs()[-3000:]}")
+
+    def ip_address(self) -> str:
+        """The container's address on Docker's bridge: reached directly, without docker-proxy's buffers."""
+        done = subprocess.run(
+            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", self.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.split()[0]
 
     def running(self) -> bool:
         state = subprocess.run(
@@ -307,6 +320,28 @@ class ServingContainer:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+def pings_while_stuck(url: str, stuck, timeout: float = 60) -> list[tuple[float, dict]]:
+    """Ping ``url`` (2 s each, SageMaker's ping timeout; no error caught) from now, with the stuck
+    request ``stuck`` (a Future) on the model, until it has its answer or /ping reports the worker
+    stuck; every ping before that must be a 200. The 200s' (seconds since the first ping, body)."""
+    import time
+
+    import requests
+
+    start, answered = time.monotonic(), []
+    while not stuck.done():
+        elapsed = time.monotonic() - start
+        assert elapsed < timeout, f"the stuck request had no answer after {timeout} s"
+        ping = requests.get(url + "/ping", timeout=2)
+        if ping.status_code == 503:
+            assert "forward pass has run for" in ping.json()["reason"], ping.text
+            break  # the worker says it is stuck: gunicorn replaces it now
+        assert ping.status_code == 200, ping.text
+        answered.append((elapsed, ping.json()))
+        time.sleep(0.05)  # a poll interval, not a synchronisation
+    return answered
 
 
 class TrainingContainer:
@@ -406,17 +441,17 @@ class LocalServer:
         """Poll ``condition()`` until it holds; an AssertionError with the log if it never does."""
         import time
 
-        deadline = time.monotonic() + timeout
+        deadline, last = time.monotonic() + timeout, "none"
         while time.monotonic() < deadline:
-            try:
+            try:  # refused while the server starts or replaces a worker: kept for the failure
                 if condition():
                     return
-            except OSError:
-                pass
+            except OSError as exc:
+                last = f"{type(exc).__name__}: {exc}"
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"{what} never happened:\n{self.logs()[-3000:]}")
+        raise AssertionError(f"{what} never happened (last error: {last}):\n{self.logs()[-3000:]}")
 
     def wait_healthy(self, timeout: float = 60) -> LocalServer:
         self.wait_for(lambda: self.ping().status_code == 200, timeout, "/ping 200")

@@ -72,7 +72,7 @@ def fake() -> FakeAws:
     return FakeAws()
 
 
-def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float = 20) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

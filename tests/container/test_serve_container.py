@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from support import TEST_CSV, ServingContainer, read_rows
+from support import REPO, TEST_CSV, ServingContainer, pings_while_stuck, read_rows
 
 HOSTILE = [
     "",
@@ -118,17 +118,13 @@ def test_one_clients_bad_requests_leave_concurrent_good_ones_at_200(served):
     bad = [json.dumps(["fine", "half a pair \ud800"]), '"\\ud800"', "[" * 20_000] * 10
     work = [(b, 200) for b in good] + [(b, 400) for b in bad]
     random.Random(3).shuffle(work)
-    deadline = time.monotonic() + 120
 
-    def send(item):
+    def send(item):  # every request is sent: the load is bounded by their number, not by a clock
         body, expected = item
-        if time.monotonic() > deadline:
-            return None
         return post(served, body, timeout=30).status_code, expected
 
     with ThreadPoolExecutor(8) as pool:
-        outcomes = [o for o in pool.map(send, work) if o is not None]
-    assert len(outcomes) >= 150
+        outcomes = list(pool.map(send, work))
     assert all(status == expected for status, expected in outcomes), [o for o in outcomes if o[0] != o[1]][:5]
 
 
@@ -146,26 +142,26 @@ def test_a_burst_of_malformed_requests_leaves_the_server_healthy(served):
         ('"a"\n\n"b"\n', "application/jsonlines"),
         ('fine\n"unterminated\nquote\n', "text/csv"),
     ]
-    deadline = time.monotonic() + 60
 
-    def send(i):
-        if time.monotonic() > deadline:
-            return None
+    def send(i):  # every request is sent: the load is bounded by their number, not by a clock
         body, content_type = bad[i % len(bad)]
         return post(served, body, content_type, timeout=10).status_code
 
     with ThreadPoolExecutor(8) as pool:
-        statuses = [s for s in pool.map(send, range(220)) if s is not None]
-    assert len(statuses) >= 200
+        statuses = list(pool.map(send, range(220)))
     assert set(statuses) <= {400, 415} and 500 not in statuses
     assert requests.get(served.url + "/ping", timeout=2).status_code == 200
     assert post(served, ["still working"]).status_code == 200
 
 
 def test_python_http_clients_see_the_413_chunked_or_not(served):
-    body = b"a tweet about a fire in the valley\n" * 40_000  # 1.4 MB, limit 1 MB
+    # 48 MB, limit 1 MB: more than the socket buffers hold (up to 32 MB for the receiver, 4 MB for
+    # the sender), so a server that answered without reading the body would leave the client with a
+    # broken pipe; under the 64 MB the server drains. Sent to the container's own address: through
+    # the published port, docker-proxy's two connections would buffer twice as much.
+    body = b"a tweet about a fire in the valley\n" * ((48 << 20) // 35)
     for chunked in (False, True):
-        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        connection = http.client.HTTPConnection(served.ip_address(), 8080, timeout=60)
         payload = (body[i : i + 65536] for i in range(0, len(body), 65536)) if chunked else body
         connection.request("POST", "/invocations", payload, {"Content-Type": "text/csv"}, encode_chunked=chunked)
         answer = connection.getresponse()
@@ -179,8 +175,14 @@ def test_memory_with_two_workers_is_not_twice_one_workers(served, small_server):
     # its own activation buffers and interpreter, not a second model.
     for server in (served, small_server):
         post(server, [row["sentence"] for row in read_rows(TEST_CSV, 64)])
-    time.sleep(2)  # idle: the workers give freed buffers back
-    two, one = served.memory_pss_mb(), small_server.memory_pss_mb()
+    # Idle workers give freed buffers back (half a second after their last request, if their CPU
+    # lets them): measured until they have, or a minute has passed.
+    deadline = time.monotonic() + 60
+    while True:
+        two, one = served.memory_pss_mb(), small_server.memory_pss_mb()
+        if two <= 1.5 * one or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # a poll interval: the measurement decides
     assert two <= 1.5 * one, (two, one)
 
 
@@ -256,31 +258,58 @@ def test_sigterm_lets_requests_provably_in_flight_finish_then_exits_zero(small_s
             pytest.fail("the four requests were never in flight together")
         subprocess.run(["docker", "kill", "--signal", "TERM", small_server.name], check=True, capture_output=True)
         responses = [a.result() for a in answers]
-    for response in responses:  # each finished, or was refused with a reason: none was cut
-        assert (
-            response.status_code == 200
-            and len(response.json()["predictions"]) == 300
-            or (response.status_code == 503 and "shutting down" in response.json()["error"])
-        )
+    # 1,200 texts of the tiny model: a small fraction of the 25 s grace on any CPU, so every request
+    # provably in flight must finish (a 503 here would be a drain that gave up, not a slow machine).
+    assert [r.status_code for r in responses] == [200] * 4, [r.text[:300] for r in responses]
+    assert all(len(r.json()["predictions"]) == 300 for r in responses)
     assert small_server.exit_code() == 0
     logs = small_server.logs()
     assert "shutting down; 4 request(s) in flight finish" in logs
-    answered = sum(r.status_code == 200 for r in responses)
-    if answered == 4:
-        assert "every request in flight was answered" in logs
-    else:
-        assert f"{4 - answered} request(s) that could not finish in the grace period got a 503" in logs
+    assert "every request in flight was answered" in logs
+
+
+def test_a_stuck_forward_pass_gets_a_503_ping_answers_meanwhile_and_the_worker_is_replaced(image, tmp_path):
+    # A forward pass that provably never ends: the image's own server (`python -m serving_fakes`
+    # runs sagebert.container.serve.main unchanged) with the test model that blocks on "block",
+    # mounted into the container. A real model with a small timeout would be stuck only on a CPU
+    # slow enough, and production code has no hook to hang a forward pass (nor should it).
+    fakes = REPO / "tests" / "serving_fakes.py"
+    env = {
+        "PYTHONPATH": "/opt/sagebert-tests",
+        "SAGEBERT_TEST_BIND_HOST": "0.0.0.0",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",  # the stuck worker answers /ping itself
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3",
+    }
+    extra = ("-v", f"{fakes}:/opt/sagebert-tests/serving_fakes.py:ro")
+    command = ("python", "-m", "serving_fakes", "blocking")
+    with ThreadPoolExecutor(1) as pool, ServingContainer(image, tmp_path, env, extra=extra, command=command) as server:
+        server.wait_healthy()
+        stuck = pool.submit(post, server, ["this will block"], timeout=60)
+        deadline = time.monotonic() + 30
+        while requests.get(server.url + "/ping", timeout=2).json().get("requests_in_flight") != 1:
+            assert time.monotonic() < deadline, "the request never reached the model"
+            time.sleep(0.02)  # a poll interval: the ping decides
+        answered = pings_while_stuck(server.url, stuck)
+        assert all(body["requests_in_flight"] == 1 for _, body in answered)
+        assert max(seconds for seconds, _ in answered) > 1.5  # past the second after which the heartbeat stops
+        response = stuck.result()
+        assert response.status_code == 503 and "stuck" in response.json()["error"]
+        server.wait_healthy(60)  # the replacement worker
+        assert post(server, ["fine again"], timeout=30).status_code == 200
+        logs = server.logs()
+        assert "WORKER TIMEOUT" in logs and logs.count("warmed up and ready") == 2, logs[-3000:]
 
 
 def test_a_container_without_a_model_stays_up_and_says_why(image, tmp_path):
     (tmp_path / "model").mkdir()
     with ServingContainer(image, tmp_path) as server:
-        for _ in range(100):
+        deadline, response = time.monotonic() + 90, None  # however long the server takes to start
+        while response is None:
             try:
                 response = requests.get(server.url + "/ping", timeout=2)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
+            except requests.ConnectionError:  # not listening yet
+                assert time.monotonic() < deadline and server.running(), server.logs()[-3000:]
+                time.sleep(0.2)  # a poll interval: the ping decides
         assert response.status_code == 503 and "config.json is missing" in response.json()["reason"]
         assert post(server, ["x"]).status_code == 503
         assert "loading the model failed" in server.logs()

@@ -266,8 +266,7 @@ def test_concurrent_transforms_times_payload_stays_within_100_mb(payload, concur
 
 
 def test_the_transform_defaults_are_what_the_container_answers_on_execution_parameters():
-    pytest.importorskip("flask")
-    from sagebert.serving.app import ModelHolder, create_app
+    from sagebert.serving.app import ModelHolder, create_app  # flask is a dependency: no skip
     from sagebert.serving.settings import ServingSettings
 
     settings = ServingSettings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})

@@ -46,6 +46,14 @@ def submit_all(batcher, requests: dict) -> dict:
     return results
 
 
+def wait_until(condition, what: str, timeout: float = 10) -> None:
+    """Poll ``condition()`` until it holds; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.001)  # a poll interval: the condition decides
+
+
 def queue_behind_a_held_pass(batcher, forward, requests: dict) -> dict:
     """Hold the model on a first request while ``requests`` queue up behind it, then release."""
     first = threading.Thread(target=batcher.submit, args=(["first"],))
@@ -54,7 +62,8 @@ def queue_behind_a_held_pass(batcher, forward, requests: dict) -> dict:
     results = {}
     waiter = threading.Thread(target=lambda: results.update(submit_all(batcher, requests)))
     waiter.start()
-    time.sleep(0.3)  # every request is queued now
+    # The held pass and every request queued behind it: only then may the model go on.
+    wait_until(lambda: batcher.pending() == 1 + len(requests), "every request queued")
     forward.release.set()
     waiter.join(20)
     first.join(5)
@@ -142,7 +151,7 @@ def test_a_stuck_forward_pass_fails_its_waiting_requests_with_a_503_and_is_repor
     assert "stuck" in results["stuck"].message and time.monotonic() - started < 10
     assert batcher.stuck_for() > 1.0  # what /ping and the worker's heartbeat read
     release.set()
-    time.sleep(0.2)
+    wait_until(lambda: batcher.pending() == 0, "the stuck pass ending")
     assert batcher.stuck_for() == 0 and batcher.submit(["again"]) == ["again"]
 
 
@@ -155,7 +164,7 @@ def test_after_close_new_requests_are_refused_and_unfinished_ones_get_a_503_at_t
     assert forward.first_started.wait(5)
     queued = threading.Thread(target=lambda: results.update(submit_all(batcher, {"queued": ["q"]})))
     queued.start()
-    time.sleep(0.2)
+    wait_until(lambda: batcher.pending() == 2, "the second request queued behind the held pass")
     batcher.close(time.monotonic() + 0.5)
     with pytest.raises(InferenceUnavailableError, match="shutting down"):
         batcher.submit(["new"])

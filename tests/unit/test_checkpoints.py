@@ -164,6 +164,29 @@ def test_a_base_model_with_other_content_at_the_same_path_is_not_resumed(job, tm
     assert "resumed from" not in caplog.text and "belong to a job with other code, base model" in caplog.text
 
 
+@pytest.mark.parametrize("change", ["one letter of a text", "one label"])
+def test_training_data_with_other_content_at_the_same_path_and_size_is_not_resumed(job, caplog, change):
+    import os
+
+    env = job()
+    run_until_stopped(env, 4)
+    train_csv = env.paths.channel_dir("training") / "train.csv"
+    before, stat = train_csv.read_bytes(), train_csv.stat()
+    data = bytearray(before)
+    label_at = data.index(b"\n") + 1  # the first row: "label,sentence"
+    if change == "one label":
+        data[label_at] = ord("1") if data[label_at] == ord("0") else ord("0")
+    else:
+        at = next(i for i in range(label_at + 2, len(data)) if chr(data[i]).isascii() and chr(data[i]).isalpha())
+        data[at] = ord("q") if data[at] != ord("q") else ord("z")
+    train_csv.write_bytes(bytes(data))
+    os.utime(train_csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time: only the content differs
+    assert train_csv.stat().st_size == stat.st_size and train_csv.read_bytes() != before
+    caplog.set_level(logging.INFO)
+    assert train(load(env.hyperparameters), env).global_step == 20
+    assert "resumed from" not in caplog.text and "belong to a job with other code, base model, data" in caplog.text
+
+
 def test_a_pretrained_model_tar_gz_is_unpacked_once_and_its_job_resumes(job, tiny_bert, tmp_path, caplog):
     archive_dir = tmp_path / "archive"
     archive_dir.mkdir()

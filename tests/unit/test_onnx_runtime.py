@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sagebert import onnx_runtime
 from sagebert.errors import SagebertError
 from sagebert.inference import model_fn
-from support import TRAIN_CSV, read_rows, with_scaled_head
+from support import REPO, TRAIN_CSV, read_rows, with_scaled_head
 
 TWEETS = [row["sentence"] for row in read_rows(TRAIN_CSV, 400)]
 # Measured on the tiny model with its head scaled by 100 (logits up to ±1.1, every tweet's margin
@@ -150,3 +150,53 @@ def mean_onnx_and_fp32(tiny_bert, tmp_path_factory):
         directory, model, tokenizer, labels, max_length=32, base_model="tiny", hyperparameters={}, metrics={}
     )
     return model_fn(directory, "onnx-int8"), model_fn(directory, "fp32")
+
+
+# What gunicorn's master runs before it forks the workers: serve.py's own load function, which
+# run_gunicorn would hand to gunicorn; here it is called directly, in a process of its own, and the
+# process reports which modules it imported. A worker's warm-up then opens the session: the same
+# check must see onnxruntime there, or it proves nothing.
+_MASTER = """
+import json, sys
+from sagebert.container import serve
+
+def run_gunicorn(settings, options, load):
+    class Application:
+        holder = None
+    application = Application()
+    load(application)
+    holder = application.holder
+    report = {"preload_app": options["preload_app"], "error": holder.error,
+              "after_load": "onnxruntime" in sys.modules}
+    report["warmed_up"] = holder.warm_up()  # what each worker does after the fork
+    report["after_warm_up"] = "onnxruntime" in sys.modules
+    print(json.dumps(report))
+
+serve.run_gunicorn = run_gunicorn
+sys.exit(serve.main([]))
+"""
+
+
+@pytest.mark.parametrize("export", ["made at this start", "already there"])
+def test_the_master_loads_the_onnx_model_without_importing_onnxruntime(model_dir, tmp_path, export):
+    """A worker forked from a process that imported onnxruntime aborts or hangs when it exits."""
+    import json
+    import os
+    import subprocess
+
+    served = copy_model(model_dir, tmp_path / "model")
+    if export == "already there":
+        model_fn(served, "onnx-int8")
+        assert len(exports(served)) == 1
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),  # this tree's code
+        "SAGEBERT_MODEL_DIR": str(served),
+        "SAGEBERT_INFERENCE_PRECISION": "onnx-int8",
+    }
+    done = subprocess.run([sys.executable, "-c", _MASTER], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["preload_app"] and report["error"] is None  # loaded, in the process that forks
+    assert report["after_load"] is False, "the master imported onnxruntime before forking"
+    assert report["warmed_up"] and report["after_warm_up"] is True  # the check sees the import

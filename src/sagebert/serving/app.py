@@ -151,8 +151,11 @@ class ModelHolder:
 
     def predict(self, texts: list[str]) -> codecs.Predictions:
         self.require_ready()
+        # Encoded before it counts as in flight: what /ping and the SIGTERM drain count must already
+        # be on its way into the batcher's queue, or it would be refused while counted as finishing.
+        encoded = self.model.encode(texts)  # type: ignore[union-attr]
         with self.admitted():
-            items = self.batcher.submit(self.model.encode(texts))  # type: ignore[union-attr]
+            items = self.batcher.submit(encoded)  # type: ignore[union-attr]
         return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]
 
 
