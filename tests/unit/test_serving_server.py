@@ -1,6 +1,7 @@
 """The real server (gunicorn, its workers, the Flask app) over sockets on loopback, with test models
 that answer instantly, slowly, or never (tests/serving_fakes.py): what no test client can show."""
 
+import contextlib
 import csv
 import http.client
 import io
@@ -120,7 +121,8 @@ def test_a_chunked_body_under_the_limit_gets_every_prediction(echo):
 
 def test_silent_clients_are_disconnected_and_do_not_hold_the_threads():
     # 4 threads per worker: without a read timeout, 6 clients that announce 100 bytes and send
-    # 10 would hold every thread for as long as they stay connected.
+    # 10 would hold every thread for as long as they stay connected. The 2 request slots wait for
+    # them (408 when they stay silent); the others are refused at once (503).
     with LocalServer("echo", {"SAGEBERT_SERVER_THREADS": "4", "SAGEBERT_CLIENT_TIMEOUT": "2"}) as server:
         server.wait_healthy()
         stalled = []
@@ -131,11 +133,57 @@ def test_silent_clients_are_disconnected_and_do_not_hold_the_threads():
                 + b"0123456789"
             )
             stalled.append(sock)
-        for sock in stalled:  # the server gives up on each, with a 408
-            assert sock.recv(65536).startswith(b"HTTP/1.1 408 ")
+        statuses = []
+        for sock in stalled:  # the server gives up on each, with a 408, or refuses it at once
+            statuses.append(sock.recv(65536)[:12])
             sock.close()
+        assert sorted(statuses) == [b"HTTP/1.1 408"] * 2 + [b"HTTP/1.1 503"] * 4, statuses
         assert server.ping(timeout=10).status_code == 200
         assert post(server, ["after the silent clients"], timeout=10).status_code == 200
+
+
+def _trickle(port: int, head: bytes, limit: float = 20.0) -> tuple[bytes, float]:
+    """A client that sends ``head`` at once, then one more byte every half second until the server
+    answers: the answer's first bytes, and the seconds from the first byte to the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        sock.settimeout(0.5)  # the pace: a byte whenever half a second passes without an answer
+        while time.monotonic() - started < limit:
+            try:
+                return sock.recv(65536), time.monotonic() - started
+            except TimeoutError:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"a")
+    return b"", limit
+
+
+TRICKLED_BODY = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n"
+TRICKLED_HEADERS = b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Slow: "
+
+
+@pytest.mark.parametrize("head", [TRICKLED_BODY, TRICKLED_HEADERS], ids=["body", "headers"])
+def test_trickling_clients_get_a_408_at_the_deadline_and_never_hold_ping_back(head):
+    # 4 threads, 2 of them request slots: 10 clients sending a byte every half second (the socket's
+    # read timeout never fires) held every thread for as long as they kept sending, and /ping failed.
+    env = {"SAGEBERT_SERVER_THREADS": "4", "SAGEBERT_REQUEST_READ_TIMEOUT": "3", "SAGEBERT_CLIENT_TIMEOUT": "30"}
+    with LocalServer("echo", env) as server:
+        server.wait_healthy()
+        with ThreadPoolExecutor(10) as pool:
+            tricklers = [pool.submit(_trickle, server.port, head) for _ in range(10)]
+            while not all(t.done() for t in tricklers):
+                started = time.monotonic()
+                assert server.ping(timeout=2).status_code == 200
+                assert time.monotonic() - started < 2
+            answers = [t.result() for t in tricklers]
+        timed_out = [seconds for answer, seconds in answers if answer.startswith(b"HTTP/1.1 408 ")]
+        refused = [seconds for answer, seconds in answers if answer.startswith(b"HTTP/1.1 503 ")]
+        assert len(timed_out) == 2 and len(refused) == 8, answers  # the slots held, the rest refused at once
+        assert all(2.9 <= seconds <= 4.5 for seconds in timed_out), timed_out
+        assert all(seconds < 2.5 for seconds in refused), refused
+        assert all(b'"error"' in answer and b'"fix"' in answer for answer, _ in answers)
+        assert post(server, ["after the trickling clients"], timeout=10).status_code == 200
 
 
 # ---- long, stuck and concurrent work -------------------------------------------------------------------
@@ -215,7 +263,8 @@ def test_a_model_that_fails_to_load_gives_503_with_the_reason():
 
 
 def test_sigterm_lets_requests_provably_in_flight_finish_and_says_so():
-    with LocalServer("slow", {"SLOW_SECONDS": "0.01"}) as server:
+    # 8 s of work in flight: a grace period longer than the default, as SageMaker's 30 s allows.
+    with LocalServer("slow", {"SLOW_SECONDS": "0.01", "SAGEBERT_STOP_GRACE": "20"}) as server:
         server.wait_healthy()
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(post, server, [f"text {i}"] * 200, timeout=60) for i in range(4)]
@@ -230,7 +279,7 @@ def test_sigterm_lets_requests_provably_in_flight_finish_and_says_so():
 
 
 def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
-    with LocalServer("slow", {"SLOW_SECONDS": "0.1", "GRACEFUL_TIMEOUT": "5"}) as server:
+    with LocalServer("slow", {"SLOW_SECONDS": "0.1", "SAGEBERT_STOP_GRACE": "5"}) as server:
         server.wait_healthy()
         with ThreadPoolExecutor(1) as pool:
             long = pool.submit(post, server, ["text"] * 600, timeout=60)  # 60 s of work

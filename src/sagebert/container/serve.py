@@ -13,8 +13,9 @@ No nginx in front: SageMaker's own front end already buffers clients and caps th
 handles keep-alive, and the app enforces the payload limit itself.
 
 SIGTERM (scale-in, UpdateEndpoint, `docker stop`) makes gunicorn stop accepting; requests in
-flight finish, or get a 503 if they cannot finish inside the grace period (25 s, inside
-SageMaker's 30 s); the log says which; then it exits 0.
+flight finish, or get a 503 if they cannot finish inside the grace period (SAGEBERT_STOP_GRACE,
+8 s by default: inside Docker's default 10 s stop timeout and SageMaker's 30 s); the log says
+which; then it exits 0.
 
 With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front instead
 (serving.mms).
@@ -36,7 +37,6 @@ from ..serving.settings import ServingSettings
 log = logging.getLogger("sagebert.serve")
 
 BIND_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
-GRACEFUL_TIMEOUT = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 FRONT_THREADS = 32
 WORKER_CLASS = "sagebert.serving.worker.SagebertWorker"
 
@@ -60,7 +60,7 @@ def _common_options(settings: ServingSettings) -> dict:
         "worker_class": WORKER_CLASS,
         "when_ready": lambda server: limit_client_silence(server.LISTENERS, settings.client_timeout),
         "timeout": settings.timeout,
-        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "graceful_timeout": settings.stop_grace,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
         "worker_tmp_dir": "/dev/shm",
         "accesslog": None,

@@ -7,7 +7,8 @@ is a 500 whose traceback goes to the log, never to the client.
 /ping is 200 only while this worker can answer: the model loaded, a warm-up prediction succeeded
 in this process, and no forward pass has run longer than SAGEMAKER_MODEL_SERVER_TIMEOUT. It never
 touches the model, and it always finds a free request thread: at most ``threads - 2`` requests
-per worker may wait on the model, later ones get a 503 at once.
+per worker may be read or wait on the model (a request slot, shared with the heads that
+serving.worker reads slowly), later ones get a 503 at once and their connection is closed.
 
 A request body is read in full (up to the payload limit, chunked or not) before any answer, so a
 client that sends its whole body before reading (Python's http.client, most SDKs) sees the 413 or
@@ -59,6 +60,7 @@ class ModelHolder:
         self.error: str | None = None
         self._warm_pid: int | None = None
         self._in_flight = 0
+        self._occupied = 0  # request threads reading a request or waiting on the model
         self._in_flight_lock = threading.Lock()
         self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
 
@@ -132,6 +134,35 @@ class ModelHolder:
                 "Retry once GET /ping answers 200; the endpoint log says why if it never does.",
             )
 
+    def try_occupy(self) -> bool:
+        """Take one of this worker's request slots (a thread that reads a request or waits on the
+        model); False when all are taken: the rest of the threads stay free for /ping."""
+        with self._in_flight_lock:
+            if self._occupied >= self.settings.inference_slots:
+                return False
+            self._occupied += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken by try_occupy."""
+        with self._in_flight_lock:
+            self._occupied -= 1
+
+    @contextlib.contextmanager
+    def occupying(self) -> Iterator[None]:
+        """Hold a request slot while reading and answering a request; a 503 at once when none is
+        free, so slow senders can never take the threads /ping needs."""
+        if not self.try_occupy():
+            raise InferenceUnavailableError(
+                f"This worker already has {self.settings.inference_slots} requests being read or waiting for the "
+                "model.",
+                "Retry after a moment, or send fewer requests at once (and each one without pausing).",
+            )
+        try:
+            yield
+        finally:
+            self.release()
+
     @contextlib.contextmanager
     def admitted(self) -> Iterator[None]:
         """Count a request waiting on the model; a 503 when this worker has no slot left."""
@@ -166,12 +197,15 @@ def _drain(stream, size: int) -> None:
 def read_body(limit_mb: float) -> bytes:
     """The request body, at most ``limit_mb`` megabytes; a 413 after draining a larger one (bounded),
     a 400 for a body shorter than its Content-Length or badly chunked, a 408 for a client that
-    stopped sending (the listening socket's SO_RCVTIMEO, see container.serve)."""
+    stopped sending (the listening socket's SO_RCVTIMEO, see container.serve) or did not send the
+    whole request within SAGEBERT_REQUEST_READ_TIMEOUT (serving.worker's deadline)."""
     try:
         return _read_body(request.environ["wsgi.input"], int(limit_mb * 2**20), limit_mb)
-    except (BlockingIOError, TimeoutError):
+    except (BlockingIOError, TimeoutError) as exc:
         raise RequestError(
-            "The client stopped sending the request body.", "Send the whole body without pausing.", http_status=408
+            f"The client did not send the request body in time ({exc or 'it stopped sending'}).",
+            "Send the whole body without pausing.",
+            http_status=408,
         ) from None
     except OSError as exc:  # what gunicorn raises for a body cut short or badly chunked
         raise RequestError(
@@ -217,6 +251,18 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
 
     @app.post("/invocations")
     def invocations() -> Response:
+        with holder.occupying():
+            return _invocations()
+
+    @app.after_request
+    def close_unread(response: Response) -> Response:
+        # A 408, or a 503 for want of a slot, leaves the body unread: closing the connection spares
+        # the thread gunicorn's drain of a body that may come a byte at a time.
+        if response.status_code in (408, 503) and request.path == "/invocations":
+            response.headers["Connection"] = "close"
+        return response
+
+    def _invocations() -> Response:
         body = read_body(settings.max_payload_mb)
         holder.require_ready()
         accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
