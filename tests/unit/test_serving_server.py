@@ -291,6 +291,22 @@ def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
         assert "1 request(s) that could not finish in the grace period got a 503" in server.logs()
 
 
+def test_with_the_default_grace_a_stop_ends_inside_dockers_10_s_whatever_is_in_flight():
+    # `docker stop` kills after 10 s. The grace period was a hard-coded 25 s: a request longer
+    # than 10 s was killed with the server (exit 137, no answer). 60 s of work is in flight here.
+    with LocalServer("slow", {"SLOW_SECONDS": "0.1"}) as server:
+        server.wait_healthy()
+        with ThreadPoolExecutor(1) as pool:
+            long = pool.submit(post, server, ["text"] * 600, timeout=60)
+            server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 1, 30, "the request in flight")
+            started = time.monotonic()
+            code = server.stop()
+            took = time.monotonic() - started
+            answer = long.result()
+        assert code == 0 and took < 10, took
+        assert answer.status_code == 503 and "shutting down" in answer.json()["error"]
+
+
 class _RecordingSocket:
     def __init__(self):
         self.writes = []
