@@ -209,7 +209,8 @@ def _text_body(body: bytes | str, content_type: str | None) -> str:
         return body
     charset = _charset(content_type)
     try:
-        return body.decode(charset)
+        # A UTF-8 byte order mark is not text: json and csv would read it as part of the first record.
+        return body.decode("utf_8_sig" if charset == "utf_8" else charset)
     except UnicodeDecodeError as exc:
         raise RequestError(
             f"The body is not valid {CHARSETS[charset]} (byte {exc.start}).", "Encode the texts as UTF-8."

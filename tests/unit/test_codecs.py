@@ -213,6 +213,11 @@ def test_any_other_charset_is_a_415_naming_the_accepted_ones(charset):
     assert "utf-8, utf-16, utf-16le, utf-16be, utf-32, utf-32le, utf-32be, iso-8859-1, us-ascii" in info.value.fix
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/json; charset=UTF-8"])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_text(content_type):
+    assert decode("\ufeff".encode() + b'["Forest fire"]', content_type) in (["Forest fire"], ['["Forest fire"]'])
+
+
 SIX_MIB = 6 << 20
 
 

@@ -186,6 +186,44 @@ def test_trickling_clients_get_a_408_at_the_deadline_and_never_hold_ping_back(he
         assert post(server, ["after the trickling clients"], timeout=10).status_code == 200
 
 
+def _raw(port: int, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` as bytes; the status and the JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, fragment",
+    [
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nAccept: " + b"x/y," * 3000 + b"\r\n\r\n", 431, "Too Large"),
+        (b"POST /invocations HTTP/1.1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n", 400, "CONTENT-TYPE"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", 414, "URI"),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Bad Request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "Bad Request"),
+    ],
+    ids=["header-too-large", "two-content-types", "long-uri", "negative-length", "tls-hello"],
+)
+def test_requests_gunicorn_refuses_get_a_json_reason_not_an_html_page(echo, request_bytes, status, fragment):
+    got, body = _raw(echo.port, request_bytes)
+    assert got == status and fragment in body["error"] and body["fix"]
+
+
+def test_hostile_header_values_get_an_answer_never_a_500(echo):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+    body = b'["a"]'
+    attributes = b"X-Amzn-SageMaker-Custom-Attributes: output=logits;trace=\xff\xfe\r\nConnection: close\r\n"
+    assert _raw(echo.port, head + attributes + b"\r\n" + body)[0] == 200  # latin-1 bytes are passed back
+    for accept in (b"text/\xff\xfe", b"text/csv;q=nan, application/json;q=inf", b"*/*;q=1e999"):
+        status, answer = _raw(echo.port, head + b"Accept: " + accept + b"\r\nConnection: close\r\n\r\n" + body)
+        assert status in (200, 406), answer
+    assert echo.ping().status_code == 200
+
+
 # ---- long, stuck and concurrent work -------------------------------------------------------------------
 
 

@@ -20,6 +20,8 @@
   reads what the client still sends for up to 2 s, blocking the loop that accepts everyone else
   (/ping included) for as long, per connection, while a trickling client keeps sending. Here the
   same linger is left to the poller.
+- Requests gunicorn itself refuses (a malformed request line or header, headers over its limits)
+  get its status with a JSON reason, as the app's errors do, instead of its HTML page.
 - It answers in one write: gunicorn sends a response's headers and its body in two, which for a
   one-tweet answer costs a second system call and a second wake-up of the client (BENCHMARKS.md).
 """
@@ -27,8 +29,10 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
+import re
 import selectors
 import socket
 import time
@@ -141,6 +145,29 @@ class OneWriteResponse(wsgi.Response):
         return False  # sendfile would bypass the held headers (and nothing here serves files)
 
 
+class _ErrorPage:
+    """Stands in for the client socket while gunicorn writes one of its HTML error pages, and keeps it."""
+
+    def __init__(self, sock) -> None:
+        self.sock, self.data = sock, b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # util.write_nonblock then writes at once, without switching the socket's mode
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+_PAGE_MESSAGE = re.compile(r"</h1>\s*(.*?)\s*</body>", re.S)
+GUNICORN_ERROR_FIX = (
+    "Send a well-formed HTTP/1.1 request: a request line under 4094 bytes, at most 100 header fields "
+    "of at most 8190 bytes each."
+)
+
+
 class SagebertWorker(ThreadWorker):
     """gthread with a heartbeat that tells the truth about the model, and a draining shutdown."""
 
@@ -153,6 +180,20 @@ class SagebertWorker(ThreadWorker):
 
     def _holder(self):
         return getattr(self.app, "holder", None)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        """gunicorn's handling (its status, its log line), answered as JSON instead of HTML."""
+        page = _ErrorPage(client)
+        super().handle_error(req, page, addr, exc)
+        text = page.data.decode("latin-1")
+        status = text.split("\r\n", 1)[0].partition(" ")[2] or "500 Internal Server Error"
+        found = _PAGE_MESSAGE.search(text)
+        message = html.unescape(found.group(1)) if found and not status.startswith("500") else ""
+        reason = status.partition(" ")[2]
+        with contextlib.suppress(OSError):
+            util.write_nonblock(
+                client, _refusal(status, f"{reason}: {message}" if message else reason, GUNICORN_ERROR_FIX)
+            )
 
     def enqueue_req(self, conn) -> None:
         if "close" not in vars(conn):
