@@ -246,6 +246,22 @@ def test_a_symlink_out_of_the_models_directory_is_refused(client, fake, models_d
     assert response.status_code == 400 and "is not under" in response.json["error"] and fake.models == {}
 
 
+def test_posts_beyond_the_fronts_slots_get_a_503_at_once_and_ping_still_answers(fake, models_dir):
+    from sagebert.serving.app import RequestSlots
+
+    slots = RequestSlots(1)
+    front = create_front_app(Backend(fake.url, timeout=5, pool_size=4), replace(SETTINGS, models_dir=models_dir), slots)
+    client = front.test_client()
+    assert slots.try_take()  # a slow sender holds the only slot
+    refused = client.post("/invocations", data=b"[]", headers={"X-Amzn-SageMaker-Target-Model": "a"})
+    assert refused.status_code == 503 and "being read" in refused.json["error"]
+    assert refused.headers["Connection"] == "close" and fake.requests == []
+    assert client.get("/ping").status_code == 200
+    slots.release()
+    assert client.post("/models/a/invoke", data=b"x").status_code == 404  # passed through: a slot was free
+    assert slots.try_take()  # and given back after the request
+
+
 @pytest.mark.parametrize(
     "setup, fragment",
     [

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
-from ..serving.settings import ServingSettings
+from ..serving.settings import PING_RESERVED_THREADS, ServingSettings
 
 log = logging.getLogger("sagebert.serve")
 
@@ -179,11 +179,17 @@ def serve_single_model(settings: ServingSettings) -> None:
 
 def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None:
     """The front of a multi-model endpoint (see serving.mme_front), until SIGTERM."""
+    from ..serving.app import RequestSlots
     from ..serving.mme_front import Backend, create_front_app
 
     options = {**_common_options(settings), "workers": 1, "threads": FRONT_THREADS}
     backend = Backend(backend_url, timeout=settings.timeout + 5, pool_size=FRONT_THREADS)
-    run_gunicorn(settings, options, lambda application: create_front_app(backend, settings))
+
+    def load(application):
+        application.slots = RequestSlots(FRONT_THREADS - PING_RESERVED_THREADS)
+        return create_front_app(backend, settings, application.slots)
+
+    run_gunicorn(settings, options, load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ is a 500 whose traceback goes to the log, never to the client.
 /ping is 200 only while this worker can answer: the model loaded, a warm-up prediction succeeded
 in this process, and no forward pass has run longer than SAGEMAKER_MODEL_SERVER_TIMEOUT. It never
 touches the model, and it always finds a free request thread: at most ``threads - 2`` requests
-per worker may be read or wait on the model (a request slot, shared with the heads that
+per worker may be read or wait on the model (RequestSlots, shared with the heads that
 serving.worker reads slowly), later ones get a 503 at once and their connection is closed.
 
 A request body is read in full (up to the payload limit, chunked or not) before any answer, so a
@@ -41,6 +41,55 @@ DRAIN_EXTRA_BYTES = 64 << 20  # past the limit, read at most this much more befo
 BATCH_PAYLOAD_LIMIT_MB = 100  # the largest MaxPayloadInMB batch transform accepts
 
 
+class RequestSlots:
+    """The request threads of a worker that requests being read, or waiting on the model, may take
+    (serving.worker takes one for a request whose headers come slowly); the others stay free for
+    /ping. Past the cap a request is refused at once, never queued behind slow senders."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def try_take(self) -> bool:
+        """Take a slot; False when all are taken."""
+        with self._lock:
+            if self._taken >= self.cap:
+                return False
+            self._taken += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken by try_take."""
+        with self._lock:
+            self._taken -= 1
+
+    def refusal(self) -> InferenceUnavailableError:
+        """The 503 for a request that finds no slot free."""
+        return InferenceUnavailableError(
+            f"This worker already has {self.cap} requests being read or waiting for the model.",
+            "Retry after a moment, or send fewer requests at once (and each one without pausing).",
+        )
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a slot while a request is read and answered; its 503 at once when none is free."""
+        if not self.try_take():
+            raise self.refusal()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def close_after_refusal(response: Response) -> Response:
+    """A 408, or a 503 for want of a slot, leaves the body unread: closing the connection spares the
+    thread gunicorn's drain of a body that may come a byte at a time (serving.worker honours it)."""
+    if response.status_code in (408, 503) and request.method == "POST":
+        response.headers["Connection"] = "close"
+    return response
+
+
 class ModelHolder:
     """The served model and its readiness: loading → ready (after a warm-up), or failed.
 
@@ -60,9 +109,9 @@ class ModelHolder:
         self.error: str | None = None
         self._warm_pid: int | None = None
         self._in_flight = 0
-        self._occupied = 0  # request threads reading a request or waiting on the model
         self._in_flight_lock = threading.Lock()
         self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
+        self.slots = RequestSlots(self.settings.inference_slots)
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
@@ -133,35 +182,6 @@ class ModelHolder:
                 f"The model is not ready: {self.error or 'still loading'}.",
                 "Retry once GET /ping answers 200; the endpoint log says why if it never does.",
             )
-
-    def try_occupy(self) -> bool:
-        """Take one of this worker's request slots (a thread that reads a request or waits on the
-        model); False when all are taken: the rest of the threads stay free for /ping."""
-        with self._in_flight_lock:
-            if self._occupied >= self.settings.inference_slots:
-                return False
-            self._occupied += 1
-            return True
-
-    def release(self) -> None:
-        """Give back a slot taken by try_occupy."""
-        with self._in_flight_lock:
-            self._occupied -= 1
-
-    @contextlib.contextmanager
-    def occupying(self) -> Iterator[None]:
-        """Hold a request slot while reading and answering a request; a 503 at once when none is
-        free, so slow senders can never take the threads /ping needs."""
-        if not self.try_occupy():
-            raise InferenceUnavailableError(
-                f"This worker already has {self.settings.inference_slots} requests being read or waiting for the "
-                "model.",
-                "Retry after a moment, or send fewer requests at once (and each one without pausing).",
-            )
-        try:
-            yield
-        finally:
-            self.release()
 
     @contextlib.contextmanager
     def admitted(self) -> Iterator[None]:
@@ -251,16 +271,10 @@ def create_app(holder: ModelHolder, settings: ServingSettings) -> Flask:
 
     @app.post("/invocations")
     def invocations() -> Response:
-        with holder.occupying():
+        with holder.slots.held():
             return _invocations()
 
-    @app.after_request
-    def close_unread(response: Response) -> Response:
-        # A 408, or a 503 for want of a slot, leaves the body unread: closing the connection spares
-        # the thread gunicorn's drain of a body that may come a byte at a time.
-        if response.status_code in (408, 503) and request.path == "/invocations":
-            response.headers["Connection"] = "close"
-        return response
+    app.after_request(close_after_refusal)
 
     def _invocations() -> Response:
         body = read_body(settings.max_payload_mb)

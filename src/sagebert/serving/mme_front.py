@@ -31,10 +31,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import urllib3
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from ..errors import RequestError
-from .app import read_body
+from .app import RequestSlots, close_after_refusal, read_body
 from .resources import memory_available_mb
 from .responses import error_response, install_error_handlers, json_response
 from .settings import ServingSettings
@@ -177,9 +177,25 @@ def _forwarded_headers() -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
 
 
-def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
-    """The front's WSGI app, passing the multi-model contract through to ``backend``."""
+def create_front_app(backend: Backend, settings: ServingSettings, slots: RequestSlots | None = None) -> Flask:
+    """The front's WSGI app, passing the multi-model contract through to ``backend``. ``slots``
+    caps the POSTs being read or passed through at once, so /ping always finds a thread."""
     app = Flask("sagebert-mme")
+
+    @app.before_request
+    def take_slot() -> Response | None:
+        if slots is not None and request.method == "POST":
+            if not slots.try_take():
+                return error_response(slots.refusal())
+            g.slot_taken = True
+        return None
+
+    @app.teardown_request
+    def release_slot(_error: BaseException | None) -> None:
+        if g.pop("slot_taken", False):
+            slots.release()  # type: ignore[union-attr]
+
+    app.after_request(close_after_refusal)
 
     def passthrough(path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         try:

@@ -14,8 +14,8 @@
   first byte, headers and body together): a client that trickles a byte a second is answered 408
   at the deadline, whereas the socket's read timeout only catches a silent one. gthread parses
   headers in a request thread, so a request whose headers do not arrive at once takes one of the
-  worker's request slots (ModelHolder.try_occupy, shared with the requests being read or waiting on
-  the model) or, when none is free, a 503 at once: slow senders never hold the threads /ping needs.
+  worker's request slots (serving.app.RequestSlots, shared with the requests being read or waiting
+  on the model) or, when none is free, a 503 at once: slow senders never hold the threads /ping needs.
 - It closes connections without lingering in its main loop: gthread half-closes a connection and
   reads what the client still sends for up to 2 s, blocking the loop that accepts everyone else
   (/ping included) for as long, per connection, while a trickling client keeps sending. Here the
@@ -181,6 +181,11 @@ class SagebertWorker(ThreadWorker):
     def _holder(self):
         return getattr(self.app, "holder", None)
 
+    def _slots(self):
+        """The app's RequestSlots: the model holder's, or the multi-model front's."""
+        holder = self._holder()
+        return holder.slots if holder is not None else getattr(self.app, "slots", None)
+
     def handle_error(self, req, client, addr, exc) -> None:
         """gunicorn's handling (its status, its log line), answered as JSON instead of HTML."""
         page = _ErrorPage(client)
@@ -275,12 +280,12 @@ class SagebertWorker(ThreadWorker):
         """Read until the request's headers are complete (then give the bytes back to the parser);
         False when the client was answered 408 or 503 here, or left."""
         data = unreader.take_buffered() if hasattr(unreader, "take_buffered") else b""
-        holder, occupied = self._holder(), False
+        slots, occupied = self._slots(), False
         try:
             while not any(end in data for end in _HEAD_ENDS) and len(data) < HEAD_LIMIT:
-                if data and not occupied and holder is not None:
+                if data and not occupied and slots is not None:
                     # The head did not come at once: it waits in a request slot, or not at all.
-                    if not holder.try_occupy():
+                    if not slots.try_take():
                         conn.sock.sendall(
                             _refusal(
                                 "503 Service Unavailable",
@@ -306,7 +311,7 @@ class SagebertWorker(ThreadWorker):
                 data += chunk
         finally:
             if occupied:
-                holder.release()
+                slots.release()
         unreader.unread(data)
         return True
 
