@@ -142,6 +142,22 @@ def test_silent_clients_are_disconnected_and_do_not_hold_the_threads():
         assert post(server, ["after the silent clients"], timeout=10).status_code == 200
 
 
+def test_clients_that_connect_and_send_nothing_do_not_hold_ping_back():
+    # gthread gave each new connection a thread for up to 5 s waiting for its first byte: 20 silent
+    # connections on 4 threads made /ping wait 25 s. They now wait on the poller, not in a thread.
+    with LocalServer("echo", {"SAGEBERT_SERVER_THREADS": "4"}) as server:
+        server.wait_healthy()
+        silent = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(20)]
+        try:
+            started = time.monotonic()
+            assert server.ping(timeout=2).status_code == 200
+            assert post(server, ["beside the silent clients"], timeout=2).status_code == 200
+            assert time.monotonic() - started < 2
+        finally:
+            for sock in silent:
+                sock.close()
+
+
 def _trickle(port: int, head: bytes, limit: float = 20.0) -> tuple[bytes, float]:
     """A client that sends ``head`` at once, then one more byte every half second until the server
     answers: the answer's first bytes, and the seconds from the first byte to the answer."""

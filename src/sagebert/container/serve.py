@@ -8,7 +8,9 @@ torch thread count (granted CPUs / workers) and runs one warm-up prediction befo
 connections. Workers are threaded (serving.worker, gthread): /ping and queued requests are
 answered while a forward pass runs, and requests queued together share forward passes
 (serving.batching). A client that stays silent for SAGEBERT_CLIENT_TIMEOUT seconds while sending
-its request or reading the answer is disconnected, so slow clients cannot hold the threads.
+its request or reading the answer is disconnected, one that has not sent its whole request within
+SAGEBERT_REQUEST_READ_TIMEOUT gets a 408, and requests being read take one of a worker's request
+slots (threads - 2, the rest refused at once), so slow clients cannot hold the threads.
 No nginx in front: SageMaker's own front end already buffers clients and caps the body, gunicorn
 handles keep-alive, and the app enforces the payload limit itself.
 

@@ -49,6 +49,10 @@ log = logging.getLogger("sagebert.serve")
 HEARTBEAT_PAUSE_AFTER_S = 1.0  # a forward pass running longer than this holds the heartbeat
 HEARTBEAT_EVERY_S = 0.5  # at most one heartbeat per this many seconds (a quarter of a shorter timeout)
 REPLY_MARGIN_S = 3.0  # before the grace period ends: time left to write the 503s
+# How long a request thread waits for a new connection's first byte before handing the connection
+# back to the poller (gthread waits 5 s: 16 clients that connect and send nothing held every
+# thread of a worker for 5 s each, /ping included).
+FIRST_BYTE_WAIT_S = 0.1
 LINGER_S = 2.0  # gunicorn's close_graceful: how long a closed connection's late bytes are read
 LINGER_BYTES = 1 << 16
 HEAD_LIMIT = 1 << 20  # past this many bytes without a blank line, gunicorn's parser refuses the head
@@ -253,7 +257,7 @@ class SagebertWorker(ThreadWorker):
 
     def handle(self, conn):
         """gthread's handle, with the request read under its deadline (see the module docstring)."""
-        if not conn.initialized and not conn.data_ready and not conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT):
+        if not conn.initialized and not conn.data_ready and not conn.wait_for_data(FIRST_BYTE_WAIT_S):
             return gthread._DEFER  # no byte yet: back to the poller, as gthread does
         conn.data_ready = True
         conn.sock.setblocking(True)
