@@ -262,7 +262,9 @@ class SagebertWorker(ThreadWorker):
         conn.data_ready = True
         conn.sock.setblocking(True)
         conn.init()
-        unreader = conn.parser.unreader
+        unreader = getattr(conn.parser, "unreader", None)
+        if conn.is_http2 or not hasattr(unreader, "sock"):
+            return super().handle(conn)  # not a plain HTTP/1 connection: gthread's own handling
         real = unreader.sock
         seconds, silence = self._read_timeouts()
         unreader.sock = _DeadlineSocket(real, time.monotonic() + seconds, seconds, silence)
@@ -280,34 +282,39 @@ class SagebertWorker(ThreadWorker):
             # The app has read what it wanted: gunicorn's own bounded drain reads the rest.
             conn.parser.unreader.sock = getattr(conn.parser.unreader.sock, "sock", conn.parser.unreader.sock)
 
+    @staticmethod
+    def _refuse(conn, status: str, error: str, fix: str) -> None:
+        with contextlib.suppress(OSError):  # a client already gone needs no answer
+            conn.sock.sendall(_refusal(status, error, fix))
+
     def _read_head(self, conn, unreader) -> bool:
         """Read until the request's headers are complete (then give the bytes back to the parser);
         False when the client was answered 408 or 503 here, or left."""
-        data = unreader.take_buffered() if hasattr(unreader, "take_buffered") else b""
+        data = unreader.take_buffered()
+        searched = 0  # the head's end is looked for in the new bytes only (and the 1 before them)
         slots, occupied = self._slots(), False
         try:
-            while not any(end in data for end in _HEAD_ENDS) and len(data) < HEAD_LIMIT:
+            while not any(end in data[searched:] for end in _HEAD_ENDS) and len(data) < HEAD_LIMIT:
+                searched = max(0, len(data) - 3)
                 if data and not occupied and slots is not None:
                     # The head did not come at once: it waits in a request slot, or not at all.
                     if not slots.try_take():
-                        conn.sock.sendall(
-                            _refusal(
-                                "503 Service Unavailable",
-                                "Every request slot of this worker is taken by requests being read or answered.",
-                                "Retry after a moment, and send each request without pausing.",
-                            )
+                        self._refuse(
+                            conn,
+                            "503 Service Unavailable",
+                            "Every request slot of this worker is taken by requests being read or answered.",
+                            "Retry after a moment, and send each request without pausing.",
                         )
                         return False
                     occupied = True
                 try:
                     chunk = unreader.sock.recv(65536)
                 except TimeoutError as exc:
-                    conn.sock.sendall(
-                        _refusal(
-                            "408 Request Timeout",
-                            f"The client did not send the request headers in time ({exc}).",
-                            "Send the whole request without pausing.",
-                        )
+                    self._refuse(
+                        conn,
+                        "408 Request Timeout",
+                        f"The client did not send the request headers in time ({exc}).",
+                        "Send the whole request without pausing.",
                     )
                     return False
                 if not chunk:
