@@ -17,6 +17,10 @@ record is depends on the Content-Type:
   text/plain             the whole body is one text; in batch transform (SAGEMAKER_BATCH=true)
                          each line is a record, as SageMaker's Line splitting makes them
 
+A text body is UTF-8 unless its Content-Type names another charset of CHARSETS (UTF-16/32,
+ISO-8859-1, US-ASCII); any other is a 415. Records are counted as they are read and JSON documents
+sized before they are parsed, so no body costs more than a small multiple of its size.
+
 A record that holds no text cannot be scored and is never skipped: the request fails with a 400
 that names the record (its number and line) and the fix, so no prediction can shift onto another
 record. A blank record of CSV or text lines IS a text (the empty or blank text) and is scored.
