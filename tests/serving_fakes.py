@@ -113,8 +113,6 @@ def main(name: str) -> int:
 
     inference.model_fn = _loader(name)
     serve.BIND_HOST = os.environ.get("SAGEBERT_TEST_BIND_HOST", "127.0.0.1")  # 0.0.0.0 inside a container
-    if os.environ.get("GRACEFUL_TIMEOUT"):
-        serve.GRACEFUL_TIMEOUT = int(os.environ["GRACEFUL_TIMEOUT"])
     return serve.main([])
 
 

@@ -17,6 +17,10 @@ record is depends on the Content-Type:
   text/plain             the whole body is one text; in batch transform (SAGEMAKER_BATCH=true)
                          each line is a record, as SageMaker's Line splitting makes them
 
+A text body is UTF-8 unless its Content-Type names another charset of CHARSETS (UTF-16/32,
+ISO-8859-1, US-ASCII); any other is a 415. Records are counted as they are read and JSON documents
+sized before they are parsed, so no body costs more than a small multiple of its size.
+
 A record that holds no text cannot be scored and is never skipped: the request fails with a 400
 that names the record (its number and line) and the fix, so no prediction can shift onto another
 record. A blank record of CSV or text lines IS a text (the empty or blank text) and is scored.
@@ -34,12 +38,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import encodings
 import io
 import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from encodings.aliases import aliases as encoding_aliases
+from json.decoder import scanstring
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
@@ -148,6 +155,8 @@ def output_format(custom_attributes: str | None, default: str = "predictions") -
 # ---- decoding -------------------------------------------------------------------------------------
 
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_PLAIN_RUN = re.compile(r'[^"\[\]{}]*+')  # JSON text up to the next string or bracket
+_LINE = re.compile(r"[^\r\n]*+(?:\r\n|\r|\n)?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _csv_limit_lock = threading.Lock()
 JSON_FIX = 'Send "a text", ["text", ...] or {"inputs": ["text", ...]}.'
@@ -156,22 +165,82 @@ CSV_FIX = (
     'Quote a text that holds commas, quotes or line breaks ("like ""this"", with a comma"), '
     "or send application/jsonlines."
 )
+SPLIT_FIX = "Split the texts over several requests (batch transform does this for you)."
+# The charsets a text body may declare, keyed by Python's codec name (aliases fold onto it through
+# the encodings package's own table, without codecs.lookup, whose cache keeps every unknown name a
+# client sends), with the name an error shows. Python's other codecs are refused: some cost time
+# quadratic in the body (punycode), some fail with errors that are not decoding errors (idna), some
+# are not text encodings at all (rot13, uu, zlib).
+CHARSETS = {
+    "utf_8": "utf-8",
+    "utf_8_sig": "utf-8",
+    "utf_16": "utf-16",
+    "utf_16_le": "utf-16le",
+    "utf_16_be": "utf-16be",
+    "utf_32": "utf-32",
+    "utf_32_le": "utf-32le",
+    "utf_32_be": "utf-32be",
+    "latin_1": "iso-8859-1",
+    "ascii": "us-ascii",
+}
+_CHARSET_NAME_CHARS = 40  # longer than any alias of the accepted charsets
+# Values (strings, brackets, commas) a JSON document may hold beyond two per text (a text and its
+# comma): room for keys such as "parameters" that are read but not used. Counted before parsing,
+# so that what json builds (up to 20 times the body for "[[],[],...]") stays bounded.
+JSON_EXTRA_VALUES = 10_000
+JSON_MAX_DEPTH = 64  # texts sit at depth 3 at most ({"inputs": [...]})
+# Commas in a CSV body: the csv module builds all of a record's fields at once, 8 bytes a field, so
+# this caps that list at 8 MB whatever the body holds. 10,000 texts with commas hold far fewer.
+CSV_MAX_COMMAS = 1_000_000
+
+
+def _charset(content_type: str | None) -> str:
+    """The Python codec of the body's declared charset (UTF-8 if none); a 415 for any other."""
+    declared = media_type(content_type)[1].get("charset", "utf-8")
+    key = encodings.normalize_encoding(declared.lower()) if len(declared) <= _CHARSET_NAME_CHARS else ""
+    name = encoding_aliases.get(key, key)
+    if name not in CHARSETS:
+        raise RequestError(
+            f"Unsupported charset '{declared[:_SHOWN_CHARS]}' in the Content-Type.",
+            f"Send the body in one of: {', '.join(dict.fromkeys(CHARSETS.values()))} (UTF-8 when no charset is given).",
+            http_status=415,
+        )
+    return name
 
 
 def _text_body(body: bytes | str, content_type: str | None) -> str:
     if isinstance(body, str):
         return body
-    charset = media_type(content_type)[1].get("charset", "utf-8")
+    charset = _charset(content_type)
     try:
-        return body.decode(charset)
-    except LookupError:
-        raise RequestError(
-            f"Unknown charset '{charset[:_SHOWN_CHARS]}' in the Content-Type.", "Send UTF-8 (charset=utf-8)."
-        ) from None
+        # A UTF-8 byte order mark is not text: json and csv would read it as part of the first record.
+        return body.decode("utf_8_sig" if charset == "utf_8" else charset)
     except UnicodeDecodeError as exc:
         raise RequestError(
-            f"The body is not valid {charset} (byte {exc.start}).", "Encode the texts as UTF-8."
+            f"The body is not valid {CHARSETS[charset]} (byte {exc.start}).", "Encode the texts as UTF-8."
         ) from None
+
+
+class _Texts(list):
+    """The texts read so far; a 413 as soon as one more than the cap is added, so that reading a body
+    stops there, however many records it holds."""
+
+    def __init__(self, cap: int | None) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def add(self, texts: list[str]) -> None:
+        if self.cap and len(self) + len(texts) > self.cap:
+            raise RequestError(
+                f"The request holds more than {self.cap} texts; this endpoint takes at most {self.cap} per request.",
+                SPLIT_FIX,
+                http_status=413,
+            )
+        self.extend(texts)
+
+    def json_budget(self) -> int | None:
+        """How many JSON values the next document may hold (None: no cap)."""
+        return 2 * (self.cap - len(self)) + JSON_EXTRA_VALUES if self.cap else None
 
 
 def _as_texts(value: object, where: str) -> list[str]:
@@ -188,8 +257,42 @@ def _as_texts(value: object, where: str) -> list[str]:
     raise RequestError(f"{where} is {type(value).__name__}; expected a string or a list of strings.", JSON_FIX)
 
 
-def _json_value(text: str, where: str, start: int = 0) -> tuple[object, int]:
-    """One JSON value of ``text`` from ``start``, and where it ends; a 400 naming ``where`` if invalid."""
+def _check_json_size(text: str, position: int, where: str, budget: int) -> None:
+    """Refuse the JSON array or object at ``position`` before it is parsed if it holds more than
+    ``budget`` values or is nested deeper than JSON_MAX_DEPTH. Strings are skipped by json's own
+    (C) scanner and the text between them counted by str.count, so this costs little next to parsing;
+    a syntax error is left for the parser to report."""
+    depth = values = 0
+    while position < len(text):
+        char = text[position]
+        if char == '"':
+            try:
+                position = scanstring(text, position + 1)[1]
+            except ValueError:
+                return
+        else:
+            depth += 1 if char in "[{" else -1
+            position += 1
+            if depth == 0:
+                return
+            if depth > JSON_MAX_DEPTH:
+                raise RequestError(f"{where} is nested too deeply to read.", "Send texts as flat JSON strings.")
+        run_end = _JSON_PLAIN_RUN.match(text, position).end()
+        values += 1 + text.count(",", position, run_end)
+        position = run_end
+        if values > budget:
+            raise RequestError(
+                f"{where} holds more than {budget} JSON values: more than this endpoint takes in one request.",
+                SPLIT_FIX,
+                http_status=413,
+            )
+
+
+def _json_value(text: str, where: str, start: int = 0, budget: int | None = None) -> tuple[object, int]:
+    """One JSON value of ``text`` from ``start``, and where it ends; a 400 naming ``where`` if invalid,
+    a 413 if it holds more than ``budget`` values."""
+    if budget is not None and text[start : start + 1] in ("[", "{"):
+        _check_json_size(text, start, where, budget)
     try:
         return json.JSONDecoder().raw_decode(text, start)
     except RecursionError:
@@ -198,13 +301,12 @@ def _json_value(text: str, where: str, start: int = 0) -> tuple[object, int]:
         raise RequestError(f"{where} is not valid JSON ({exc}).", JSON_FIX) from None
 
 
-def _decode_json(text: str) -> list[str]:
-    texts: list[str] = []
+def _decode_json(text: str, texts: _Texts) -> None:
     position, number = _JSON_SPACE.match(text).end(), 0
     while position < len(text):
         number += 1
         where = "The body" if number == 1 else f"JSON document {number} of the body"
-        document, position = _json_value(text, where, position)
+        document, position = _json_value(text, where, position, texts.json_budget())
         if isinstance(document, dict):
             if "inputs" not in document:
                 keys = ", ".join(list(document)[:8]) or "none"
@@ -212,20 +314,19 @@ def _decode_json(text: str) -> list[str]:
                     f"{where} is a JSON object without an 'inputs' key (keys: {keys[:_SHOWN_CHARS]}).",
                     'Send {"inputs": ["text", ...]}.',
                 )
-            texts += _as_texts(document["inputs"], "inputs" if number == 1 else f"{where}: inputs")
+            texts.add(_as_texts(document["inputs"], "inputs" if number == 1 else f"{where}: inputs"))
         else:
-            texts += _as_texts(document, where)
+            texts.add(_as_texts(document, where))
+        del document
         position = _JSON_SPACE.match(text, position).end()
-    return texts
 
 
-def _decode_jsonlines(text: str) -> list[str]:
-    texts = []
+def _decode_jsonlines(text: str, texts: _Texts) -> None:
     for number, line in numbered_lines(text):
         where = f"Record {number} (line {number})"
         if not line.strip(" \t\r"):
             raise RequestError(f"{where} is blank: it holds no text.", JSONLINES_FIX)
-        record, end = _json_value(line, where)
+        record, end = _json_value(line, where, budget=JSON_EXTRA_VALUES)
         if line[end:].strip(" \t\r"):
             raise RequestError(f"{where} holds more than one JSON value.", JSONLINES_FIX)
         if isinstance(record, dict):
@@ -235,8 +336,7 @@ def _decode_jsonlines(text: str) -> list[str]:
             record = record[key]
         if not isinstance(record, str):
             raise RequestError(f"{where} holds {type(record).__name__}, not a text.", JSONLINES_FIX)
-        texts.append(record)
-    return texts
+        texts.add([record])
 
 
 @contextlib.contextmanager
@@ -257,28 +357,47 @@ def _csv_fields_up_to(size: int) -> Iterator[None]:
             csv.field_size_limit(previous)
 
 
-def _csv_records(text: str) -> list[tuple[list[str], int]]:
-    """Every record's fields, and the line it starts on; a 400 naming the first broken record."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[tuple[list[str], int]] = []
-    line = 1
+def _lines_with_ends(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their ends, as io.StringIO(text, newline="") gives them, one at a
+    time: a StringIO holds a copy of the text at 4 bytes a character."""
+    for match in _LINE.finditer(text):
+        if match.end() == match.start():
+            return
+        yield match.group()
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str], int]]:
+    """Each record's number, fields and the line it starts on, read one at a time; a 400 naming the
+    first broken record."""
+    commas = text.count(",")
+    if commas > CSV_MAX_COMMAS:
+        raise RequestError(
+            f"The CSV body holds {commas} commas (fields); this endpoint reads at most {CSV_MAX_COMMAS}.",
+            SPLIT_FIX,
+            http_status=413,
+        )
+    reader = csv.reader(_lines_with_ends(text), strict=True)
+    number, line = 0, 1
     try:
         with _csv_fields_up_to(len(text) + 1):
             for row in reader:
-                records.append((row, line))
+                number += 1
+                yield number, row, line
                 line = reader.line_num + 1
     except csv.Error as exc:
-        raise RequestError(f"Record {len(records) + 1} (from line {line}) is not valid CSV ({exc}).", CSV_FIX) from None
-    return records
+        raise RequestError(f"Record {number + 1} (from line {line}) is not valid CSV ({exc}).", CSV_FIX) from None
 
 
-def _decode_csv(text: str, header: bool) -> list[str]:
+def _decode_csv(text: str, header: bool, texts: _Texts) -> None:
     records = _csv_records(text)
     if not header:
-        return [",".join(row) for row, _ in records]
-    if not records:
+        for _, row, _ in records:
+            texts.add([",".join(row)])
+        return
+    first = next(records, None)
+    if first is None:
         raise RequestError("The CSV body declares a header (header=present) but is empty.", "Send the header row.")
-    (names, _), records = records[0], records[1:]
+    names = first[1]
     columns = [name.strip().lower() for name in names]
     if "text" in columns:
         column = columns.index("text")
@@ -289,21 +408,21 @@ def _decode_csv(text: str, header: bool) -> list[str]:
             f"The CSV header has no 'text' column (columns: {', '.join(names)[:_SHOWN_CHARS]}).",
             "Name the column that holds the texts 'text', or send one column only.",
         )
-    texts = []
-    for number, (row, line) in enumerate(records, start=1):
+    for number, row, line in records:
         if column >= len(row):
             raise RequestError(
-                f"Record {number} (line {line}) has no value in the '{names[column][:_SHOWN_CHARS]}' column.",
+                f"Record {number - 1} (line {line}) has no value in the '{names[column][:_SHOWN_CHARS]}' column.",
                 "Give every record a value for each header column.",
             )
-        texts.append(row[column])
-    return texts
+        texts.add([row[column]])
 
 
-def _decode_plain(text: str, lines: bool) -> list[str]:
+def _decode_plain(text: str, lines: bool, texts: _Texts) -> None:
     if lines:
-        return [line for _, line in numbered_lines(text)]
-    return [text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text]
+        for _, line in numbered_lines(text):
+            texts.add([line])
+        return
+    texts.add([text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text])
 
 
 def _check_texts(texts: list[str]) -> None:
@@ -322,29 +441,27 @@ def decode(
     """The texts of a request, one per record, in order; RequestError (400/413/415) for anything else.
 
     ``plain_text_lines``: text/plain bodies hold one text per line (batch transform) instead of one.
+    Reading stops at the first record past ``max_texts`` (413), and JSON documents are sized before
+    they are parsed, so what a body costs in memory is bounded by a small multiple of its size
+    whatever it holds (tests/unit/test_codecs.py measures it).
     """
     kind = canonical_request_type(content_type)
     text = _text_body(body, content_type)
     if not text:
         raise RequestError("The request body is empty.", "Send at least one text.")
+    texts = _Texts(max_texts)
     if kind == JSON:
-        texts = _decode_json(text)
+        _decode_json(text, texts)
     elif kind == JSONLINES:
-        texts = _decode_jsonlines(text)
+        _decode_jsonlines(text, texts)
     elif kind == CSV:
-        texts = _decode_csv(text, media_type(content_type)[1].get("header", "absent").lower() == "present")
+        _decode_csv(text, media_type(content_type)[1].get("header", "absent").lower() == "present", texts)
     else:
-        texts = _decode_plain(text, plain_text_lines)
+        _decode_plain(text, plain_text_lines, texts)
     if not texts:
         raise RequestError("The request holds no texts.", "Send at least one text.")
-    if max_texts and len(texts) > max_texts:
-        raise RequestError(
-            f"The request holds {len(texts)} texts; this endpoint takes at most {max_texts} per request.",
-            "Split the texts over several requests (batch transform does this for you).",
-            http_status=413,
-        )
     _check_texts(texts)
-    return texts
+    return list(texts)
 
 
 # ---- encoding -------------------------------------------------------------------------------------

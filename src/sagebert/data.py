@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -144,8 +145,16 @@ def _pick_column(
     )
 
 
+_LABEL_ID = re.compile(r"0|[1-9][0-9]{0,8}")  # ASCII only: re's [0-9], unlike str.isdigit
+
+
 class _LabelReader:
-    """Turns label cells (ids or names) into ids, collecting the bad ones for one message."""
+    """Turns label cells into ids, collecting the bad ones for one message.
+
+    A label is spelled as its id (ASCII digits, no sign, decimal point or exponent; a JSON integer)
+    or as its name (any case, spaces around it ignored). Nothing else is read as a number: float()
+    took "1e0", "１" (fullwidth) and "-0" for 1, 1 and 0, so a column of something else could train.
+    """
 
     def __init__(self, label_names: Sequence[str]):
         self.label_names = list(label_names)
@@ -153,15 +162,12 @@ class _LabelReader:
         self.bad: list[tuple[str, int]] = []
 
     def __call__(self, value: object, line: int) -> int:
-        text = "" if value is None else str(value).strip()
-        if isinstance(value, bool):
-            text = str(int(value))
-        try:
-            number = float(text)
-            if number.is_integer() and 0 <= number < len(self.label_names):
-                return int(number)
-        except ValueError:
-            pass
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            text = json.dumps(value) if not isinstance(value, str) else value
+        else:
+            text = str(value).strip()
+            if _LABEL_ID.fullmatch(text) and int(text) < len(self.label_names):
+                return int(text)
         if text.lower() in self._by_name:
             return self._by_name[text.lower()]
         self.bad.append((text, line))

@@ -21,6 +21,11 @@ from pathlib import Path, PurePosixPath
 from .errors import DataError
 
 _BLOCK = 1 << 20
+# What one model archive may unpack to: 16 GiB is ten times bert-large's weights. A gzip bomb (1 GiB
+# of zeros is 1 MB packed) is refused by its headers' sizes before anything is written, instead
+# of filling the disk and failing with "No space left on device".
+MAX_UNPACKED_BYTES = 16 << 30
+MAX_UNPACKED_MEMBERS = 100_000  # files and folders; tarfile keeps every header it reads in memory
 
 
 class UnsafeFileError(DataError):
@@ -101,16 +106,33 @@ def _member_path(member: tarfile.TarInfo, archive_name: str) -> PurePosixPath | 
     return PurePosixPath(*parts) if parts else None
 
 
-def extract_tar(archive: Path, target: Path) -> None:
-    """Unpack ``archive`` into the new folder ``target``: plain files and folders only.
+def extract_tar(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> None:
+    """Unpack ``archive`` into the new folder ``target``: plain files and folders only, at most
+    ``max_bytes`` in all and what the disk has free (checked before anything is written).
 
     The same on every Python (tarfile's extraction filters only exist from 3.11.4 and 3.12): every
     member is checked before anything is written, files are written by us with default
     permissions, and no owner, mode, time or link from the archive is applied.
     """
     with tarfile.open(archive) as tar:
-        members = [(member, _member_path(member, archive.name)) for member in tar.getmembers()]
-        target.mkdir(parents=True)
+        members, size = [], 0
+        for member in tar:
+            members.append((member, _member_path(member, archive.name)))
+            size += member.size if member.isreg() else 0
+            if size > max_bytes or len(members) > MAX_UNPACKED_MEMBERS:
+                raise UnsafeFileError(
+                    f"{archive.name} unpacks to more than {_gib(max_bytes)} or {MAX_UNPACKED_MEMBERS} files "
+                    "(the cap on what one archive may unpack to).",
+                    "Pack only the model folder's files (config.json, the weights, the tokenizer files).",
+                )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target.parent).free
+        if size > free:
+            raise UnsafeFileError(
+                f"{archive.name} unpacks to {_gib(size)} but {target.parent} has {_gib(free)} free.",
+                "Give the training job a larger volume (VolumeSizeInGB), or a smaller model.",
+            )
+        target.mkdir()
         for member, relative in members:
             if relative is None:
                 continue
@@ -122,6 +144,10 @@ def extract_tar(archive: Path, target: Path) -> None:
             source = tar.extractfile(member)
             with source, open(destination, "wb") as handle:
                 shutil.copyfileobj(source, handle, _BLOCK)
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
 
 
 @contextlib.contextmanager

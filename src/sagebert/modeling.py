@@ -212,6 +212,30 @@ def resolve_pooling(choice: BaseModelChoice, requested: str) -> str:
     return "mean" if is_sentence_transformers_model(directory) or config.get("model_type") == MODEL_TYPE else "cls"
 
 
+# A base model's tokenizer must know English words: one saved without its vocabulary (only
+# tokenizer_config.json) loads with its 5 special tokens and makes every word [UNK], and the job
+# would train on nothing but [UNK] to an accuracy near chance, with exit 0.
+TOKENIZER_SAMPLE = "the fire near the river spread to the houses and people were told to leave their homes"
+MAX_UNKNOWN_SHARE = 0.5  # of the sample's tokens
+MIN_VOCABULARY = 100
+
+
+def check_tokenizer(tokenizer: Any, display_name: str) -> None:
+    """A ModelSourceError unless ``tokenizer`` has a real vocabulary and encodes an English sample
+    mostly into known tokens (a check on what it does, whatever files it was loaded from)."""
+    ids = tokenizer(TOKENIZER_SAMPLE, add_special_tokens=False)["input_ids"]
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    share = sum(token == unknown for token in ids) / max(1, len(ids)) if unknown is not None else 0.0
+    size = len(tokenizer)
+    if size < MIN_VOCABULARY or share > MAX_UNKNOWN_SHARE or not ids:
+        raise ModelSourceError(
+            f"The tokenizer of {display_name} cannot encode text: its vocabulary has {size} tokens and "
+            f"{share:.0%} of a plain English sentence's tokens are unknown ({getattr(tokenizer, 'unk_token', None)}).",
+            "Upload the model directory with its tokenizer's vocabulary as save_pretrained() writes it "
+            "(tokenizer.json, or vocab.txt / vocab.json and merges.txt, beside tokenizer_config.json).",
+        )
+
+
 def load_for_training(
     choice: BaseModelChoice, label_names: Sequence[str], max_length: int, pooling: str = "cls"
 ) -> tuple[Any, Any]:
@@ -233,6 +257,7 @@ def load_for_training(
         config = AutoConfig.from_pretrained(choice.source, **labels)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(choice, exc) from exc
+    check_tokenizer(tokenizer, choice.display_name)
     trained_with_mean = isinstance(config, mean_pooling.MeanPoolingConfig)
     if trained_with_mean and pooling != "mean":
         from .errors import HyperparameterError

@@ -10,8 +10,10 @@ import http.client
 import io
 import json
 import random
+import re
 import select
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -385,5 +387,52 @@ def test_onnx_int8_workers_exit_cleanly_on_sigterm(image, served_by_each_backend
         logs = server.logs()
         assert logs.count("Worker exiting") == int(workers), logs[-3000:]
         assert "terminate called" not in logs and "SIGABRT" not in logs and "SIGKILL" not in logs, logs[-3000:]
+    finally:
+        server.remove()
+
+
+def test_a_plain_docker_stop_answers_the_requests_in_flight_and_exits_zero(image, trained_in_container):
+    # Docker's default stop timeout is 10 s; the grace period was 25 s, so a plain `docker stop`
+    # SIGKILLed the server (exit 137) with its requests in flight. Two clients send requests back
+    # to back, so requests are on the model (the one worker's /ping and its shutdown line say so)
+    # when the stop begins.
+    base, _ = trained_in_container
+    texts = [f"flood number {i} swept away the bridge near the old town square" for i in range(200)]
+    server = ServingContainer(image, base, extra=("--cpus", "2", "--memory", "800m"))
+    try:
+        server.wait_healthy()
+        sent, stopping = [], threading.Event()
+
+        def back_to_back():
+            while not stopping.is_set():
+                started = time.monotonic()
+                try:
+                    sent.append((started, post(server, texts, timeout=60).status_code))
+                except requests.RequestException as exc:
+                    sent.append((started, type(exc).__name__))
+
+        senders = [threading.Thread(target=back_to_back) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        try:
+            give_up = time.monotonic() + 60
+            while requests.get(server.url + "/ping", timeout=2).json().get("requests_in_flight", 0) < 1:
+                assert time.monotonic() < give_up, "no request was ever in flight"
+            proven = time.monotonic()
+            subprocess.run(["docker", "stop", server.name], check=True, capture_output=True, timeout=30)
+            stop_took = time.monotonic() - proven
+        finally:
+            stopping.set()
+            for sender in senders:
+                sender.join(120)
+        assert server.exit_code() == 0, server.logs()[-3000:]
+        assert stop_took < 10
+        logs = server.logs()
+        in_flight = re.search(r"shutting down; (\d+) request\(s\) in flight finish", logs)
+        assert in_flight and int(in_flight.group(1)) >= 1, logs[-3000:]
+        assert "every request in flight was answered" in logs
+        # The requests sent before the one proven in flight all got their answer.
+        before = [status for started, status in sent if started < proven]
+        assert before and before == [200] * len(before), before
     finally:
         server.remove()

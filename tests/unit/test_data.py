@@ -162,6 +162,28 @@ def test_labels_outside_the_label_set_are_listed_with_lines(tmp_path):
     )
 
 
+@pytest.mark.parametrize("spelling", ["1e0", "１", "-0", "+1", "1.0", "0x1", "1_0", " 1 1", "٣", "01"])
+def test_a_label_spelled_other_than_an_id_or_a_name_is_refused_with_its_line(tmp_path, spelling):
+    # float() read "1e0", fullwidth "１" and "-0" as 1, 1 and 0: a wrong column could train.
+    d = channel(tmp_path)
+    write_csv(d / "x.csv", ["label", "sentence"], [["1", "a"], [spelling, "b"], ["0", "c"]])
+    assert_data_error(d, "1 row(s) have a label outside the label set", f"{spelling.strip()!r} (line 3)")
+
+
+@pytest.mark.parametrize("value", [True, 1.0, None, [1], "1e0"])
+def test_a_json_label_that_is_not_an_integer_id_or_a_name_is_refused(tmp_path, value):
+    d = channel(tmp_path)
+    (d / "x.jsonl").write_text(json.dumps({"text": "a", "label": 0}) + "\n" + json.dumps({"text": "b", "label": value}))
+    assert_data_error(d, "1 row(s) have a label outside the label set", "(line 2)")
+
+
+def test_the_documented_label_spellings_are_read(tmp_path):
+    d = channel(tmp_path)
+    rows = [["0", "a"], [" 1 ", "b"], ["Real Disaster", "c"], ["  not a disaster", "d"]]
+    write_csv(d / "x.csv", ["label", "sentence"], rows)
+    assert read(d).labels == [0, 1, 1, 0]
+
+
 def test_channel_without_data_files(tmp_path):
     d = channel(tmp_path)
     (d / "notes.txt").write_text("hello")

@@ -107,3 +107,36 @@ def test_the_directory_digest_follows_content_not_place(tmp_path):
     assert directory_digest(tmp_path / "a") == directory_digest(tmp_path / "b")
     (tmp_path / "b" / "sub" / "w.bin").write_bytes(b"\x00\x02")
     assert directory_digest(tmp_path / "a") != directory_digest(tmp_path / "b")
+
+
+def test_a_gzip_bomb_is_refused_by_its_size_before_anything_is_written(tmp_path):
+    # 64 MiB of zeros pack to 64 KB; before the cap, a 1 GiB one failed with "No space left".
+    archive = make_tar(tmp_path / "model.tar.gz", [("config.json", b"{}"), ("weights.bin", bytes(64 << 20))])
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(UnsafeFileError) as info:
+        extract_tar(archive, tmp_path / "out", max_bytes=16 << 20)
+    assert "unpacks to more than 0.02 GiB" in str(info.value) and "cap" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_default_cap_refuses_an_archive_announcing_more_than_16_gib(tmp_path):
+    # Only the header is written: the cap is checked on what the headers announce, never by
+    # unpacking (or reading past) the data.
+    info = tarfile.TarInfo("weights.bin")
+    info.size = (16 << 30) + 1
+    archive = tmp_path / "model.tar"
+    archive.write_bytes(info.tobuf(tarfile.GNU_FORMAT))
+    with pytest.raises(UnsafeFileError) as raised:
+        extract_tar(archive, tmp_path / "out")
+    assert "more than 16.00 GiB" in str(raised.value) and not (tmp_path / "out").exists()
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_with_both_sizes(tmp_path, monkeypatch):
+    import shutil
+
+    archive = make_tar(tmp_path / "model.tar.gz", [("config.json", b"{}"), ("weights.bin", bytes(1 << 20))])
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, 1 << 19))
+    with pytest.raises(UnsafeFileError) as info:
+        extract_tar(archive, tmp_path / "out")
+    assert "unpacks to 0.00 GiB" in str(info.value) and "VolumeSizeInGB" in info.value.fix
+    assert not (tmp_path / "out").exists()

@@ -202,7 +202,10 @@ def test_query_strings_are_dropped_except_the_listings_pagination(client, fake, 
     assert paths == ["/models/a/invoke", "/models/a", "/models/a", "/models?limit=10&next_page_token=abc"]
 
 
-@pytest.mark.parametrize("name", ["../../etc", "a/b", "..", ".hidden", "", "x" * 300, 7, None, "a b"])
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc", "a/b", "..", ".hidden", "", "x" * 300, 7, None, "a b", "a\u2028b", "a\x00", "/etc", "ａ", "a\nb"],
+)
 def test_a_model_name_that_is_not_a_plain_name_is_400(client, fake, models_dir, name):
     response = client.post("/models", json={"model_name": name, "url": str(model_dir(models_dir, "good"))})
     assert response.status_code == 400 and "model_name must be" in response.json["error"]
@@ -215,6 +218,48 @@ def test_a_url_outside_the_models_directory_is_400_and_lists_nothing(client, fak
     response = load(client, "m", url.format(models=models_dir))
     assert response.status_code == 400 and "is not under" in response.json["error"]
     assert "found" not in response.json["error"] and fake.models == {}
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("{models}/good/model\x00", "printable characters"),
+        ("{models}/\x00/../good/model", "printable characters"),
+        ("{models}/" + "a/" * 2100 + "model", "at most 4096"),
+        ("{models}/good/model\u2028", "printable characters"),
+        ("{models}/" + "x" * 300 + "/model", "cannot be read (File name too long)"),
+    ],
+)
+def test_a_hostile_url_is_a_400_with_a_reason_not_a_500(client, fake, models_dir, url, fragment):
+    # A NUL raised ValueError and a 300-character name ENAMETOOLONG in the path check: both were 500s.
+    model_dir(models_dir, "good")
+    response = load(client, "m", url.format(models=models_dir))
+    assert response.status_code == 400 and fragment in response.json["error"] and response.json["fix"]
+    assert len(response.data) < 1000 and fake.models == {} and client.get("/ping").status_code == 200
+
+
+def test_a_symlink_out_of_the_models_directory_is_refused(client, fake, models_dir, tmp_path):
+    outside = model_dir(tmp_path / "outside", "stolen")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    (models_dir / "link").symlink_to(outside.parent)
+    response = load(client, "m", models_dir / "link" / "model")
+    assert response.status_code == 400 and "is not under" in response.json["error"] and fake.models == {}
+
+
+def test_posts_beyond_the_fronts_slots_get_a_503_at_once_and_ping_still_answers(fake, models_dir):
+    from sagebert.serving.app import RequestSlots
+
+    slots = RequestSlots(1)
+    front = create_front_app(Backend(fake.url, timeout=5, pool_size=4), replace(SETTINGS, models_dir=models_dir), slots)
+    client = front.test_client()
+    assert slots.try_take()  # a slow sender holds the only slot
+    refused = client.post("/invocations", data=b"[]", headers={"X-Amzn-SageMaker-Target-Model": "a"})
+    assert refused.status_code == 503 and "being read" in refused.json["error"]
+    assert refused.headers["Connection"] == "close" and fake.requests == []
+    assert client.get("/ping").status_code == 200
+    slots.release()
+    assert client.post("/models/a/invoke", data=b"x").status_code == 404  # passed through: a slot was free
+    assert slots.try_take()  # and given back after the request
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """The real server (gunicorn, its workers, the Flask app) over sockets on loopback, with test models
 that answer instantly, slowly, or never (tests/serving_fakes.py): what no test client can show."""
 
+import contextlib
 import csv
 import http.client
 import io
 import json
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -121,7 +123,8 @@ def test_a_chunked_body_under_the_limit_gets_every_prediction(echo):
 
 def test_silent_clients_are_disconnected_and_do_not_hold_the_threads():
     # 4 threads per worker: without a read timeout, 6 clients that announce 100 bytes and send
-    # 10 would hold every thread for as long as they stay connected.
+    # 10 would hold every thread for as long as they stay connected. The 2 request slots wait for
+    # them (408 when they stay silent); the others are refused at once (503).
     with LocalServer("echo", {"SAGEBERT_SERVER_THREADS": "4", "SAGEBERT_CLIENT_TIMEOUT": "2"}) as server:
         server.wait_healthy()
         stalled = []
@@ -132,11 +135,111 @@ def test_silent_clients_are_disconnected_and_do_not_hold_the_threads():
                 + b"0123456789"
             )
             stalled.append(sock)
-        for sock in stalled:  # the server gives up on each, with a 408
-            assert sock.recv(65536).startswith(b"HTTP/1.1 408 ")
+        statuses = []
+        for sock in stalled:  # the server gives up on each, with a 408, or refuses it at once
+            statuses.append(sock.recv(65536)[:12])
             sock.close()
+        assert sorted(statuses) == [b"HTTP/1.1 408"] * 2 + [b"HTTP/1.1 503"] * 4, statuses
         assert server.ping(timeout=10).status_code == 200
         assert post(server, ["after the silent clients"], timeout=10).status_code == 200
+
+
+def test_clients_that_connect_and_send_nothing_do_not_hold_ping_back():
+    # gthread gave each new connection a thread for up to 5 s waiting for its first byte: 20 silent
+    # connections on 4 threads made /ping wait 25 s. They now wait on the poller, not in a thread.
+    with LocalServer("echo", {"SAGEBERT_SERVER_THREADS": "4"}) as server:
+        server.wait_healthy()
+        silent = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(20)]
+        try:
+            started = time.monotonic()
+            assert server.ping(timeout=2).status_code == 200
+            assert post(server, ["beside the silent clients"], timeout=2).status_code == 200
+            assert time.monotonic() - started < 2
+        finally:
+            for sock in silent:
+                sock.close()
+
+
+def _trickle(port: int, head: bytes, limit: float = 20.0) -> tuple[bytes, float]:
+    """A client that sends ``head`` at once, then one more byte every half second until the server
+    answers: the answer's first bytes, and the seconds from the first byte to the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        sock.settimeout(0.5)  # the pace: a byte whenever half a second passes without an answer
+        while time.monotonic() - started < limit:
+            try:
+                return sock.recv(65536), time.monotonic() - started
+            except TimeoutError:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"a")
+    return b"", limit
+
+
+TRICKLED_BODY = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n"
+TRICKLED_HEADERS = b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Slow: "
+
+
+@pytest.mark.parametrize("head", [TRICKLED_BODY, TRICKLED_HEADERS], ids=["body", "headers"])
+def test_trickling_clients_get_a_408_at_the_deadline_and_never_hold_ping_back(head):
+    # 4 threads, 2 of them request slots: 10 clients sending a byte every half second (the socket's
+    # read timeout never fires) held every thread for as long as they kept sending, and /ping failed.
+    env = {"SAGEBERT_SERVER_THREADS": "4", "SAGEBERT_REQUEST_READ_TIMEOUT": "3", "SAGEBERT_CLIENT_TIMEOUT": "30"}
+    with LocalServer("echo", env) as server:
+        server.wait_healthy()
+        with ThreadPoolExecutor(10) as pool:
+            tricklers = [pool.submit(_trickle, server.port, head) for _ in range(10)]
+            while not all(t.done() for t in tricklers):
+                started = time.monotonic()
+                assert server.ping(timeout=2).status_code == 200
+                assert time.monotonic() - started < 2
+            answers = [t.result() for t in tricklers]
+        timed_out = [seconds for answer, seconds in answers if answer.startswith(b"HTTP/1.1 408 ")]
+        refused = [seconds for answer, seconds in answers if answer.startswith(b"HTTP/1.1 503 ")]
+        assert len(timed_out) == 2 and len(refused) == 8, answers  # the slots held, the rest refused at once
+        assert all(2.9 <= seconds <= 4.5 for seconds in timed_out), timed_out
+        assert all(seconds < 2.5 for seconds in refused), refused
+        assert all(b'"error"' in answer and b'"fix"' in answer for answer, _ in answers)
+        assert post(server, ["after the trickling clients"], timeout=10).status_code == 200
+
+
+def _raw(port: int, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` as bytes; the status and the JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, fragment",
+    [
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nAccept: " + b"x/y," * 3000 + b"\r\n\r\n", 431, "Too Large"),
+        (b"POST /invocations HTTP/1.1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n", 400, "CONTENT-TYPE"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", 414, "URI"),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Bad Request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "Bad Request"),
+    ],
+    ids=["header-too-large", "two-content-types", "long-uri", "negative-length", "tls-hello"],
+)
+def test_requests_gunicorn_refuses_get_a_json_reason_not_an_html_page(echo, request_bytes, status, fragment):
+    got, body = _raw(echo.port, request_bytes)
+    assert got == status and fragment in body["error"] and body["fix"]
+
+
+def test_hostile_header_values_get_an_answer_never_a_500(echo):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+    body = b'["a"]'
+    attributes = b"X-Amzn-SageMaker-Custom-Attributes: output=logits;trace=\xff\xfe\r\nConnection: close\r\n"
+    assert _raw(echo.port, head + attributes + b"\r\n" + body)[0] == 200  # latin-1 bytes are passed back
+    for accept in (b"text/\xff\xfe", b"text/csv;q=nan, application/json;q=inf", b"*/*;q=1e999"):
+        status, answer = _raw(echo.port, head + b"Accept: " + accept + b"\r\nConnection: close\r\n\r\n" + body)
+        assert status in (200, 406), answer
+    assert echo.ping().status_code == 200
 
 
 # ---- long, stuck and concurrent work -------------------------------------------------------------------
@@ -253,7 +356,8 @@ def test_a_model_that_fails_to_load_gives_503_with_the_reason():
 
 
 def test_sigterm_lets_requests_provably_in_flight_finish_and_says_so():
-    with LocalServer("slow", {"SLOW_SECONDS": "0.01"}) as server:
+    # 8 s of work in flight: a grace period longer than the default, as SageMaker's 30 s allows.
+    with LocalServer("slow", {"SLOW_SECONDS": "0.01", "SAGEBERT_STOP_GRACE": "20"}) as server:
         server.wait_healthy()
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(post, server, [f"text {i}"] * 200, timeout=60) for i in range(4)]
@@ -290,7 +394,7 @@ def test_a_request_still_being_encoded_is_not_counted_in_flight_and_gets_a_reaso
 
 
 def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
-    with LocalServer("slow", {"SLOW_SECONDS": "0.1", "GRACEFUL_TIMEOUT": "5"}) as server:
+    with LocalServer("slow", {"SLOW_SECONDS": "0.1", "SAGEBERT_STOP_GRACE": "5"}) as server:
         server.wait_healthy()
         with ThreadPoolExecutor(1) as pool:
             long = pool.submit(post, server, ["text"] * 600, timeout=60)  # 60 s of work
@@ -300,6 +404,22 @@ def test_sigterm_refuses_with_503_what_cannot_finish_in_the_grace_period():
         assert answer.status_code == 503 and "shutting down" in answer.json()["error"]
         assert code == 0
         assert "1 request(s) that could not finish in the grace period got a 503" in server.logs()
+
+
+def test_with_the_default_grace_a_stop_ends_inside_dockers_10_s_whatever_is_in_flight():
+    # `docker stop` kills after 10 s. The grace period was a hard-coded 25 s: a request longer
+    # than 10 s was killed with the server (exit 137, no answer). 60 s of work is in flight here.
+    with LocalServer("slow", {"SLOW_SECONDS": "0.1"}) as server:
+        server.wait_healthy()
+        with ThreadPoolExecutor(1) as pool:
+            long = pool.submit(post, server, ["text"] * 600, timeout=60)
+            server.wait_for(lambda: server.ping().json().get("requests_in_flight") == 1, 30, "the request in flight")
+            started = time.monotonic()
+            code = server.stop()
+            took = time.monotonic() - started
+            answer = long.result()
+        assert code == 0 and took < 10, took
+        assert answer.status_code == 503 and "shutting down" in answer.json()["error"]
 
 
 class _RecordingSocket:

@@ -157,6 +157,18 @@ def test_an_unreadable_pretrained_channel(opt_ml, tmp_path):
     assert "holds no Hugging Face model" in reason and "README" in reason
 
 
+def test_a_pretrained_model_whose_tokenizer_lost_its_vocabulary_is_refused(opt_ml):
+    # With tokenizer_config.json alone, the tokenizer loads with its 5 special tokens: every word
+    # was [UNK], and the job trained to chance accuracy with exit 0.
+    base = opt_ml(train_rows=20)
+    for name in ("vocab.txt", "tokenizer.json"):
+        (base / "input" / "data" / "pretrained" / name).unlink()
+    assert train_main([]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "cannot encode text: its vocabulary has 5 tokens and 100% of" in reason and "vocab.txt" in reason
+    assert not (base / "model" / "model.safetensors").exists()
+
+
 def test_an_unreachable_hub_model_says_to_use_the_pretrained_channel(tmp_path, monkeypatch):
     base = make_opt_ml(
         tmp_path / "opt_ml", train_rows=20, hyperparameters={"model_name_or_path": "no-such-org/no-such-model-xyz"}

@@ -8,13 +8,16 @@ torch thread count (granted CPUs / workers) and runs one warm-up prediction befo
 connections. Workers are threaded (serving.worker, gthread): /ping and queued requests are
 answered while a forward pass runs, and requests queued together share forward passes
 (serving.batching). A client that stays silent for SAGEBERT_CLIENT_TIMEOUT seconds while sending
-its request or reading the answer is disconnected, so slow clients cannot hold the threads.
+its request or reading the answer is disconnected, one that has not sent its whole request within
+SAGEBERT_REQUEST_READ_TIMEOUT gets a 408, and requests being read take one of a worker's request
+slots (threads - 2, the rest refused at once), so slow clients cannot hold the threads.
 No nginx in front: SageMaker's own front end already buffers clients and caps the body, gunicorn
 handles keep-alive, and the app enforces the payload limit itself.
 
 SIGTERM (scale-in, UpdateEndpoint, `docker stop`) makes gunicorn stop accepting; requests in
-flight finish, or get a 503 if they cannot finish inside the grace period (25 s, inside
-SageMaker's 30 s); the log says which; then it exits 0.
+flight finish, or get a 503 if they cannot finish inside the grace period (SAGEBERT_STOP_GRACE,
+8 s by default: inside Docker's default 10 s stop timeout and SageMaker's 30 s); the log says
+which; then it exits 0.
 
 With SAGEMAKER_MULTI_MODEL=true it runs multi-model-server behind a small front instead
 (serving.mms).
@@ -31,13 +34,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
-from ..serving.settings import ServingSettings
+from ..serving.settings import PING_RESERVED_THREADS, ServingSettings
 from .driver_check import check_this_host
 
 log = logging.getLogger("sagebert.serve")
 
 BIND_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
-GRACEFUL_TIMEOUT = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 FRONT_THREADS = 32
 WORKER_CLASS = "sagebert.serving.worker.SagebertWorker"
 
@@ -61,7 +63,7 @@ def _common_options(settings: ServingSettings) -> dict:
         "worker_class": WORKER_CLASS,
         "when_ready": lambda server: limit_client_silence(server.LISTENERS, settings.client_timeout),
         "timeout": settings.timeout,
-        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "graceful_timeout": settings.stop_grace,
         "keepalive": 75,  # longer than the SageMaker front end's idle time, so it closes first
         "worker_tmp_dir": "/dev/shm",
         "accesslog": None,  # no line per request: /ping alone would write one every few seconds
@@ -202,11 +204,17 @@ def serve_single_model(settings: ServingSettings) -> None:
 
 def serve_multi_model_front(settings: ServingSettings, backend_url: str) -> None:
     """The front of a multi-model endpoint (see serving.mme_front), until SIGTERM."""
+    from ..serving.app import RequestSlots
     from ..serving.mme_front import Backend, create_front_app
 
     options = {**_common_options(settings), "workers": 1, "threads": FRONT_THREADS}
     backend = Backend(backend_url, timeout=settings.timeout + 5, pool_size=FRONT_THREADS)
-    run_gunicorn(settings, options, lambda application: create_front_app(backend, settings))
+
+    def load(application):
+        application.slots = RequestSlots(FRONT_THREADS - PING_RESERVED_THREADS)
+        return create_front_app(backend, settings, application.slots)
+
+    run_gunicorn(settings, options, load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,8 @@ is a 500 whose traceback goes to the log, never to the client.
 /ping is 200 only while this worker can answer: the model loaded, a warm-up prediction succeeded
 in this process, and no forward pass has run longer than SAGEMAKER_MODEL_SERVER_TIMEOUT. It never
 touches the model, and it always finds a free request thread: at most ``threads - 2`` requests
-per worker may wait on the model, later ones get a 503 at once.
+per worker may be read or wait on the model (RequestSlots, shared with the heads that
+serving.worker reads slowly), later ones get a 503 at once and their connection is closed.
 
 A request body is read in full (up to the payload limit, chunked or not) before any answer, so a
 client that sends its whole body before reading (Python's http.client, most SDKs) sees the 413 or
@@ -41,6 +42,55 @@ DRAIN_EXTRA_BYTES = 64 << 20  # past the limit, read at most this much more befo
 BATCH_PAYLOAD_LIMIT_MB = 100  # the largest MaxPayloadInMB batch transform accepts
 
 
+class RequestSlots:
+    """The request threads of a worker that requests being read, or waiting on the model, may take
+    (serving.worker takes one for a request whose headers come slowly); the others stay free for
+    /ping. Past the cap a request is refused at once, never queued behind slow senders."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def try_take(self) -> bool:
+        """Take a slot; False when all are taken."""
+        with self._lock:
+            if self._taken >= self.cap:
+                return False
+            self._taken += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken by try_take."""
+        with self._lock:
+            self._taken -= 1
+
+    def refusal(self) -> InferenceUnavailableError:
+        """The 503 for a request that finds no slot free."""
+        return InferenceUnavailableError(
+            f"This worker already has {self.cap} requests being read or waiting for the model.",
+            "Retry after a moment, or send fewer requests at once (and each one without pausing).",
+        )
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a slot while a request is read and answered; its 503 at once when none is free."""
+        if not self.try_take():
+            raise self.refusal()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def close_after_refusal(response: Response) -> Response:
+    """A 408, or a 503 for want of a slot, leaves the body unread: closing the connection spares the
+    thread gunicorn's drain of a body that may come a byte at a time (serving.worker honours it)."""
+    if response.status_code in (408, 503) and request.method == "POST":
+        response.headers["Connection"] = "close"
+    return response
+
+
 class ModelHolder:
     """The served model and its readiness: loading → ready (after a warm-up), or failed.
 
@@ -62,6 +112,7 @@ class ModelHolder:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self.batcher: MicroBatcher | None = self._batcher() if model is not None else None
+        self.slots = RequestSlots(self.settings.inference_slots)
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
@@ -170,12 +221,15 @@ def _drain(stream, size: int) -> None:
 def read_body(limit_mb: float) -> bytes:
     """The request body, at most ``limit_mb`` megabytes; a 413 after draining a larger one (bounded),
     a 400 for a body shorter than its Content-Length or badly chunked, a 408 for a client that
-    stopped sending (the listening socket's SO_RCVTIMEO, see container.serve)."""
+    stopped sending (the listening socket's SO_RCVTIMEO, see container.serve) or did not send the
+    whole request within SAGEBERT_REQUEST_READ_TIMEOUT (serving.worker's deadline)."""
     try:
         return _read_body(request.environ["wsgi.input"], int(limit_mb * 2**20), limit_mb)
-    except (BlockingIOError, TimeoutError):
+    except (BlockingIOError, TimeoutError) as exc:
         raise RequestError(
-            "The client stopped sending the request body.", "Send the whole body without pausing.", http_status=408
+            f"The client did not send the request body in time ({exc or 'it stopped sending'}).",
+            "Send the whole body without pausing.",
+            http_status=408,
         ) from None
     except OSError as exc:  # what gunicorn raises for a body cut short or badly chunked
         raise RequestError(
@@ -243,6 +297,12 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
 
     @app.post("/invocations")
     def invocations() -> Response:
+        with holder.slots.held():
+            return _invocations()
+
+    app.after_request(close_after_refusal)
+
+    def _invocations() -> Response:
         body = read_body(settings.max_payload_mb)
         holder.require_ready()
         accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)

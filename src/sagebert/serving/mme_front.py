@@ -31,10 +31,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import urllib3
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from ..errors import RequestError
-from .app import read_body
+from .app import RequestSlots, close_after_refusal, read_body
 from .resources import memory_available_mb
 from .responses import error_response, install_error_handlers, json_response
 from .settings import ServingSettings
@@ -54,6 +54,8 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WORKER_BASELINE_MB = 300  # a model worker's Python, torch and tokenizer before the weights
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 PING_TIMEOUT_S = 1.0
+MAX_URL_CHARS = 4096  # Linux's PATH_MAX
+SHOWN_URL_CHARS = 200  # how much of a url an error message quotes back
 
 
 def check_model_name(name: object) -> None:
@@ -68,36 +70,53 @@ def check_model_name(name: object) -> None:
 def check_model_dir(url: object, models_dir: Path) -> Path:
     """The model directory ``url`` names, if it is a loadable sagebert model under ``models_dir``;
     else a RequestError that says what is wrong (never what the directory holds)."""
+    fix = 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}'
     if not isinstance(url, str) or not url:
+        raise RequestError("url must be the model's directory.", fix)
+    if len(url) > MAX_URL_CHARS or not url.isprintable():
+        # A NUL made the path check raise ValueError, a long name ENAMETOOLONG: both were 500s.
         raise RequestError(
-            "url must be the model's directory.", 'POST {"model_name": "m", "url": "/opt/ml/models/m/model"}'
+            f"url must be a path of at most {MAX_URL_CHARS} printable characters (no NUL, control or "
+            "separator characters).",
+            fix,
         )
+    try:
+        return _checked_model_dir(url, models_dir)
+    except OSError as exc:
+        raise RequestError(
+            f"The model directory {url[:SHOWN_URL_CHARS]} cannot be read ({exc.strerror or type(exc).__name__}).",
+            f"Load models from {models_dir}, where SageMaker extracts them.",
+        ) from None
+
+
+def _checked_model_dir(url: str, models_dir: Path) -> Path:
+    shown = url[:SHOWN_URL_CHARS]
     root = models_dir.resolve()
     directory = Path(url).resolve()
     if directory != root and root not in directory.parents:
         raise RequestError(
-            f"The model directory {url} is not under {models_dir}.",
+            f"The model directory {shown} is not under {models_dir}.",
             f"Load models from {models_dir}, where SageMaker extracts them.",
         )
     if not directory.is_dir():
         raise RequestError(
-            f"The model directory {url} does not exist.",
+            f"The model directory {shown} does not exist.",
             "Check the model's S3 key: SageMaker extracts <TargetModel>.tar.gz there before loading it.",
         )
     if not (directory / "config.json").is_file():
         raise RequestError(
-            f"{url} holds no model: config.json is missing.",
+            f"{shown} holds no model: config.json is missing.",
             "Upload the model.tar.gz of a sagebert training job; its files must sit at the archive root.",
         )
     if not any((directory / name).is_file() for name in WEIGHT_FILES):
         raise RequestError(
-            f"{url} has no weights file (model.safetensors).", "Upload the unmodified model.tar.gz of a training job."
+            f"{shown} has no weights file (model.safetensors).", "Upload the unmodified model.tar.gz of a training job."
         )
     try:
         json.loads((directory / "config.json").read_text())
     except (ValueError, OSError):
         raise RequestError(
-            f"{url}/config.json is not valid JSON.", "Upload the unmodified model.tar.gz of a training job."
+            f"{shown}/config.json is not valid JSON.", "Upload the unmodified model.tar.gz of a training job."
         ) from None
     return directory
 
@@ -158,9 +177,25 @@ def _forwarded_headers() -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
 
 
-def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
-    """The front's WSGI app, passing the multi-model contract through to ``backend``."""
+def create_front_app(backend: Backend, settings: ServingSettings, slots: RequestSlots | None = None) -> Flask:
+    """The front's WSGI app, passing the multi-model contract through to ``backend``. ``slots``
+    caps the POSTs being read or passed through at once, so /ping always finds a thread."""
     app = Flask("sagebert-mme")
+
+    @app.before_request
+    def take_slot() -> Response | None:
+        if slots is not None and request.method == "POST":
+            if not slots.try_take():
+                return error_response(slots.refusal())
+            g.slot_taken = True
+        return None
+
+    @app.teardown_request
+    def release_slot(_error: BaseException | None) -> None:
+        if g.pop("slot_taken", False):
+            slots.release()  # type: ignore[union-attr]
+
+    app.after_request(close_after_refusal)
 
     def passthrough(path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         try:

@@ -35,7 +35,6 @@ from .settings import (
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE = 25
 HANDLER_SERVICE = "sagebert.serving.mms_handler_service"
 
 
@@ -107,7 +106,7 @@ def run_multi_model_server(settings: ServingSettings) -> int:
         for child in others:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + settings.stop_grace
         for child in others:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))

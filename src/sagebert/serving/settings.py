@@ -20,6 +20,8 @@ the same on both server paths:
 | SAGEBERT_MICRO_BATCH_TEXTS | texts of queued requests merged into one forward pass; 1 = every text alone | 64 |
 | SAGEBERT_MICRO_BATCH_TOKENS | tokens merged into one forward pass; longer requests are served in slices of it | 4096 |
 | SAGEBERT_CLIENT_TIMEOUT | seconds a client may stay silent while sending a request or reading the answer | 30 |
+| SAGEBERT_REQUEST_READ_TIMEOUT | seconds a client has to send a whole request (headers and body) from its first byte, however steadily it sends (408 after) | 60 |
+| SAGEBERT_STOP_GRACE | seconds a stopping server gives requests in flight (SIGTERM: `docker stop`, scale-in); they get a 503 if they cannot finish. Under Docker's default stop timeout (10 s): keep it under the stop timeout the container gets | 8 |
 | SAGEBERT_OUTPUT_FORMAT | predictions, or logits (the reference handler's answer) | predictions |
 | SAGEBERT_MODEL_DIR | the model directory | /opt/ml/model |
 | SAGEBERT_LOG_LEVEL | DEBUG, INFO, WARNING or ERROR (the server's and gunicorn's lines) | INFO |
@@ -56,6 +58,8 @@ MAX_TEXTS_ENV = "SAGEBERT_MAX_TEXTS_PER_REQUEST"
 MICRO_BATCH_ENV = "SAGEBERT_MICRO_BATCH_TEXTS"
 MICRO_BATCH_TOKENS_ENV = "SAGEBERT_MICRO_BATCH_TOKENS"
 CLIENT_TIMEOUT_ENV = "SAGEBERT_CLIENT_TIMEOUT"
+REQUEST_READ_TIMEOUT_ENV = "SAGEBERT_REQUEST_READ_TIMEOUT"
+STOP_GRACE_ENV = "SAGEBERT_STOP_GRACE"
 OUTPUT_FORMAT_ENV = "SAGEBERT_OUTPUT_FORMAT"
 MODEL_DIR_ENV = "SAGEBERT_MODEL_DIR"
 LOG_LEVEL_ENV = "SAGEBERT_LOG_LEVEL"
@@ -68,6 +72,10 @@ BATCH_TRANSFORM_BUDGET_MB = 100  # SageMaker: MaxConcurrentTransforms x MaxPaylo
 MAX_TIMEOUT_S = 3600  # the longest SageMaker lets an invocation run (asynchronous inference)
 MAX_PAYLOAD_MB = 1024  # the largest request SageMaker sends (asynchronous inference: 1 GB)
 PING_RESERVED_THREADS = 2  # request threads per worker that never wait on the model
+# Seconds a stopping server gives requests in flight. Docker's default stop timeout is 10 s, and
+# SageMaker allows 30 s between SIGTERM and SIGKILL; 8 s fits both, with 2 s to exit.
+STOP_GRACE_S = 8
+MAX_STOP_GRACE_S = 25  # SageMaker's 30 s, less the time to exit
 # What serving costs in memory (measured, BENCHMARKS.md): the master with the model loaded, and
 # what each worker adds under load (its activation buffers; the weights are shared).
 SERVER_BASE_MB = 500
@@ -131,6 +139,8 @@ class ServingSettings:
     micro_batch_texts: int = 64
     micro_batch_tokens: int = 4096
     client_timeout: int = 30
+    request_read_timeout: int = 60
+    stop_grace: int = STOP_GRACE_S
     output_format: str = "predictions"
     multi_model: bool = False
     batch_transform: bool = False
@@ -152,7 +162,8 @@ class ServingSettings:
 
     @property
     def inference_slots(self) -> int:
-        """Requests per worker that may wait on the model; the other threads stay free for /ping."""
+        """Requests per worker that may be read or wait on the model at once; the other threads stay
+        free for /ping."""
         return max(1, self.threads - PING_RESERVED_THREADS)
 
     @classmethod
@@ -195,6 +206,8 @@ class ServingSettings:
             micro_batch_texts=_number(environ, MICRO_BATCH_ENV, 64, 1),
             micro_batch_tokens=_number(environ, MICRO_BATCH_TOKENS_ENV, 4096, 1),
             client_timeout=_number(environ, CLIENT_TIMEOUT_ENV, 30, 1, MAX_TIMEOUT_S),
+            request_read_timeout=_number(environ, REQUEST_READ_TIMEOUT_ENV, 60, 1, MAX_TIMEOUT_S),
+            stop_grace=_number(environ, STOP_GRACE_ENV, STOP_GRACE_S, 1, MAX_STOP_GRACE_S),
             output_format=output_format,
             multi_model=multi_model,
             batch_transform=(environ.get(BATCH_ENV) or "false").lower() == "true",
