@@ -342,4 +342,4 @@ def test_mms_handler_formats_and_custom_attributes(service):
 def test_mms_handler_errors_are_json_without_traceback(service, body, content_type, headers, status):
     code, answer, content = mms_call(service, body, content_type, **headers)
     assert code == status and content == "application/json"
-    assert json.loads(answer)["error"] and "Traceback" not in answer
+    assert json.loads(answer)["error"] and b"Traceback" not in answer

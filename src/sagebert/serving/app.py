@@ -21,13 +21,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from flask import Flask, Response, g, request
 
 from .. import codecs
 from ..errors import ModelNotReadyError, RequestError, SagebertError
+from .answer import answer
 from .batching import InferenceUnavailableError, MicroBatcher
 from .emf import ServingMetrics
 from .responses import install_error_handlers, json_response, payload_too_large
@@ -149,7 +150,8 @@ class ModelHolder:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
-    def predict(self, texts: list[str]) -> codecs.Predictions:
+    def predict(self, texts: Sequence[str]) -> codecs.Predictions:
+        """One Prediction per text, from the micro-batcher; 503 when not ready or no slot is free."""
         self.require_ready()
         with self.admitted():
             items = self.batcher.submit(self.model.encode(texts))  # type: ignore[union-attr]
@@ -238,20 +240,17 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
         status, payload = holder.health()
         return json_response(payload, status)
 
+    def predict(texts: Sequence[str]) -> codecs.Predictions:
+        g.predictions = holder.predict(texts)  # counted by the metrics after the request
+        return g.predictions
+
     @app.post("/invocations")
     def invocations() -> Response:
         body = read_body(settings.max_payload_mb)
         holder.require_ready()
-        accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
+        content, content_type = answer(body, request.headers.get, settings, predict)
+        response = Response(content, status=200, content_type=content_type)
         custom = request.headers.get(codecs.CUSTOM_ATTRIBUTES)
-        fmt = codecs.output_format(custom, settings.output_format)
-        texts = codecs.decode(
-            body, request.headers.get("Content-Type"), settings.max_texts, plain_text_lines=settings.batch_transform
-        )
-        del body
-        predictions = g.predictions = holder.predict(texts)
-        answer, content_type = codecs.encode(predictions, accept, fmt)
-        response = Response(answer, status=200, content_type=content_type)
         if custom is not None:
             response.headers[codecs.CUSTOM_ATTRIBUTES] = custom
         return response
