@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import onnx_runtime
+from . import contract, onnx_runtime
 from .codecs import Prediction, Predictions
 from .errors import SagebertError
 from .modeling import load_model_dir
@@ -43,7 +43,7 @@ from .onnx_runtime import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "onnx-int8")
+PRECISIONS = contract.PRECISIONS
 CPU_ONLY_PRECISIONS = ("int8", "onnx-int8")
 BATCHED_PRECISIONS = ("fp32",)  # the others run each text alone (see the module docstring)
 DEFAULT_BATCH_SIZE = 32

@@ -263,7 +263,7 @@ def test_payload_limit_is_413(fake):
 def test_mms_gets_a_loopback_port_of_its_own():
     assert internal_port(8080, None) == 8081
     assert internal_port(8081, None) == 8082
-    assert internal_port(8080, "21000-21999") == 21000
+    assert internal_port(8080, (21000, 21999)) == 21000
 
 
 def test_mms_listens_on_loopback_only_and_gets_the_settings_decided_here():
