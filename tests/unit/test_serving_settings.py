@@ -109,7 +109,7 @@ def test_gunicorn_gets_the_timeout_and_the_sagebert_worker(tmp_path, eight_cpus)
 def test_a_replacement_worker_takes_the_gpu_of_the_worker_it_replaces(monkeypatch):
     import sagebert.container.serve as serve
 
-    monkeypatch.setattr(serve, "_gpu_count", lambda: 2)
+    monkeypatch.setattr(serve, "gpu_count", lambda: 2)
     server = SimpleNamespace(WORKERS={})  # gunicorn's master: its live workers by pid
     for pid in range(4):  # four workers on two GPUs
         worker = SimpleNamespace()

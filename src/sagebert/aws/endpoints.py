@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from .. import contract
 from . import autoscaling
 from .autoscaling import Scaling
 from .build.common import ENDPOINT_TAG, PREVIOUS_CONFIG_TAG, endpoint_resource_stem, tag_dict
@@ -458,7 +459,7 @@ def invoke_endpoint(
     clients: AwsClients, endpoint: str, body: bytes, content_type: str, target_model: str | None = None
 ) -> bytes:
     """InvokeEndpoint (Accept: application/json); the answer's body."""
-    request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": "application/json"}
+    request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": contract.JSON}
     if target_model:
         request["TargetModel"] = target_model
     return send(clients.runtime, "InvokeEndpoint", request)["Body"].read()
@@ -471,6 +472,6 @@ def invoke_endpoint_async(clients: AwsClients, endpoint: str, input_location: st
         "InputLocation": input_location,
         "ContentType": content_type,
         # The answer in the request's own format where the server writes it (JSON Lines, CSV), else JSON.
-        "Accept": content_type if content_type in ("application/jsonlines", "text/csv") else "application/json",
+        "Accept": content_type if content_type in (contract.JSONLINES, contract.CSV) else contract.JSON,
     }
     return send(clients.runtime, "InvokeEndpointAsync", request)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from .. import contract
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
 from .build.common import S3Location
 from .clients import AwsClients
@@ -120,7 +121,7 @@ def digest_of(data: bytes) -> str:
 def put_json(clients: AwsClients, location: S3Location, value: dict) -> str:
     """Write ``value`` as JSON at ``location``; return the digest of what was written."""
     data = json_bytes(value)
-    clients.s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType="application/json")
+    clients.s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType=contract.JSON)
     return digest_of(data)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from .. import contract
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
@@ -23,7 +24,7 @@ HYPERPARAMETER_FLAGS = (
     "mixed_precision",
     "model_name_or_path",
 )
-MAX_RUN_DEFAULT = 86400
+MAX_RUN_DEFAULT = contract.DEFAULT_MAX_RUN_SECONDS
 
 
 # ---- argument types ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import urllib3
 from flask import Flask, Response, request
 
+from .. import contract
 from ..errors import RequestError
 from .app import read_body
 from .resources import memory_available_mb
@@ -217,7 +218,7 @@ def create_front_app(backend: Backend, settings: ServingSettings) -> Flask:
             backend.loading.add(name)
         try:
             return passthrough(
-                "/models", json.dumps({"model_name": name, "url": url}).encode(), {"Content-Type": "application/json"}
+                "/models", json.dumps({"model_name": name, "url": url}).encode(), {"Content-Type": contract.JSON}
             )
         finally:
             with backend.lock:

@@ -24,7 +24,7 @@ from typing import Any
 from .. import codecs, contract, logs
 from ..environment import MAX_PAYLOAD_IN_MB_ENV, base_dir
 from ..errors import SagebertError
-from .resources import granted_cpus, granted_memory_mb
+from .resources import gpu_count, granted_cpus, granted_memory_mb
 
 BATCH_TRANSFORM_BUDGET_MB = 100  # SageMaker: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 MAX_TIMEOUT_S = 3600  # the longest SageMaker lets an invocation run (asynchronous inference)
@@ -131,14 +131,6 @@ def default_workers(cpus: int, memory_mb: float | None, gpus: int = 0) -> int:
     if memory_mb is None:
         return cpus
     return max(1, min(cpus, int((memory_mb - SERVER_BASE_MB) // WORKER_MB)))
-
-
-def _gpus() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _metrics(text: str) -> bool:
@@ -287,7 +279,7 @@ class ServingSettings:
         # Defaults the machine decides, from the values read before them (fields are read in order).
         decided: dict[str, Callable[[dict[str, Any]], Any]] = {
             "model_dir": lambda _: base / "model",
-            "workers": lambda v: 1 if v["multi_model"] else default_workers(cpus, memory, _gpus()),
+            "workers": lambda v: 1 if v["multi_model"] else default_workers(cpus, memory, gpu_count()),
             "max_concurrent_transforms": lambda v: min(
                 2 * v["workers"], max(1, math.floor(BATCH_TRANSFORM_BUDGET_MB / v["max_payload_mb"]))
             ),

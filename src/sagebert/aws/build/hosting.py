@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from ... import contract
 from ..validation import InvalidRequestError
 from .common import (
     ENDPOINT_TAG,
@@ -34,8 +35,8 @@ TRAFFIC_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
 # Data capture records these request and answer types as text (CaptureContentTypeHeader).
-CAPTURED_JSON_TYPES = ("application/json", "application/jsonlines")
-CAPTURED_CSV_TYPES = ("text/csv",)
+CAPTURED_JSON_TYPES = (contract.JSON, contract.JSONLINES)
+CAPTURED_CSV_TYPES = (contract.CSV,)
 
 
 def _in_range(what: str, value: int, low: int, high: int, option: str) -> None:
