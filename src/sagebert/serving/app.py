@@ -216,7 +216,6 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
     """The WSGI app serving ``holder``'s model under ``settings``; ``metrics`` counts its
     /invocations answers (by default EMF lines on stdout, unless SAGEBERT_METRICS=off)."""
     app = Flask("sagebert")
-    app.extensions["sagebert"] = holder
     if metrics is None and settings.metrics:
         metrics = ServingMetrics(settings.metrics_model)
     if metrics is not None:

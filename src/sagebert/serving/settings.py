@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import codecs, contract, logs
-from ..environment import MAX_PAYLOAD_IN_MB_ENV, base_dir
+from ..environment import MAX_PAYLOAD_IN_MB_ENV, SageMakerPaths, base_dir
 from ..errors import SagebertError
 from .resources import gpu_count, granted_cpus, granted_memory_mb
 
@@ -275,16 +275,16 @@ class ServingSettings:
         environ = os.environ if environ is None else environ
         cpus = granted_cpus() if cgroup is None else granted_cpus(cgroup)
         memory = granted_memory_mb() if cgroup is None else granted_memory_mb(cgroup)
-        base = base_dir(environ)
+        paths = SageMakerPaths(base_dir(environ))
         # Defaults the machine decides, from the values read before them (fields are read in order).
         decided: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "model_dir": lambda _: base / "model",
+            "model_dir": lambda _: paths.model_dir,
             "workers": lambda v: 1 if v["multi_model"] else default_workers(cpus, memory, gpu_count()),
             "max_concurrent_transforms": lambda v: min(
                 2 * v["workers"], max(1, math.floor(BATCH_TRANSFORM_BUDGET_MB / v["max_payload_mb"]))
             ),
         }
-        values: dict[str, Any] = {"models_dir": base / "models", "cpus": cpus}
+        values: dict[str, Any] = {"models_dir": paths.models_dir, "cpus": cpus}
         for name, variable, default in _declared(cls):
             raw = environ.get(variable.name)
             if raw is None or not raw.strip():
