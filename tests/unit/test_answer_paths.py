@@ -108,3 +108,23 @@ def test_an_internal_error_has_the_same_body_from_both_servers(flask_call, mms_c
         model.broken = False
     assert flask_answer == mms_answer and flask_answer[0] == 500
     assert b"Traceback" not in flask_answer[1] and b"forward pass failed" not in flask_answer[1]
+
+
+def test_the_body_is_freed_before_the_forward_pass(model):
+    from sagebert.codecs import Predictions
+    from sagebert.serving.answer import answer
+
+    freed = []
+
+    class Body(bytes):
+        def __del__(self):
+            freed.append(True)
+
+    def predict(texts):
+        assert freed, "the request body is still held during the forward pass"
+        return Predictions(tuple(model.predict(texts)), tuple(model.label_names))
+
+    content, _ = answer(
+        Body(b'["a"]'), {"Content-Type": "application/json"}.get, SETTINGS, predict
+    )  # no name holds the body: like /invocations
+    assert len(content) > 0 and freed

@@ -43,6 +43,7 @@ def answer(
     accept = codecs.negotiate_accept(header("Accept"), settings.default_accept)
     fmt = codecs.output_format(header(codecs.CUSTOM_ATTRIBUTES), settings.output_format)
     texts = codecs.decode(body, header("Content-Type"), settings.max_texts, plain_text_lines=settings.batch_transform)
+    del body  # up to SAGEMAKER_MAX_PAYLOAD_IN_MB: freed before the forward pass if the caller kept no name for it
     return codecs.encode(predict(texts), accept, fmt)
 
 

@@ -243,11 +243,16 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
         g.predictions = holder.predict(texts)  # counted by the metrics after the request
         return g.predictions
 
+    def ready_body() -> bytes:
+        body = read_body(settings.max_payload_mb)
+        holder.require_ready()  # after the whole body is read: the client gets the 503, not a broken pipe
+        return body
+
     @app.post("/invocations")
     def invocations() -> Response:
-        body = read_body(settings.max_payload_mb)
-        holder.require_ready()
-        content, content_type = answer(body, request.headers.get, settings, predict)
+        # The body is handed over without a name here, so answer() holds its only reference and
+        # frees it once decoded, before the forward pass.
+        content, content_type = answer(ready_body(), request.headers.get, settings, predict)
         response = Response(content, status=200, content_type=content_type)
         custom = request.headers.get(codecs.CUSTOM_ATTRIBUTES)
         if custom is not None:
