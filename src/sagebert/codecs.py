@@ -51,23 +51,14 @@ from json.decoder import scanstring
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
+# The content types and the header this module reads and writes (re-exported for the servers).
+from .contract import CSV, JSON, JSONLINES, REQUEST_TYPES, RESPONSE_TYPES
+from .contract import CUSTOM_ATTRIBUTES as CUSTOM_ATTRIBUTES
+from .contract import JSONLINES_ALIASES as _JSONLINES_ALIASES
+from .contract import TEXT as TEXT
 from .errors import RequestError
 from .jsonlines import numbered_lines
 
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-CSV = "text/csv"
-TEXT = "text/plain"
-_JSONLINES_ALIASES = (
-    JSONLINES,
-    "application/x-jsonlines",
-    "application/jsonl",
-    "application/json-lines",
-    "application/x-ndjson",
-)
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
-REQUEST_TYPES = (JSON, JSONLINES, CSV, TEXT)
-RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 OUTPUT_FORMATS = ("predictions", "logits")
 _SHOWN_CHARS = 80  # how much of a client's own value an error message quotes back
 

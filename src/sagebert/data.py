@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files
+from . import contract, files
 from .cleaning import clean_text
 from .errors import DataError
 from .jsonlines import numbered_lines
@@ -27,12 +27,12 @@ TEXT_COLUMN_CANDIDATES = ("text", "sentence", "tweet", "content")
 LABEL_COLUMN_CANDIDATES = ("label", "target", "labels", "class")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
+# A channel's ContentType: CSV, or JSON Lines by any of its names (application/json too: a file of
+# JSON objects, one per line, is what most tools mean by it for a channel).
 _CONTENT_TYPE_FORMAT = {
-    "text/csv": "csv",
-    "application/jsonlines": "jsonl",
-    "application/x-jsonlines": "jsonl",
-    "application/jsonl": "jsonl",
-    "application/json": "jsonl",
+    contract.CSV: "csv",
+    contract.JSON: "jsonl",
+    **dict.fromkeys(contract.JSONLINES_ALIASES, "jsonl"),
 }
 _MAX_LISTED = 5  # bad rows quoted in one message
 

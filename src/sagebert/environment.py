@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import contract
 from .errors import DataError
 
 # ---- environment-variable names -------------------------------------------------------------
@@ -109,7 +110,7 @@ class TrainingEnvironment:
     paths: SageMakerPaths
     hyperparameters: dict[str, str] = field(default_factory=dict)
     input_data_config: dict[str, dict] = field(default_factory=dict)
-    checkpoint_dir: Path = Path("/opt/ml/checkpoints")
+    checkpoint_dir: Path = Path(contract.CHECKPOINT_LOCAL_PATH)
 
     @classmethod
     def read(cls, base: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TrainingEnvironment:

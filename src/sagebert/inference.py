@@ -1,6 +1,9 @@
-"""Inference with the sagemaker-inference handler contract: model_fn, input_fn, predict_fn,
-output_fn. The Flask server (serving.app) and the multi-model-server handler (serving.mms_handlers)
-both call these, so the two paths answer alike.
+"""The model at inference: ``model_fn`` loads a model directory into an InferenceModel, which
+encodes texts and runs forward passes; ``predict_fn`` is one prediction per text with the label
+names. Both servers load with ``model_fn``. Requests are decoded and answers encoded by
+sagebert.codecs, through serving.answer.answer, which both servers call: the Flask server
+(serving.app) predicts through its micro-batcher (InferenceModel.encode, then .forward), the
+multi-model-server handler (serving.mms_handler_service) through ``predict_fn``.
 
 A prediction is a function of its text alone: the same text gets the same label, and the same
 probabilities to 1e-4, whatever else shares its request or forward pass (the Flask server merges
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import codecs, onnx_runtime
+from . import contract, onnx_runtime
 from .codecs import Prediction, Predictions
 from .errors import SagebertError
 from .modeling import load_model_dir
@@ -40,7 +43,7 @@ from .onnx_runtime import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "onnx-int8")
+PRECISIONS = contract.PRECISIONS
 CPU_ONLY_PRECISIONS = ("int8", "onnx-int8")
 BATCHED_PRECISIONS = ("fp32",)  # the others run each text alone (see the module docstring)
 DEFAULT_BATCH_SIZE = 32
@@ -268,18 +271,6 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     )
 
 
-def input_fn(
-    input_data: bytes | str, content_type: str, max_texts: int | None = None, *, plain_text_lines: bool = False
-) -> list[str]:
-    """The texts of a request body (see sagebert.codecs for the formats)."""
-    return codecs.decode(input_data, content_type, max_texts, plain_text_lines=plain_text_lines)
-
-
 def predict_fn(texts: Sequence[str], model: InferenceModel) -> Predictions:
     """One Prediction per text, with the label names they refer to."""
     return Predictions(tuple(model.predict(texts)), tuple(model.label_names))
-
-
-def output_fn(predictions: Predictions, accept: str, fmt: str = "predictions") -> tuple[bytes, str]:
-    """The response body and content type for an (already negotiated) Accept type."""
-    return codecs.encode(predictions, accept, fmt)

@@ -1,6 +1,7 @@
-"""Server settings: read once, from the CPUs and memory the container was granted (fake cgroup
+"""Server settings: declared once, read once, from the CPUs and memory the container was granted (fake cgroup
 files here), and the GPU each worker takes."""
 
+from dataclasses import fields
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from sagebert.container.serve import _pre_fork, choose_gpu, gunicorn_options
 from sagebert.errors import SagebertError
 from sagebert.serving import resources
-from sagebert.serving.settings import ServingSettings
+from sagebert.serving.settings import ServingSettings, describe
 
 
 def cgroup(tmp_path, cpu_max="max 100000", memory_max="max", usage=None, inactive=0):
@@ -108,7 +109,7 @@ def test_gunicorn_gets_the_timeout_and_the_sagebert_worker(tmp_path, eight_cpus)
 def test_a_replacement_worker_takes_the_gpu_of_the_worker_it_replaces(monkeypatch):
     import sagebert.container.serve as serve
 
-    monkeypatch.setattr(serve, "_gpu_count", lambda: 2)
+    monkeypatch.setattr(serve, "gpu_count", lambda: 2)
     server = SimpleNamespace(WORKERS={})  # gunicorn's master: its live workers by pid
     for pid in range(4):  # four workers on two GPUs
         worker = SimpleNamespace()
@@ -128,3 +129,45 @@ def test_choose_gpu_fills_the_least_used():
     assert choose_gpu([], 4) == 0
     assert choose_gpu([0, 1, 2], 4) == 3
     assert choose_gpu([0, 1, 0, 1, None], 2) == 0
+
+
+def test_an_unset_or_empty_variable_takes_the_declared_default(tmp_path, eight_cpus):
+    machine = {"model_dir", "workers", "max_concurrent_transforms", "models_dir", "cpus"}
+    declared = ServingSettings()
+    for environ in ({}, {v.name: " " for v in describe()}):
+        read = ServingSettings.from_env(environ, cgroup(tmp_path))
+        for field in fields(ServingSettings):
+            if field.name not in machine:
+                assert getattr(read, field.name) == getattr(declared, field.name), field.name
+
+
+@pytest.mark.parametrize(
+    "name, value, fix",
+    [
+        ("SAGEBERT_INFERENCE_PRECISION", "fp8", "one of auto, fp32, bf16, fp16, int8, onnx-int8"),
+        ("SAGEMAKER_SAFE_PORT_RANGE", "21000", "a port range LOW-HIGH"),
+        ("SAGEMAKER_SAFE_PORT_RANGE", "9-2", "LOW <= HIGH"),
+        ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/html", "one of application/json"),
+        ("SAGEBERT_MAX_TEXTS_PER_REQUEST", "1e3", "an integer of at least 1"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "nan", "a number from 0.001 to 1024"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_what_it_allows(tmp_path, eight_cpus, name, value, fix):
+    with pytest.raises(SagebertError) as raised:
+        ServingSettings.from_env({name: value}, cgroup(tmp_path))
+    assert raised.value.message == f"{name} is {value!r}." and fix in raised.value.fix
+
+
+def test_values_are_parsed_once_into_their_types(tmp_path, eight_cpus):
+    settings = ServingSettings.from_env(
+        {
+            "SAGEMAKER_SAFE_PORT_RANGE": "21000-21999",
+            "SAGEBERT_INFERENCE_PRECISION": "FP32",
+            "SAGEMAKER_MULTI_MODEL": "True",
+            "SAGEBERT_METRICS": "off",
+            "SAGEBERT_LOG_LEVEL": "debug",
+        },
+        cgroup(tmp_path),
+    )
+    assert settings.safe_port_range == (21000, 21999) and settings.precision == "fp32"
+    assert settings.multi_model and settings.metrics is False and settings.log_level == "DEBUG"

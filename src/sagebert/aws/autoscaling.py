@@ -17,8 +17,6 @@ from .build.scaling import (
 from .clients import AwsClients, send
 from .errors import is_not_found
 
-SERVICE = "application-autoscaling"
-
 
 @dataclass(frozen=True)
 class Scaling:

@@ -30,6 +30,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .. import codecs, contract
+from ..errors import SagebertError
+
 ENCODINGS = ("JSON", "CSV", "BASE64")
 # {variant}/yyyy/mm/dd/hh/file.jsonl at the end of a capture file's path.
 _HOURLY_PATH = re.compile(r"(?:^|/)(?P<variant>[^/]+)/(?P<hour>\d{4}/\d{2}/\d{2}/\d{2})/[^/]+\.jsonl$")
@@ -106,25 +109,14 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 
 def decode_texts(content_type: str, body: str) -> list[str]:
-    """The texts of a sagebert request body (JSON, JSON Lines, CSV or plain text)."""
-    if content_type == "application/json":
-        value = json.loads(body)
-        if isinstance(value, dict):
-            value = value.get("inputs", value.get("text"))
-        values = value if isinstance(value, list) else [value]
-    elif content_type in ("application/jsonlines", "application/x-jsonlines", "application/jsonl"):
-        values = []
-        for line in body.splitlines():
-            if line.strip():
-                item = json.loads(line)
-                values.append(item.get("inputs", item.get("text")) if isinstance(item, dict) else item)
-    elif content_type == "text/csv":
-        values = [",".join(row) for row in _csv_rows(body)]
-    elif content_type == "text/plain":
-        values = [body]
-    else:
-        raise CaptureLineError(f"request content type {content_type or '(none)'!r} is not one sagebert reads")
-    if not values or not all(isinstance(v, str) for v in values):
+    """The texts of a sagebert request body, read exactly as the server read them (sagebert.codecs:
+    the same content types, record splitting and limits), so a captured request yields the texts
+    its answer holds one prediction for each."""
+    try:
+        values = codecs.decode(body, content_type)
+    except SagebertError as exc:
+        raise CaptureLineError(f"the request is not one sagebert reads: {exc.message}") from None
+    if not values:
         raise CaptureLineError("the request holds no texts")
     return values
 
@@ -140,14 +132,14 @@ def _prediction(item: object) -> Prediction:
 
 def decode_predictions(content_type: str, body: str) -> list[Prediction]:
     """The predictions of a sagebert answer: JSON, JSON Lines, or CSV (label,label_id,probabilities...,truncated)."""
-    if content_type == "application/json":
+    if content_type == contract.JSON:
         value = json.loads(body)
         if not isinstance(value, dict) or not isinstance(value.get("predictions"), list):
             raise CaptureLineError("the answer has no 'predictions' list")
         return [_prediction(item) for item in value["predictions"]]
-    if content_type in ("application/jsonlines", "application/x-jsonlines", "application/jsonl"):
-        return [_prediction(json.loads(line)) for line in body.splitlines() if line.strip()]
-    if content_type == "text/csv":
+    if content_type in contract.JSONLINES_ALIASES:
+        return [_prediction(json.loads(line)) for line in body.split("\n") if line.strip()]
+    if content_type == contract.CSV:
         predictions = []
         for row in _csv_rows(body):
             try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from .. import contract
 from . import autoscaling
 from .autoscaling import Scaling
 from .build.common import ENDPOINT_TAG, PREVIOUS_CONFIG_TAG, endpoint_resource_stem, tag_dict
@@ -506,7 +507,7 @@ def invoke_endpoint(
 ) -> bytes:
     """InvokeEndpoint (Accept: application/json); the answer's body. ``inference_id`` is recorded
     in the data capture (eventMetadata.inferenceId), so a request can be found there again."""
-    request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": "application/json"}
+    request = {"EndpointName": endpoint, "Body": body, "ContentType": content_type, "Accept": contract.JSON}
     if target_model:
         request["TargetModel"] = target_model
     if inference_id:
@@ -523,7 +524,7 @@ def invoke_endpoint_async(
         "InputLocation": input_location,
         "ContentType": content_type,
         # The answer in the request's own format where the server writes it (JSON Lines, CSV), else JSON.
-        "Accept": content_type if content_type in ("application/jsonlines", "text/csv") else "application/json",
+        "Accept": content_type if content_type in (contract.JSONLINES, contract.CSV) else contract.JSON,
     }
     if inference_id:
         request["InferenceId"] = inference_id

@@ -14,12 +14,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..contract import CSV, JSON, JSONLINES, TEXT
 from ..errors import SagebertError
 
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-CSV = "text/csv"
-TEXT = "text/plain"
 CONTENT_TYPES = {"json": JSON, "jsonlines": JSONLINES, "csv": CSV, "text": TEXT}
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, both ways (serverless endpoints: 4 MB)
 # What an async input object's name says it holds.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from .. import contract
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
 from .build.common import S3Location
 from .clients import AwsClients
@@ -122,9 +123,7 @@ def put_json(clients: AwsClients, location: S3Location, value: dict, kms_key: st
     policy that demands it expects); return the digest of what was written."""
     data = json_bytes(value)
     encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
-    clients.s3.put_object(
-        Bucket=location.bucket, Key=location.key, Body=data, ContentType="application/json", **encryption
-    )
+    clients.s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType=contract.JSON, **encryption)
     return digest_of(data)
 
 

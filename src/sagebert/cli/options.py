@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from .. import contract
 from ..aws import registry
 from ..aws.build.alarms import DEFAULT_5XX_THRESHOLD, DEFAULT_LATENCY_P99_MS, put_metric_alarm_requests
 from ..aws.build.common import EncryptionSpec, NetworkSpec, check_tags
@@ -27,7 +28,7 @@ HYPERPARAMETER_FLAGS = (
     "mixed_precision",
     "model_name_or_path",
 )
-MAX_RUN_DEFAULT = 86400
+MAX_RUN_DEFAULT = contract.DEFAULT_MAX_RUN_SECONDS
 # --routing → ProductionVariant RoutingConfig RoutingStrategy.
 ROUTING_STRATEGIES = {"least-outstanding": "LEAST_OUTSTANDING_REQUESTS", "random": "RANDOM"}
 

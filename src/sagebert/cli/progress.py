@@ -1,14 +1,16 @@
-"""Following a training job and waiting for an endpoint, shown as they happen."""
+"""Following a training, transform or tuning job and waiting for an endpoint, shown as they
+happen: what the commands that start them and `sagebert status` share."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 
-from ..aws import watch
+from ..aws import jobs, storage, watch
+from ..aws.build.common import S3Location
 from ..aws.build.training import spot_saving_percent
 from ..aws.clients import AwsClients
-from ..aws.gate import final_metrics
+from ..aws.gate import final_metrics, metric_goal, render
 from .output import FAILED, INTERRUPTED, OK, duration, fail, say
 
 
@@ -117,3 +119,81 @@ def await_endpoint(
     say(f"Endpoint {endpoint} is InService on {expected_config}.")
     say(f'Try it: sagebert invoke --endpoint {endpoint} "Just happened a terrible car crash"')
     return Settled("in-service", final)
+
+
+def follow_transform(clients: AwsClients, name: str, poll_interval: float) -> int:
+    """Show the job's status until it ends; 0 only if it Completed."""
+    try:
+        for event in watch.follow_transform_job(clients, name, poll_interval=poll_interval):
+            if isinstance(event, watch.StatusChange):
+                say(f"==> {name}: {event.status} ({duration(event.elapsed)})")
+            else:
+                job = event.description
+    except KeyboardInterrupt:
+        print(f"\nStopped waiting; the job keeps running: sagebert status --transform-job {name}", file=sys.stderr)
+        return INTERRUPTED
+    status = job["TransformJobStatus"]
+    output = job["TransformOutput"]["S3OutputPath"]
+    if status != "Completed":
+        return fail(f"Transform job {name} {status}: {job.get('FailureReason') or 'no reason given'}")
+    location = S3Location.parse(output)
+    outputs = [key for key in storage.list_keys(clients, location) if key.endswith(".out")]
+    say(f"Transform job {name} Completed: {len(outputs)} answer file(s) under {output}")
+    for key in outputs:
+        say(f"  s3://{location.bucket}/{key}")
+    return OK
+
+
+def trial_rows(trials: list[dict], metric: str) -> list[str]:
+    """The trials as a table, best objective first."""
+    reverse = metric_goal(metric) == "Maximize"
+
+    def objective(trial: dict) -> float | None:
+        return (trial.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+
+    scored = sorted((t for t in trials if objective(t) is not None), key=objective, reverse=reverse)
+    unscored = [t for t in trials if objective(t) is None]
+    rows = []
+    for trial in scored + unscored:
+        value = objective(trial)
+        tuned = ", ".join(f"{k}={v}" for k, v in sorted((trial.get("TunedHyperParameters") or {}).items()))
+        rows.append(
+            [trial["TrainingJobName"], trial["TrainingJobStatus"], "-" if value is None else f"{value:.4f}", tuned]
+        )
+    return render(["trial", "status", metric, "hyperparameters"], rows)
+
+
+def print_trials(clients: AwsClients, job: dict) -> None:
+    metric = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    for line in trial_rows(jobs.tuning_trials(clients, job["HyperParameterTuningJobName"]), metric):
+        say(f"  {line}")
+    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
+    if best:
+        value = (job["BestTrainingJob"].get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+        shown = f" ({metric} {value:.4f})" if value is not None else ""
+        say(
+            f"Best: {best}{shown}. Deploy it: sagebert deploy --tuning-job {job['HyperParameterTuningJobName']} --endpoint NAME"
+        )
+
+
+def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
+    """Show trials as they start, end and report their objective; then the table and the best job."""
+    try:
+        for event in watch.follow_tuning_job(clients, name, poll_interval=poll_interval):
+            if isinstance(event, watch.TrialChange):
+                value = "" if event.objective is None else f"  objective {event.objective:.4f}"
+                say(f"  trial {event.name:<40} {event.status}{value}")
+            elif isinstance(event, watch.StatusChange):
+                say(f"==> {name}: {event.status}" + (f": {event.message}" if event.message else ""))
+            else:
+                job = event.description
+    except KeyboardInterrupt:
+        print(
+            f"\nStopped following; the tuning job keeps running: sagebert status --tuning-job {name}", file=sys.stderr
+        )
+        return INTERRUPTED
+    print_trials(clients, job)
+    status = job["HyperParameterTuningJobStatus"]
+    if status == "Failed":
+        return fail(f"Tuning job {name} Failed: {job.get('FailureReason') or 'no reason given'}")
+    return OK if (job.get("BestTrainingJob") or {}).get("TrainingJobName") else FAILED

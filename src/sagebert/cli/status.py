@@ -8,9 +8,7 @@ from ..aws.gate import metrics_from_tags
 from ..aws.validation import InvalidRequestError
 from . import options
 from .output import FAILED, OK, say
-from .progress import follow_job, print_training_summary
-from .transform import follow_transform
-from .tune import follow_tuning, print_trials
+from .progress import follow_job, follow_transform, follow_tuning, print_training_summary, print_trials
 
 
 def register(sub) -> None:

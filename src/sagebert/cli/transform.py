@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
-from ..aws import endpoints, jobs, storage, watch
-from ..aws.build.common import TRAINING_JOB_TAG, TRANSFORM_JOB_TAG, S3Location, check_name, unique_name
+from ..aws import endpoints, jobs
+from ..aws.build.common import TRAINING_JOB_TAG, TRANSFORM_JOB_TAG, check_name, unique_name
 from ..aws.build.gpu import transform_ami
 from ..aws.build.hosting import create_model_request
 from ..aws.build.transform import CONTAINER_MAX_PAYLOAD_MB, FORMATS, TransformSpec, create_transform_job_request
@@ -14,7 +12,8 @@ from ..aws.endpoints import Undo
 from ..aws.validation import InvalidRequestError, validate_request
 from ..environment import MAX_PAYLOAD_IN_MB_ENV
 from . import model_source, options
-from .output import INTERRUPTED, OK, duration, fail, say, show
+from .output import OK, say, show
+from .progress import follow_transform
 
 
 def register(sub) -> None:
@@ -74,29 +73,6 @@ def register(sub) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the job, then list the output files")
     options.waiting(p)
     p.set_defaults(handler=run)
-
-
-def follow_transform(clients: AwsClients, name: str, poll_interval: float) -> int:
-    """Show the job's status until it ends; 0 only if it Completed."""
-    try:
-        for event in watch.follow_transform_job(clients, name, poll_interval=poll_interval):
-            if isinstance(event, watch.StatusChange):
-                say(f"==> {name}: {event.status} ({duration(event.elapsed)})")
-            else:
-                job = event.description
-    except KeyboardInterrupt:
-        print(f"\nStopped waiting; the job keeps running: sagebert status --transform-job {name}", file=sys.stderr)
-        return INTERRUPTED
-    status = job["TransformJobStatus"]
-    output = job["TransformOutput"]["S3OutputPath"]
-    if status != "Completed":
-        return fail(f"Transform job {name} {status}: {job.get('FailureReason') or 'no reason given'}")
-    location = S3Location.parse(output)
-    outputs = [key for key in storage.list_keys(clients, location) if key.endswith(".out")]
-    say(f"Transform job {name} Completed: {len(outputs)} answer file(s) under {output}")
-    for key in outputs:
-        say(f"  s3://{location.bucket}/{key}")
-    return OK
 
 
 def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict, str | None]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from ..aws import jobs, watch
+from ..aws import jobs
 from ..aws.build.common import check_name, unique_name
 from ..aws.build.tuning import (
     DEFAULT_RANGES,
@@ -17,9 +15,10 @@ from ..aws.build.tuning import (
     parameter_ranges,
 )
 from ..aws.clients import AwsClients
-from ..aws.gate import metric_goal, render
+from ..aws.gate import metric_goal
 from . import options
-from .output import FAILED, INTERRUPTED, OK, fail, say, warn
+from .output import OK, say, warn
+from .progress import follow_tuning
 from .training_inputs import job_warnings, training_inputs
 
 
@@ -78,61 +77,6 @@ def register(sub) -> None:
     p.add_argument("--wait", action="store_true", help="show the trials as they run and end with the best job")
     options.waiting(p)
     p.set_defaults(handler=run)
-
-
-def trial_rows(trials: list[dict], metric: str) -> list[str]:
-    """The trials as a table, best objective first."""
-    reverse = metric_goal(metric) == "Maximize"
-
-    def objective(trial: dict) -> float | None:
-        return (trial.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
-
-    scored = sorted((t for t in trials if objective(t) is not None), key=objective, reverse=reverse)
-    unscored = [t for t in trials if objective(t) is None]
-    rows = []
-    for trial in scored + unscored:
-        value = objective(trial)
-        tuned = ", ".join(f"{k}={v}" for k, v in sorted((trial.get("TunedHyperParameters") or {}).items()))
-        rows.append(
-            [trial["TrainingJobName"], trial["TrainingJobStatus"], "-" if value is None else f"{value:.4f}", tuned]
-        )
-    return render(["trial", "status", metric, "hyperparameters"], rows)
-
-
-def print_trials(clients: AwsClients, job: dict) -> None:
-    metric = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
-    for line in trial_rows(jobs.tuning_trials(clients, job["HyperParameterTuningJobName"]), metric):
-        say(f"  {line}")
-    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
-    if best:
-        value = (job["BestTrainingJob"].get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
-        shown = f" ({metric} {value:.4f})" if value is not None else ""
-        say(
-            f"Best: {best}{shown}. Deploy it: sagebert deploy --tuning-job {job['HyperParameterTuningJobName']} --endpoint NAME"
-        )
-
-
-def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
-    """Show trials as they start, end and report their objective; then the table and the best job."""
-    try:
-        for event in watch.follow_tuning_job(clients, name, poll_interval=poll_interval):
-            if isinstance(event, watch.TrialChange):
-                value = "" if event.objective is None else f"  objective {event.objective:.4f}"
-                say(f"  trial {event.name:<40} {event.status}{value}")
-            elif isinstance(event, watch.StatusChange):
-                say(f"==> {name}: {event.status}" + (f": {event.message}" if event.message else ""))
-            else:
-                job = event.description
-    except KeyboardInterrupt:
-        print(
-            f"\nStopped following; the tuning job keeps running: sagebert status --tuning-job {name}", file=sys.stderr
-        )
-        return INTERRUPTED
-    print_trials(clients, job)
-    status = job["HyperParameterTuningJobStatus"]
-    if status == "Failed":
-        return fail(f"Tuning job {name} Failed: {job.get('FailureReason') or 'no reason given'}")
-    return OK if (job.get("BestTrainingJob") or {}).get("TrainingJobName") else FAILED
 
 
 def run(args, clients: AwsClients) -> int:

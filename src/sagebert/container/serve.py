@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .. import logs
 from ..errors import SagebertError
+from ..serving.resources import gpu_count
 from ..serving.settings import PING_RESERVED_THREADS, ServingSettings
 from .driver_check import check_this_host
 
@@ -108,16 +109,10 @@ def choose_gpu(slots_in_use: Iterable[int | None], gpus: int) -> int:
 
 def _pre_fork(server, worker) -> None:
     # In the master, before the fork: the live workers say which GPUs are taken.
-    gpus = _gpu_count()
+    gpus = gpu_count()
     worker.gpu_slot = (
         choose_gpu((getattr(w, "gpu_slot", None) for w in server.WORKERS.values()), gpus) if gpus else None
     )
-
-
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _post_fork(server, worker) -> None:

@@ -22,13 +22,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from flask import Flask, Response, g, request
 
 from .. import codecs
 from ..errors import ModelNotReadyError, RequestError, SagebertError
+from .answer import answer
 from .batching import InferenceUnavailableError, MicroBatcher
 from .emf import ServingMetrics
 from .responses import install_error_handlers, json_response, payload_too_large
@@ -200,7 +201,8 @@ class ModelHolder:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
-    def predict(self, texts: list[str]) -> codecs.Predictions:
+    def predict(self, texts: Sequence[str]) -> codecs.Predictions:
+        """One Prediction per text, from the micro-batcher; 503 when not ready or no slot is free."""
         self.require_ready()
         # Encoded before it counts as in flight: what /ping and the SIGTERM drain count must already
         # be on its way into the batcher's queue, or it would be refused while counted as finishing.
@@ -271,7 +273,6 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
     """The WSGI app serving ``holder``'s model under ``settings``; ``metrics`` counts its
     /invocations answers (by default EMF lines on stdout, unless SAGEBERT_METRICS=off)."""
     app = Flask("sagebert")
-    app.extensions["sagebert"] = holder
     if metrics is None and settings.metrics:
         metrics = ServingMetrics(settings.metrics_model)
     if metrics is not None:
@@ -295,29 +296,28 @@ def create_app(holder: ModelHolder, settings: ServingSettings, metrics: ServingM
         status, payload = holder.health()
         return json_response(payload, status)
 
+    def predict(texts: Sequence[str]) -> codecs.Predictions:
+        g.predictions = holder.predict(texts)  # counted by the metrics after the request
+        return g.predictions
+
+    def ready_body() -> bytes:
+        body = read_body(settings.max_payload_mb)
+        holder.require_ready()  # after the whole body is read: the client gets the 503, not a broken pipe
+        return body
+
     @app.post("/invocations")
     def invocations() -> Response:
         with holder.slots.held():
-            return _invocations()
-
-    app.after_request(close_after_refusal)
-
-    def _invocations() -> Response:
-        body = read_body(settings.max_payload_mb)
-        holder.require_ready()
-        accept = codecs.negotiate_accept(request.headers.get("Accept"), settings.default_accept)
+            # The body is handed over without a name here, so answer() holds its only reference and
+            # frees it once decoded, before the forward pass.
+            content, content_type = answer(ready_body(), request.headers.get, settings, predict)
+        response = Response(content, status=200, content_type=content_type)
         custom = request.headers.get(codecs.CUSTOM_ATTRIBUTES)
-        fmt = codecs.output_format(custom, settings.output_format)
-        texts = codecs.decode(
-            body, request.headers.get("Content-Type"), settings.max_texts, plain_text_lines=settings.batch_transform
-        )
-        del body
-        predictions = g.predictions = holder.predict(texts)
-        answer, content_type = codecs.encode(predictions, accept, fmt)
-        response = Response(answer, status=200, content_type=content_type)
         if custom is not None:
             response.headers[codecs.CUSTOM_ATTRIBUTES] = custom
         return response
+
+    app.after_request(close_after_refusal)
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:

@@ -33,10 +33,11 @@ from urllib.parse import urlencode
 import urllib3
 from flask import Flask, Response, g, request
 
+from .. import contract
 from ..errors import RequestError
 from .app import RequestSlots, close_after_refusal, read_body
 from .resources import memory_available_mb
-from .responses import error_response, install_error_handlers, json_response
+from .responses import error_message_response, error_response, install_error_handlers, json_response
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def create_front_app(backend: Backend, settings: ServingSettings, slots: Request
             answer = backend.call(request.method, path, body, _forwarded_headers() if headers is None else headers)
         except urllib3.exceptions.HTTPError as exc:
             log.error("multi-model-server did not answer %s %s: %s", request.method, path, exc)
-            return json_response({"error": "The model server did not answer; the endpoint's log has the details."}, 502)
+            return error_message_response("The model server did not answer; the endpoint's log has the details.", 502)
         returned = {k: v for k, v in answer.headers.items() if k.lower() in RETURNED_HEADERS}
         return Response(answer.data, status=answer.status, headers=returned)
 
@@ -210,6 +211,7 @@ def create_front_app(backend: Backend, settings: ServingSettings, slots: Request
         return f"/models/{name}{suffix}" if MODEL_NAME.fullmatch(name) else None
 
     def no_such_model(name: str) -> Response:
+        # MMS's own 404 body, so that an unknown model reads the same whether MMS or the front refused it.
         return json_response(
             {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {name[:80]}"}, 404
         )
@@ -240,19 +242,18 @@ def create_front_app(backend: Backend, settings: ServingSettings, slots: Request
         directory = check_model_dir(url, settings.models_dir)
         needed, available = memory_needed_mb(directory, settings.workers), memory_available_mb()
         if needed > available:
-            return json_response(
-                {
-                    "error": f"Not enough memory to load {name}: it needs about {needed:.0f} MB, "
-                    f"{available:.0f} MB are free.",
-                    "fix": "SageMaker unloads other models and retries; or use an instance with more memory.",
-                },
-                507,
+            return error_response(
+                RequestError(
+                    f"Not enough memory to load {name}: it needs about {needed:.0f} MB, {available:.0f} MB are free.",
+                    "SageMaker unloads other models and retries; or use an instance with more memory.",
+                    http_status=507,
+                )
             )
         with backend.lock:
             backend.loading.add(name)
         try:
             return passthrough(
-                "/models", json.dumps({"model_name": name, "url": url}).encode(), {"Content-Type": "application/json"}
+                "/models", json.dumps({"model_name": name, "url": url}).encode(), {"Content-Type": contract.JSON}
             )
         finally:
             with backend.lock:

@@ -24,24 +24,18 @@ import sys
 import time
 from collections.abc import Mapping
 
-from .settings import (
-    BIND_TO_PORT_ENV,
-    MAX_PAYLOAD_IN_MB_ENV,
-    MODEL_SERVER_TIMEOUT_ENV,
-    MODEL_SERVER_WORKERS_ENV,
-    SAFE_PORT_RANGE_ENV,
-    ServingSettings,
-)
+from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
 HANDLER_SERVICE = "sagebert.serving.mms_handler_service"
 
 
-def internal_port(front_port: int, safe_range: str | None) -> int:
-    """The loopback port for MMS: the first of SAGEMAKER_SAFE_PORT_RANGE if given, else 8081."""
-    if safe_range and "-" in safe_range:
-        low, high = (int(p) for p in safe_range.split("-", 1))
+def internal_port(front_port: int, safe_range: tuple[int, int] | None) -> int:
+    """The loopback port for MMS: the first of SAGEMAKER_SAFE_PORT_RANGE (other than the front's)
+    if given, else 8081."""
+    if safe_range:
+        low, high = safe_range
         for port in range(low, high + 1):
             if port != front_port:
                 return port
@@ -51,21 +45,22 @@ def internal_port(front_port: int, safe_range: str | None) -> int:
 def model_server_environment(settings: ServingSettings, port: int, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment of multi-model-server: loopback addresses, and the settings as decided here."""
     address = f"http://127.0.0.1:{port}"
+    name = ServingSettings.variable
     return {
         **environ,
-        BIND_TO_PORT_ENV: str(port),
+        name("port").name: str(port),
         "MMS_INFERENCE_ADDRESS": address,
         "MMS_MANAGEMENT_ADDRESS": address,
-        MODEL_SERVER_WORKERS_ENV: str(settings.workers),
-        MODEL_SERVER_TIMEOUT_ENV: str(settings.timeout),
+        name("workers").name: str(settings.workers),
+        name("timeout").name: str(settings.timeout),
         # The toolkit takes whole megabytes; the front enforces the exact limit before MMS sees a byte.
-        MAX_PAYLOAD_IN_MB_ENV: str(math.ceil(settings.max_payload_mb)),
+        name("max_payload_mb").name: str(math.ceil(settings.max_payload_mb)),
     }
 
 
 def run_multi_model_server(settings: ServingSettings) -> int:
     """Start MMS and the front; return when either exits (or after SIGTERM)."""
-    port = internal_port(settings.port, os.environ.get(SAFE_PORT_RANGE_ENV))
+    port = internal_port(settings.port, settings.safe_port_range)
     log.info(
         "multi-model endpoint: front on port %d, multi-model-server on 127.0.0.1:%d, %d worker(s) per model",
         settings.port,

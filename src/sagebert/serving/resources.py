@@ -1,4 +1,5 @@
-"""What this container was granted: CPUs and memory from its cgroup (v2, or v1), not the host's.
+"""What this container was granted: CPUs and memory from its cgroup (v2, or v1), not the host's,
+and the GPUs it sees.
 
 Docker's --cpus/--memory, SageMaker instances and serverless endpoints (1-6 GB) all set them;
 ``os.cpu_count()`` and /proc/meminfo would report the whole host. Each function takes the cgroup
@@ -94,3 +95,12 @@ def memory_available_mb(root: Path = CGROUP) -> float:
         used = int(usage) - int(cache.get(cache_key, 0))
         return min(host, (int(limit) - used) / 2**20)
     return host
+
+
+def gpu_count() -> int:
+    """The GPUs this process can use (0 without CUDA, or without torch: the CLI's environment)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

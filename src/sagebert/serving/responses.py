@@ -12,19 +12,27 @@ from werkzeug.exceptions import HTTPException
 from .. import codecs
 from ..errors import RequestError, SagebertError
 from ..logs import RateLimitedWarning
+from .answer import error_answer, error_json
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "Internal server error; the endpoint's log (CloudWatch) has the details."
-
 
 def json_response(payload: dict | list, status: int) -> Response:
+    """``payload`` as a JSON response with ``status`` (answers that are not errors)."""
     return Response(json.dumps(payload), status=status, mimetype=codecs.JSON)
 
 
-def error_response(error: SagebertError) -> Response:
-    """A user-fixable error as JSON: what went wrong and how to fix it."""
-    return json_response({"error": error.message, "fix": error.fix}, error.http_status)
+def error_response(error: BaseException) -> Response:
+    """An error as the JSON body both servers answer (serving.answer.error_answer): a
+    SagebertError with its status, message and fix; anything else a 500 without details."""
+    status, body = error_answer(error)
+    return Response(body, status=status, mimetype=codecs.JSON)
+
+
+def error_message_response(message: str, status: int, fix: str | None = None) -> Response:
+    """An error that is no exception (an HTTP error, a model server that did not answer) in the
+    same JSON shape."""
+    return Response(error_json(message, fix), status=status, mimetype=codecs.JSON)
 
 
 def payload_too_large(limit_mb: float) -> RequestError:
@@ -54,9 +62,9 @@ def install_error_handlers(app: Flask, max_payload_mb: float, warnings: RateLimi
     def http_error(error: HTTPException) -> Response:
         if error.code == 413:
             return error_response(payload_too_large(max_payload_mb))
-        return json_response({"error": f"{error.name}: {error.description}"}, error.code or 500)
+        return error_message_response(f"{error.name}: {error.description}", error.code or 500)
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> Response:
         log.exception("internal error on %s %s", request.method, request.path)
-        return json_response({"error": INTERNAL_ERROR}, 500)
+        return error_response(error)

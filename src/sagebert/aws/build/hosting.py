@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 
+from ... import contract
 from ..validation import InvalidRequestError, service_model
 from .common import (
     ENDPOINT_TAG,
@@ -35,8 +36,8 @@ TRAFFIC_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
 # Data capture records these request and answer types as text (CaptureContentTypeHeader).
-CAPTURED_JSON_TYPES = ("application/json", "application/jsonlines")
-CAPTURED_CSV_TYPES = ("text/csv",)
+CAPTURED_JSON_TYPES = (contract.JSON, contract.JSONLINES)
+CAPTURED_CSV_TYPES = (contract.CSV,)
 # What sagebert writes itself in CreateModel / CreateEndpointConfig / their ProductionVariant and
 # ContainerDefinition. Every other member that both the Create request and the Describe answer have
 # is carried from what runs into what `update` creates (``carried_members``), read from the service

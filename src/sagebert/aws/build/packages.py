@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ... import contract
 from ..gate import metric_tags
 from ..validation import InvalidRequestError
 from .common import TRAINING_JOB_TAG, ImageReference, check_kms_key, check_name, tag_list
 
 APPROVAL_STATUSES = {"approved": "Approved", "pending": "PendingManualApproval", "rejected": "Rejected"}
 # What the sagebert server reads and answers (sagebert.codecs).
-REQUEST_TYPES = ("application/json", "application/jsonlines", "text/csv", "text/plain")
-RESPONSE_TYPES = ("application/json", "application/jsonlines", "text/csv")
+REQUEST_TYPES = contract.REQUEST_TYPES
+RESPONSE_TYPES = contract.RESPONSE_TYPES
 REALTIME_INSTANCE_TYPES = (
     "ml.m5.large",
     "ml.m5.xlarge",
@@ -89,7 +90,7 @@ def create_model_package_request(spec: PackageSpec) -> dict:
         "CustomerMetadataProperties": package_metadata(spec.training_job, spec.metrics),
     }
     if spec.metrics_uri:
-        statistics = {"ContentType": "application/json", "S3Uri": spec.metrics_uri}
+        statistics = {"ContentType": contract.JSON, "S3Uri": spec.metrics_uri}
         if spec.metrics_digest:
             statistics["ContentDigest"] = spec.metrics_digest
         request["ModelMetrics"] = {"ModelQuality": {"Statistics": statistics}}

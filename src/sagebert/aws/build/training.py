@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ... import contract
 from ...environment import PRETRAINED_CHANNEL, TESTING_CHANNEL, TRAINING_CHANNEL
 from ...hyperparameters import from_mapping
 from ...metric_lines import METRIC_DEFINITIONS
@@ -12,7 +13,7 @@ from ..validation import InvalidRequestError
 from .common import EncryptionSpec, ImageReference, NetworkSpec, S3Location, check_name, tag_list
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+CHECKPOINT_LOCAL_PATH = contract.CHECKPOINT_LOCAL_PATH
 # The API reference: a training job runs at most 28 days (MaxRuntimeInSeconds, MaxPendingTimeInSeconds).
 MAX_RUNTIME_SECONDS = 28 * 24 * 3600
 
@@ -145,7 +146,7 @@ class TrainingJobSpec:
     instance_count: int = 1
     volume_size_gb: int = 30
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
-    max_run: int = 86400
+    max_run: int = contract.DEFAULT_MAX_RUN_SECONDS
     spot: bool = False
     max_wait: int | None = None
     checkpoint_s3: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ... import contract
 from ..validation import InvalidRequestError
 from .common import EncryptionSpec, S3Location, check_name, tag_list
 
@@ -14,7 +15,7 @@ CONTAINER_BATCH_STRATEGY = "MultiRecord"  # the container says MULTI_RECORD
 CONTAINER_MAX_PAYLOAD_MB = 6  # SAGEMAKER_MAX_PAYLOAD_IN_MB's default
 # CreateTransformJob: MaxPayloadInMB at most 100, and MaxConcurrentTransforms x MaxPayloadInMB too.
 TRANSFORM_BUDGET_MB = 100
-FORMATS = {"jsonlines": "application/jsonlines", "csv": "text/csv"}
+FORMATS = {"jsonlines": contract.JSONLINES, "csv": contract.CSV}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ... import contract
 from ...errors import HyperparameterError
 from ...hyperparameters import HYPERPARAMETER_NAMES, Hyperparameters, from_mapping
 from ...metric_lines import METRIC_DEFINITIONS
@@ -146,7 +147,7 @@ class TuningSpec:
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
     volume_size_gb: int = 30
-    max_run: int = 86400
+    max_run: int = contract.DEFAULT_MAX_RUN_SECONDS
     spot: bool = False
     max_wait: int | None = None
     checkpoint_s3: str | None = None
