@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable, Iterable
 
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
+from ..aws.gate import quality_metric_problem
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
 from .output import warn
@@ -68,6 +69,30 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def poll_interval(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (0: poll without pausing)."""
+    value = number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (e.g. 0.05), got {text!r}")
+    return value
+
+
+def quality_metric(text: str) -> str:
+    """An argparse type: a metric the gate (or a tuning objective) may compare, ``eval:*``."""
+    problem = quality_metric_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 positive = whole_number(1, "a whole number")
 seconds = whole_number(0, "a number of seconds")
 
@@ -99,7 +124,11 @@ def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: bool = False) -> None:
     parser.add_argument(
-        "--poll-interval", type=float, default=30, metavar="SECONDS", help="seconds between status polls (default 30)"
+        "--poll-interval",
+        type=poll_interval,
+        default=30,
+        metavar="SECONDS",
+        help="seconds between status polls (default 30)",
     )
     if timeout:
         parser.add_argument(

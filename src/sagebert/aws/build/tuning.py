@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from ...errors import HyperparameterError
 from ...hyperparameters import HYPERPARAMETER_NAMES, Hyperparameters, from_mapping
-from ...metric_lines import METRIC_DEFINITIONS
-from ..gate import metric_goal
+from ..gate import QUALITY_METRICS, metric_goal, quality_metric_problem
 from ..validation import InvalidRequestError
 from .common import check_name, tag_list
 from .training import algorithm_specification, checkpoint_config, input_data_config, resource_config, stopping_condition
@@ -24,12 +23,12 @@ DEFAULT_VALUES = ("train_batch_size=16,32",)
 
 
 def objective(metric: str, option: str = "--objective") -> dict:
-    """The HyperParameterTuningJobObjective for one of the image's metrics (``eval:f1``...)."""
-    names = [definition["Name"] for definition in METRIC_DEFINITIONS]
-    if metric not in names:
+    """The HyperParameterTuningJobObjective for one of the image's quality metrics (``eval:f1``...):
+    a trial is no better for a higher ``train:learning_rate``."""
+    problem = quality_metric_problem(metric)
+    if problem:
         raise InvalidRequestError(
-            f"{option} {metric!r} is not a metric the sagebert image reports.",
-            "Use one of " + ", ".join(names) + " (eval:* are measured on the test channel after each epoch).",
+            f"{option} {problem}.", "Use one of " + ", ".join(QUALITY_METRICS) + " (measured after each epoch)."
         )
     return {"Type": metric_goal(metric), "MetricName": metric}
 
