@@ -82,7 +82,7 @@ def describe_endpoint(clients: AwsClients, name: str) -> dict:
     if description is None:
         raise AwsError(
             f"There is no endpoint {name} in {clients.region or 'the configured region'}.",
-            "Check the name (sagebert status lists endpoints) and the region (--region or AWS_REGION); "
+            "Check the name (sagebert status lists endpoints) and the region (--region, AWS_REGION or AWS_DEFAULT_REGION); "
             f"create it with sagebert deploy --endpoint {name} ...",
             code="ValidationException",
         )

@@ -232,7 +232,7 @@ def _client_error(exc: ClientError, region: str | None) -> AwsError:
         return AwsError(
             f"Not found: {said}",
             f"Check the name (sagebert status lists endpoints and recent training jobs) and the region{where}: "
-            "--region or AWS_REGION.",
+            "--region, AWS_REGION or AWS_DEFAULT_REGION.",
             code=code,
         )
     if code in _VALIDATION and re.search(r"Cannot update in-progress endpoint", message):
@@ -264,7 +264,8 @@ def translate(exc: BaseException, region: str | None = None) -> SagebertError:
         return AwsError("No AWS credentials found.", _NO_CREDENTIALS_FIX)
     if isinstance(exc, NoRegionError):
         return AwsError(
-            "No AWS region is configured.", "Pass --region, set AWS_REGION, or `aws configure set region eu-west-1`."
+            "No AWS region is configured.",
+            "Pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or `aws configure set region eu-west-1`.",
         )
     if isinstance(exc, ProfileNotFound):
         return AwsError(f"{exc}.", "Check AWS_PROFILE / --profile against ~/.aws/config.")
