@@ -112,7 +112,11 @@ def pairs_to_dict(items: Iterable[tuple[str, str]] | None, option: str) -> dict[
 def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """--region, --profile and --debug, accepted before and after the command name."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--region", default=default, help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's)")
+    parser.add_argument(
+        "--region",
+        default=default,
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's)",
+    )
     parser.add_argument("--profile", default=default, help="AWS profile from ~/.aws/config")
     parser.add_argument(
         "--debug",
