@@ -295,6 +295,43 @@ def test_transform_with_an_endpoints_model_takes_its_payload_limit(cli, clients,
     assert len(sent("CreateModel")) == 1  # the endpoint's; the transform made none
 
 
+@pytest.mark.parametrize("value", ["12MB", "nan", "0"])
+def test_transform_with_a_model_payload_limit_that_is_not_a_number_is_one_clear_line(
+    cli, clients, sent, fake, trained, value
+):
+    trained("job-1")
+    deployed = cli(
+        "deploy",
+        "--training-job",
+        "job-1",
+        "--endpoint",
+        ENDPOINT,
+        "--env",
+        f"SAGEMAKER_MAX_PAYLOAD_IN_MB={value}",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+    assert deployed.code == 0, deployed.err
+
+    result = cli(
+        "transform",
+        "--endpoint",
+        ENDPOINT,
+        "--input",
+        f"s3://{fake.bucket}/in/",
+        "--output",
+        f"s3://{fake.bucket}/out/",
+        clients=clients,
+    )
+
+    assert result.code == 1
+    assert "Traceback" not in result.err and result.err.count("\n") == 1
+    assert f"SAGEMAKER_MAX_PAYLOAD_IN_MB={value!r}, which is not a number of megabytes" in result.err
+    assert "Fix: Pass --max-payload-mb N (1-100)" in result.err
+    assert sent("CreateTransformJob") == []
+
+
 def test_transform_over_the_100_mb_budget_is_refused_before_anything_is_created(cli, clients, sent, fake, trained):
     trained("job-1")
 

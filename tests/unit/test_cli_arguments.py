@@ -135,3 +135,12 @@ def test_every_exit_code_is_in_the_help_epilog_and_the_readme():
     for code in codes:
         assert re.search(rf"^  {code} +\S", epilog, re.MULTILINE), code
         assert f"\n| {code} | " in section, code
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "soon"])
+def test_a_poll_interval_that_is_not_a_finite_non_negative_number_is_a_usage_error(capsys, value):
+    code = main(["status", "--training-job", "job-1", "--follow", "--poll-interval", value])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "argument --poll-interval:" in err and "Traceback" not in err
