@@ -710,6 +710,57 @@ def test_an_endpoint_not_in_service_is_not_updated(cli, clients, described, stat
     assert advice in result.err
 
 
+def test_an_update_rollback_failed_endpoint_is_updated_which_is_its_way_out(cli, clients, fake, described, fixed_names):
+    # DescribeEndpoint's UpdateRollbackFailed: "Both the rolling deployment and auto-rollback
+    # failed. Your endpoint is in service with a mix of the old and new endpoint configurations."
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1, status="UpdateRollbackFailed")
+        stub_job(stub, described, "job-2")
+        stub_create(stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--training-job", "job-2")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert (
+        f"warning: {ENDPOINT} is UpdateRollbackFailed: this update is what brings it back to one config." in result.err
+    )
+
+
+def test_an_update_that_ends_update_rollback_failed_says_a_new_update_is_needed_not_waiting(
+    cli, clients, fake, described, fixed_names
+):
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1)
+        stub_job(stub, described, "job-2")
+        stub_create(stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("UpdateRollbackFailed", name, LATER, "Rollback failed: instance health."))
+
+        result = update(cli, clients, "--training-job", "job-2")
+
+    assert result.code == 1
+    assert "Endpoint disaster-tweets is UpdateRollbackFailed: Rollback failed: instance health." in result.err
+    assert "waiting will not change it" in result.err
+    assert f"sagebert rollback --endpoint {ENDPOINT}" in result.err
+    assert "Wait for it" not in result.err
+
+
+def test_autoscale_refuses_an_update_rollback_failed_endpoint_with_the_update_it_needs():
+    from sagebert.aws.endpoints import require_in_service
+    from sagebert.aws.validation import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as refused:
+        require_in_service({"EndpointName": ENDPOINT, "EndpointStatus": "UpdateRollbackFailed"})
+
+    assert "until a new UpdateEndpoint: waiting will not change it" in str(refused.value)
+    assert f"sagebert rollback --endpoint {ENDPOINT}" in str(refused.value) and "Wait for it" not in str(refused.value)
+
+
 # ---- autoscaling ----------------------------------------------------------------------------------
 @pytest.fixture
 def autoscaled(clients):

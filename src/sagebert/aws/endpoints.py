@@ -116,18 +116,33 @@ def running(clients: AwsClients, endpoint: str) -> Running:
     return Running(description, config, variants[0], model)
 
 
-def require_in_service(description: dict) -> None:
-    """Updates start only from InService (SageMaker refuses them while Creating/Updating)."""
+def rollback_failed_fix(name: str) -> str:
+    """What ends UpdateRollbackFailed: a new UpdateEndpoint (waiting does not)."""
+    return (
+        f"Both the update and its automatic rollback failed, and {name} serves a mix of the old and new configs "
+        "until a new UpdateEndpoint: waiting will not change it. Point it at a config that worked: "
+        f"sagebert rollback --endpoint {name} (the one it ran before; --endpoint-config NAME for another), "
+        f"or roll a new model out with sagebert update --endpoint {name} ..."
+    )
+
+
+def require_in_service(description: dict, *, recovering: bool = False) -> None:
+    """Updates start only from InService (SageMaker refuses them while Creating/Updating) — or,
+    ``recovering`` (update and rollback), from UpdateRollbackFailed, which only a new UpdateEndpoint ends."""
     status = description["EndpointStatus"]
-    if status != "InService":
-        name = description["EndpointName"]
+    if status == "InService" or (recovering and status == "UpdateRollbackFailed"):
+        return
+    name = description["EndpointName"]
+    if status == "Failed":
         fix = (
             f"Read why (sagebert status --endpoint {name}); a Failed endpoint cannot be updated: delete it "
             f"(sagebert delete --endpoint {name} --with-configs --with-models --yes) and deploy again."
-            if status == "Failed"
-            else f"Wait for it (sagebert status --endpoint {name}) and retry."
         )
-        raise InvalidRequestError(f"Endpoint {name} is {status}; it can only be updated when InService.", fix)
+    elif status == "UpdateRollbackFailed":
+        fix = rollback_failed_fix(name) + " Then retry."
+    else:
+        fix = f"Wait for it (sagebert status --endpoint {name}) and retry."
+    raise InvalidRequestError(f"Endpoint {name} is {status}; it can only be updated when InService.", fix)
 
 
 def previous_config(clients: AwsClients, endpoint: dict) -> str | None:

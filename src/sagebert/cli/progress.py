@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from ..aws import watch
+from ..aws import endpoints, watch
 from ..aws.build.training import spot_saving_percent
 from ..aws.clients import AwsClients
 from ..aws.gate import final_metrics
@@ -104,6 +104,9 @@ def await_endpoint(
         print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}", file=sys.stderr)
         return Settled("interrupted")
     status, reason = final["EndpointStatus"], final.get("FailureReason") or "no reason given"
+    if status == "UpdateRollbackFailed":
+        fail(f"Endpoint {endpoint} is {status}: {reason}. Fix: {endpoints.rollback_failed_fix(endpoint)}")
+        return Settled("failed", final)
     if status != "InService":
         fail(f"Endpoint {endpoint} is {status}: {reason}")
         return Settled("failed", final)

@@ -286,7 +286,9 @@ def run(args, clients: AwsClients) -> int:
     environment = options.pairs_to_dict(args.env, "--env")
     capture = deploy.data_capture(args)
     current = endpoints.running(clients, args.endpoint)
-    endpoints.require_in_service(current.endpoint)
+    endpoints.require_in_service(current.endpoint, recovering=True)
+    if current.endpoint["EndpointStatus"] == "UpdateRollbackFailed":
+        warn(f"{args.endpoint} is UpdateRollbackFailed: this update is what brings it back to one config.")
     changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
