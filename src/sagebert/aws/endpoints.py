@@ -375,8 +375,22 @@ def _models_of(clients: AwsClients, config: str) -> list[str]:
     return [variant["ModelName"] for variant in described["ProductionVariants"]]
 
 
+def configs_of(clients: AwsClients, description: dict) -> list[str]:
+    """The configs a described endpoint runs, is moving to (DescribeEndpoint's
+    PendingDeploymentSummary, present while it is Creating or Updating to a new config) and keeps
+    for rollback — none of them may be deleted."""
+    configs = [description["EndpointConfigName"]]
+    pending = (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if pending:
+        configs.append(pending)
+    previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
+    if previous:
+        configs.append(previous)
+    return configs
+
+
 def _configs_in_use(clients: AwsClients, skip: str | None) -> dict[str, str]:
-    """config → the endpoint that runs it or keeps it for rollback (every endpoint but ``skip``)."""
+    """config → the endpoint that runs it, is moving to it or keeps it for rollback (every endpoint but ``skip``)."""
     in_use: dict[str, str] = {}
     for summary in list_endpoints(clients):
         name = summary["EndpointName"]
@@ -385,10 +399,8 @@ def _configs_in_use(clients: AwsClients, skip: str | None) -> dict[str, str]:
         description = find_endpoint(clients, name)
         if description is None:
             continue
-        in_use[description["EndpointConfigName"]] = name
-        previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
-        if previous:
-            in_use.setdefault(previous, name)
+        for config in configs_of(clients, description):
+            in_use.setdefault(config, name)
     return in_use
 
 
@@ -418,10 +430,8 @@ def plan_teardown(clients: AwsClients, endpoint: str, *, with_configs: bool, orp
         return Teardown(endpoint if deleting_endpoint else None, scaling)
     in_use = _configs_in_use(clients, skip=endpoint if deleting_endpoint else None)
     if description is not None and not deleting_endpoint:
-        in_use[description["EndpointConfigName"]] = endpoint
-        previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
-        if previous:
-            in_use.setdefault(previous, endpoint)
+        for config in configs_of(clients, description):
+            in_use[config] = endpoint
     kept: list[Kept] = []
     candidates = _tagged_for(clients, "endpoint config", endpoint)
     if description is not None and deleting_endpoint and description["EndpointConfigName"] not in candidates:
@@ -429,7 +439,13 @@ def plan_teardown(clients: AwsClients, endpoint: str, *, with_configs: bool, orp
     configs = []
     for config in candidates:
         if config in in_use:
-            kept.append(Kept("endpoint config", config, f"endpoint {in_use[config]} runs it or keeps it for rollback"))
+            kept.append(
+                Kept(
+                    "endpoint config",
+                    config,
+                    f"endpoint {in_use[config]} runs it, is moving to it or keeps it for rollback",
+                )
+            )
         else:
             configs.append(config)
     used_models = {model: config for config in in_use for model in _models_of(clients, config)}
