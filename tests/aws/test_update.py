@@ -872,6 +872,67 @@ def test_a_failed_update_puts_removed_autoscaling_back(cli, clients, fake, descr
     assert registration(autoscaled) == before
 
 
+def interrupt_update_endpoint(clients) -> None:
+    """Ctrl-C as the UpdateEndpoint call starts: a KeyboardInterrupt raised by an event handler
+    (it runs before the Stubber answers, so nothing is sent)."""
+
+    def interrupt(**_):
+        raise KeyboardInterrupt
+
+    clients.sagemaker.meta.events.register("provide-client-params.sagemaker.UpdateEndpoint", interrupt)
+
+
+def test_ctrl_c_before_update_endpoint_puts_removed_autoscaling_back_and_deletes_what_it_made(
+    cli, clients, fake, described, fixed_names, autoscaled
+):
+    name = fixed_names(ENDPOINT)
+    before = registration(autoscaled)
+    interrupt_update_endpoint(clients)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=3)
+        stub_job(stub, described, "job-2")
+        stub_create(
+            stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 3, "ml.c5.xlarge")
+        )
+        # Was it accepted after all? The endpoint still runs the old config, with nothing pending.
+        stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "InService", OLD, count=3))
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": name})
+        stub.add_response("delete_model", {}, {"ModelName": name})
+
+        result = update(cli, clients, "--training-job", "job-2", "--instance-type", "ml.c5.xlarge")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 130
+    assert f"autoscaling of endpoint/{ENDPOINT}/variant/AllTraffic registered again" in result.lines
+    assert f"deleted model {name} (interrupted before the update started)" in result.lines
+    assert registration(autoscaled) == before
+
+
+def test_ctrl_c_after_sagemaker_accepted_the_update_keeps_what_it_is_moving_to(
+    cli, clients, fake, described, fixed_names, autoscaled
+):
+    name = fixed_names(ENDPOINT)
+    interrupt_update_endpoint(clients)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=3)
+        stub_job(stub, described, "job-2")
+        stub_create(
+            stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 3, "ml.c5.xlarge")
+        )
+        updating = described.endpoint(ENDPOINT, "Updating", OLD, count=3)
+        updating["PendingDeploymentSummary"] = {"EndpointConfigName": name, "StartTime": updating["CreationTime"]}
+        stub.add_response("describe_endpoint", updating)
+
+        result = update(cli, clients, "--training-job", "job-2", "--instance-type", "ml.c5.xlarge")
+        stub.assert_no_pending_responses()  # no DeleteEndpointConfig/DeleteModel queued, none sent
+
+    assert result.code == 130
+    assert (
+        f"interrupted, but SageMaker had accepted the update to {name}: it goes on; autoscaling (2-6 instances "
+        f"(sagebert-invocations-per-instance)) was removed for it: register it again once {ENDPOINT} is InService"
+    ) in result.out
+
+
 # ---- rollback ----------------------------------------------------------------------------------------
 def test_rollback_points_back_at_the_recorded_config_keeping_the_running_count(cli, clients, described):
     current, previous = "disaster-tweets-new", OLD

@@ -259,7 +259,7 @@ def deploy(clients: AwsClients, plan: HostingPlan, sleep: Callable[[float], None
     try:
         yield from _create_model_and_config(clients, plan, undo, sleep)
         send(clients.sagemaker, "CreateEndpoint", plan.endpoint)
-    except Exception:
+    except BaseException:  # Ctrl-C too: nothing half-made is left behind
         yield from undo.run("a later step failed")
         raise
     yield Created("endpoint", plan.endpoint_name)
@@ -277,8 +277,10 @@ def start_update(
     """A new model and config (``plan``; None for a rollback to an existing config), autoscaling
     removed when the update changes an autoscaled variant's instance type, then UpdateEndpoint,
     and the config it replaced recorded for `rollback`. Everything done here is undone if a step
-    fails before UpdateEndpoint is accepted."""
+    fails (or Ctrl-C interrupts) before UpdateEndpoint is accepted."""
     undo = Undo(clients)
+    target = update_request["EndpointConfigName"]
+    sending = False
     try:
         if plan is not None:
             yield from _create_model_and_config(clients, plan, undo, sleep)
@@ -289,7 +291,22 @@ def start_update(
                 f"autoscaling ({remove_scaling.describe()}) removed for the instance type change; "
                 "it is registered again once the update ends"
             )
+        sending = True
         send(clients.sagemaker, "UpdateEndpoint", update_request)
+    except KeyboardInterrupt:
+        # Interrupted during UpdateEndpoint itself, SageMaker may have accepted it: then the new
+        # config and model are what the endpoint is moving to, and must stay.
+        if sending and _moving_to(clients, current.name, target):
+            removed = (
+                f"; autoscaling ({remove_scaling.describe()}) was removed for it: register it again once "
+                f"{current.name} is InService (sagebert autoscale --endpoint {current.name} ...)"
+                if remove_scaling is not None
+                else ""
+            )
+            yield Note(f"interrupted, but SageMaker had accepted the update to {target}: it goes on{removed}")
+        else:
+            yield from undo.run("interrupted before the update started")
+        raise
     except Exception:
         yield from undo.run("the update could not start")
         raise
@@ -304,6 +321,13 @@ def start_update(
             current.config_name,
             f"not recorded for rollback ({error_code(exc)}); roll back with --endpoint-config {current.config_name}",
         )
+
+
+def _moving_to(clients: AwsClients, endpoint: str, config: str) -> bool:
+    """Whether ``endpoint`` runs ``config`` or is being updated to it (PendingDeploymentSummary)."""
+    described = find_endpoint(clients, endpoint) or {}
+    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return config in (described.get("EndpointConfigName"), pending)
 
 
 def discard(clients: AwsClients, plan: HostingPlan, why: str) -> Iterator[Event]:
