@@ -91,14 +91,20 @@ _NOT_FOUND_TEXT = re.compile(
     r"Could not find|does not exist|Requested resource not found|\bnot found\b|No scalable target registered",
     re.IGNORECASE,
 )
+# AWS's common errors: InternalFailure (500) and ServiceUnavailable (503); with no error code in
+# the body (an HTML page), the HTTP status stands for it: 500, 503, and the gateway errors 502 and
+# 504 that a proxy or load balancer between the caller and AWS answers with.
 _SERVER_ERRORS = {
     "InternalFailure",
     "InternalServerError",
     "InternalServiceException",
     "ServiceUnavailable",
     "500",
+    "502",
     "503",
+    "504",
 }
+_GATEWAY_ERRORS = {"502", "504"}
 _NO_CREDENTIALS_FIX = (
     "Configure credentials: `aws configure`, AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY (in CI: assume a role by OIDC)."
@@ -250,6 +256,13 @@ def _client_error(exc: ClientError, region: str | None) -> AwsError:
     if code in ("ResourceInUse", "ResourceInUseException", "ConflictException"):
         return AwsError(
             f"In use: {said}", "Choose another name, or wait until the resource is no longer in use.", code=code
+        )
+    if code in _GATEWAY_ERRORS:
+        return AwsError(
+            f"AWS error {code}: {said}",
+            "A gateway between you and AWS failed (a proxy, or AWS's front end): retry in a minute; if it goes on, "
+            "check the proxy settings (HTTPS_PROXY, NO_PROXY) and AWS_ENDPOINT_URL.",
+            code=code,
         )
     if code in _SERVER_ERRORS:
         return AwsError(f"AWS error {code}: {said}", "A service-side failure: retry in a minute.", code=code)
