@@ -15,6 +15,8 @@ import re
 import pytest
 from botocore.stub import Stubber
 
+from sagebert.aws.build.tuning import best_training_job
+
 pytestmark = pytest.mark.aws
 
 ENDPOINT = "disaster-tweets"
@@ -201,6 +203,27 @@ def test_deploy_from_a_tuning_job_deploys_its_best_training_job(cli, clients, fa
         stub.assert_no_pending_responses()
 
     assert result.code == 0, result.err
+
+
+def test_a_warm_started_tuning_job_names_its_overall_best_training_job(cli, clients, described):
+    # DescribeHyperParameterTuningJob: with IDENTICAL_DATA_AND_ALGORITHM warm start,
+    # OverallBestTrainingJob is the best over this job and its parents; BestTrainingJob only its own.
+    own = trial("tune-1-002", "Completed", 0.8011, "5e-05", described.created)
+    overall = trial("parent-007", "Completed", 0.8312, "3e-05", described.created)
+    job = {**tuning_job(described, "Completed", own), "OverallBestTrainingJob": overall}
+    key = {"HyperParameterTuningJobName": "tune-1"}
+    listing = {**key, "SortBy": "CreationTime", "SortOrder": "Descending"}
+    with Stubber(clients.sagemaker) as stub:
+        stub.add_response("describe_hyper_parameter_tuning_job", job, key)
+        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [own]}, listing)
+
+        result = cli("status", "--tuning-job", "tune-1", clients=clients)
+
+    assert result.code == 0, result.err
+    assert "Best: parent-007 (eval:f1 0.8312). Deploy it: sagebert deploy --tuning-job tune-1 --endpoint NAME" in (
+        result.lines
+    )
+    assert best_training_job(job) == "parent-007"  # what deploy/update/transform --tuning-job take
 
 
 # ---- transform ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..aws.build.tuning import (
     TUNING_NAME_MAX,
     WARM_START_TYPES,
     TuningSpec,
+    best_summary,
     create_tuning_job_request,
     parameter_ranges,
 )
@@ -106,9 +107,10 @@ def print_trials(clients: AwsClients, job: dict) -> None:
     metric = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
     for line in trial_rows(jobs.tuning_trials(clients, job["HyperParameterTuningJobName"]), metric):
         say(f"  {line}")
-    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
+    summary = best_summary(job)
+    best = summary.get("TrainingJobName")
     if best:
-        value = (job["BestTrainingJob"].get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+        value = (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
         shown = f" ({metric} {value:.4f})" if value is not None else ""
         say(
             f"Best: {best}{shown}. Deploy it: sagebert deploy --tuning-job {job['HyperParameterTuningJobName']} --endpoint NAME"
@@ -135,7 +137,7 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
     status = job["HyperParameterTuningJobStatus"]
     if status == "Failed":
         return fail(f"Tuning job {name} Failed: {job.get('FailureReason') or 'no reason given'}")
-    return OK if (job.get("BestTrainingJob") or {}).get("TrainingJobName") else FAILED
+    return OK if best_summary(job).get("TrainingJobName") else FAILED
 
 
 def run(args, clients: AwsClients) -> int:

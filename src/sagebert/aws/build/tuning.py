@@ -236,10 +236,17 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
     return request
 
 
+def best_summary(description: Mapping) -> dict:
+    """The TrainingJobSummary of a tuning job's best trial ({} when none has completed):
+    OverallBestTrainingJob when there is one — a warm-started tuning job's best over itself and
+    its parents, which its own BestTrainingJob may be worse than — else BestTrainingJob."""
+    return dict(description.get("OverallBestTrainingJob") or description.get("BestTrainingJob") or {})
+
+
 def best_training_job(description: Mapping) -> str:
-    """The BestTrainingJob of a tuning job; a SagebertError when it has none yet."""
+    """The name of a tuning job's best training job (``best_summary``); a SagebertError when it has none yet."""
     name = description.get("HyperParameterTuningJobName")
-    best = (description.get("BestTrainingJob") or {}).get("TrainingJobName")
+    best = best_summary(description).get("TrainingJobName")
     if not best:
         status = description.get("HyperParameterTuningJobStatus")
         raise InvalidRequestError(
