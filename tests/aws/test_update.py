@@ -189,6 +189,89 @@ def test_a_new_instance_count_is_sent_and_excluded_from_what_is_retained(cli, cl
     assert result.code == 0, result.err
 
 
+def test_data_capture_is_carried_by_the_new_config_not_excluded_from_what_is_retained(
+    cli, clients, fake, described, fixed_names, sent
+):
+    # VariantProperty's VariantPropertyType: "DataCaptureConfig: (Not currently supported.)"
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=2)
+        stub_serving_tags(stub, described, f1=0.8)  # carried over to the new model
+        stub.add_response("create_model", {"ModelArn": described.arn("model", name)})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": described.arn("endpoint-config", name)})
+        stub.add_response("describe_endpoint_config", described.endpoint_config(name, name))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--data-capture", f"s3://{fake.bucket}/capture", "--sampling-percent", "20")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert "ExcludeRetainedVariantProperties" not in sent.one("UpdateEndpoint")
+    capture = sent.one("CreateEndpointConfig")["DataCaptureConfig"]
+    assert capture["DestinationS3Uri"] == f"s3://{fake.bucket}/capture/" and capture["InitialSamplingPercentage"] == 20
+
+
+@pytest.fixture
+def update_endpoint_in_moto(clients, aws):
+    """UpdateEndpoint (which moto lacks) answered by moving the endpoint to the new config in moto."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    moto = boto3.client("sagemaker")  # its own calls are not the CLI's
+    asked: list[dict] = []
+
+    def remember(params, **_):
+        asked.append(dict(params))
+
+    def answer(**_):
+        request = asked[-1]
+        moto.delete_endpoint(EndpointName=request["EndpointName"])
+        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
+        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
+        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
+
+    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
+    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "capture", [None, {"EnableCapture": False, "InitialSamplingPercentage": 100}], ids=["none", "disabled"]
+)
+def test_a_serverless_endpoint_whose_config_reports_capture_off_can_be_updated(
+    cli, clients, fake, sent, update_endpoint_in_moto, capture
+):
+    # Made with raw boto3 in moto, whose DescribeEndpointConfig then answers DataCaptureConfig {}
+    # (or the disabled one given): neither is capture, which a serverless endpoint cannot have.
+    sagemaker = clients.sagemaker
+    container = {"Image": fake.image, "ModelDataUrl": f"s3://{fake.bucket}/old/model.tar.gz"}
+    sagemaker.create_model(ModelName=OLD, ExecutionRoleArn=fake.role_arn, PrimaryContainer=container)
+    serverless = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    variant = {"VariantName": "AllTraffic", "ModelName": OLD, "ServerlessConfig": serverless}
+    extra = (
+        {
+            "DataCaptureConfig": {
+                **capture,
+                "DestinationS3Uri": f"s3://{fake.bucket}/c",
+                "CaptureOptions": [{"CaptureMode": "Input"}],
+            }
+        }
+        if capture
+        else {}
+    )
+    sagemaker.create_endpoint_config(EndpointConfigName=OLD, ProductionVariants=[variant], **extra)
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=OLD)
+    assert capture or sagemaker.describe_endpoint_config(EndpointConfigName=OLD)["DataCaptureConfig"] == {}
+
+    result = update(cli, clients, "--env", "SAGEBERT_INFERENCE_PRECISION=int8")
+
+    assert result.code == 0, result.err
+    created = sent("CreateEndpointConfig")[-1]
+    assert created["ProductionVariants"][0]["ServerlessConfig"] == serverless
+    assert update_endpoint_in_moto[-1]["EndpointConfigName"] == created["EndpointConfigName"]
+
+
 def test_a_model_trained_by_another_image_waits_for_image_or_keep_image_and_creates_nothing(
     cli, clients, fake, described
 ):

@@ -315,7 +315,9 @@ def run(args, clients: AwsClients) -> int:
     )
     scaling, remove = scaling_plan(args, current, spec.variant.instance_type, args.instance_count, clients)
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags=options.pairs_to_dict(args.tag, "--tag"))
-    excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
+    # Not DataCaptureConfig: "not currently supported" as a VariantPropertyType; the new config
+    # carries --data-capture (or the running capture) itself.
+    excluded = ("DesiredInstanceCount",) if args.instance_count else ()
     update = update_endpoint_request(
         args.endpoint, plan.config_name, policy, spec.variant.fleet_size, exclude_retained=excluded
     )
