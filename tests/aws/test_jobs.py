@@ -506,6 +506,62 @@ def test_autoscale_registers_and_tracks_and_off_removes_it(cli, clients, sent, t
     assert clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
 
 
+def test_an_async_endpoint_autoscales_on_its_backlog_down_to_zero(cli, clients, sent, fake, trained):
+    # AWS's "Autoscale an asynchronous endpoint": target tracking on ApproximateBacklogSizePerInstance
+    # (AWS/SageMaker, EndpointName, Average), and asynchronous endpoints may scale in to zero.
+    trained("job-1")
+    deployed = cli(
+        "deploy",
+        "--training-job",
+        "job-1",
+        "--endpoint",
+        ENDPOINT,
+        "--async",
+        f"s3://{fake.bucket}/async",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+    assert deployed.code == 0, deployed.err
+
+    on = cli("autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-backlog", "5", clients=clients)
+    by_invocations = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-invocations", "100", clients=clients
+    )
+
+    assert on.code == 0, on.err
+    assert sent.one("RegisterScalableTarget")["MinCapacity"] == 0
+    policy = sent.one("PutScalingPolicy")
+    assert policy["PolicyName"] == "sagebert-backlog-per-instance"
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 5.0
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"] == {
+        "MetricName": "ApproximateBacklogSizePerInstance",
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}],
+        "Statistic": "Average",
+    }
+    assert "target 5 queued requests per instance" in on.out
+    assert by_invocations.code == 1 and "Use --target-backlog B instead" in by_invocations.err
+
+
+def test_a_real_time_endpoint_keeps_at_least_one_instance(cli, clients, trained):
+    trained("job-1")
+    assert (
+        cli("deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--poll-interval", "0", clients=clients).code
+        == 0
+    )
+
+    zero = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-invocations", "100", clients=clients
+    )
+    backlog = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "1", "--max", "4", "--target-backlog", "5", clients=clients
+    )
+
+    assert zero.code == 1 and "only an asynchronous endpoint scales to 0" in zero.err
+    assert backlog.code == 1 and "--target-backlog is for asynchronous endpoints" in backlog.err
+
+
 def test_autoscale_refuses_a_serverless_endpoint(cli, clients, trained):
     trained("job-1")
     assert (

@@ -15,7 +15,7 @@ from ..aws import autoscaling, endpoints, sources
 from ..aws.autoscaling import Scaling
 from ..aws.build.common import TRAINING_JOB_TAG
 from ..aws.build.hosting import Changes, ContainerSpec, Running, hosting_plan, update_endpoint_request, updated_spec
-from ..aws.build.scaling import METRIC
+from ..aws.build.scaling import BACKLOG_METRIC, METRIC, tracked_metric
 from ..aws.clients import AwsClients, role_arn
 from ..aws.errors import translate
 from ..aws.gate import (
@@ -158,11 +158,11 @@ def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSour
 def scaling_command(endpoint: str, scaling: Scaling) -> str:
     """The `sagebert autoscale` line that recreates ``scaling`` (when it is sagebert's kind of policy)."""
     for policy in scaling.policies:
-        tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
-        if (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType") == METRIC:
+        option = {METRIC: "--target-invocations", BACKLOG_METRIC: "--target-backlog"}.get(tracked_metric(policy))
+        if option:
             return (
                 f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} "
-                f"--target-invocations {tracking['TargetValue']:g}"
+                f"{option} {policy['TargetTrackingScalingPolicyConfiguration']['TargetValue']:g}"
             )
     return f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} ..."
 
