@@ -462,6 +462,31 @@ def test_compare_reads_metrics_json_from_the_model_archives(cli, clients, traine
     assert any("job-1: metrics.json in s3://" in line for line in result.lines)
 
 
+def test_compare_shows_each_models_test_data_and_warns_when_they_differ(cli, clients, trained):
+    import io
+    import tarfile
+
+    for job, f1, digest in (("job-1", 0.7993, "a" * 64), ("job-2", 0.8123, "b" * 64)):
+        artifact = trained(job)["ModelArtifacts"]["S3ModelArtifacts"]
+        data = json.dumps({"f1": f1, "eval_data_sha256": digest}).encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            info = tarfile.TarInfo("metrics.json")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        bucket, key = artifact[len("s3://") :].split("/", 1)
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+    result = cli("compare", "job-1", "job-2", clients=clients)
+
+    assert result.code == 0, result.err
+    assert any(line.endswith("; test data sha256 aaaaaaaaaaaa...)") for line in result.lines)
+    assert any(line.endswith("; test data sha256 bbbbbbbbbbbb...)") for line in result.lines)
+    assert "warning: these models were scored on different test data: their eval metrics are not comparable" in (
+        result.err
+    )
+
+
 def test_compare_prefers_final_metric_data_list_and_reads_no_archive(cli, clients, sent, described):
     metrics = [{"MetricName": "eval:f1", "Value": 0.81, "Timestamp": described.created}]
     with Stubber(clients.sagemaker) as stub:

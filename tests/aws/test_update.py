@@ -487,6 +487,7 @@ def test_models_scored_on_different_test_data_cannot_be_compared_exit_4(cli, cli
         stub.assert_no_pending_responses()
 
     assert result.code == 4
+    assert "Test data (sha256): serving aaaaaaaaaaaa..., candidate bbbbbbbbbbbb...." in result.lines
     assert (
         "Cannot compare: the two models were scored on different test data (sha256 aaaaaaaaaaaa... serving, "
         "bbbbbbbbbbbb... candidate)"

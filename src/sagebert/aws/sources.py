@@ -125,14 +125,17 @@ def candidate_evidence(clients: AwsClients, source: ModelSource, predictions: bo
     return Evidence(dict(source.metrics), digest, found)
 
 
-def serving_evidence(clients: AwsClients, current: Running, predictions: bool = False) -> tuple[str, Evidence, str]:
+def serving_evidence(
+    clients: AwsClients, current: Running, predictions: bool = False, read_archive: bool = True
+) -> tuple[str, Evidence, str]:
     """(label, evidence, where the metrics came from) of the model an endpoint serves: its metrics
     as ``serving_metrics`` finds them, the test-data digest from its tag (else its artifact) and,
-    when asked, the test predictions in its artifact."""
+    when asked, the test predictions in its artifact (``read_archive`` False: the tags only)."""
     label, metrics, where, tags = _serving(clients, current)
     digest = tags.get(EVAL_DATA_TAG)
     container = current.container
-    model_data = None if container.model_package or container.multi_model else container.model_data
+    readable = read_archive and not (container.model_package or container.multi_model)
+    model_data = container.model_data if readable else None
     found = None
     if model_data and (digest is None or predictions):
         digest_in_archive, found = _archive_evidence(clients, model_data, predictions)

@@ -119,6 +119,10 @@ def _carried_tags(clients: AwsClients, current: Running) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k in (TRAINING_JOB_TAG, EVAL_DATA_TAG) or k.startswith(METRIC_TAG_PREFIX)}
 
 
+def _digest(digest: str | None) -> str:
+    return f"{digest[:12]}..." if digest else "not recorded"
+
+
 def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSource) -> tuple[int | None, str | None]:
     """Compare the candidate with the serving model: (the exit code when the update must not go
     on, else None; the candidate's test-data digest, to tag on the new model)."""
@@ -133,6 +137,7 @@ def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSour
         decision.verdict, f"serving ({label})", f"candidate ({source.label})", serving.metrics, candidate.metrics
     ):
         say(row)
+    say(f"Test data (sha256): serving {_digest(serving.eval_data)}, candidate {_digest(candidate.eval_data)}.")
     for note in decision.notes:
         warn(note)
     if decision.outcome == PROMOTE:
