@@ -311,6 +311,13 @@ def test_a_model_package_names_the_image_by_digest_and_carries_its_metrics():
     assert request_problems("CreateModelPackage", request) == []
 
 
+def test_a_model_package_carries_its_test_data_digest_for_the_gate():
+    request = create_model_package_request(package(eval_data="ab" * 32))
+
+    assert request["CustomerMetadataProperties"]["sagebert:eval-data-sha256"] == "ab" * 32
+    assert request_problems("CreateModelPackage", request) == []
+
+
 def test_a_package_without_a_digest_is_refused():
     with pytest.raises(InvalidRequestError, match="is not named by digest"):
         create_model_package_request(package(image=ImageReference.parse(IMAGE)))
