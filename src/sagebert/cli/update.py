@@ -1,8 +1,9 @@
 """`sagebert update`: roll a new model (or image, environment, instances) out to a live endpoint.
 
 Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when not better, 4
-when the two cannot be compared, with nothing created), keeping what runs unless told otherwise: the running instance count and its
-autoscaling, the image and role, the environment, serverless/async/data-capture settings.
+when the two cannot be compared, with nothing created), keeping what runs unless told otherwise:
+the running instance count and its autoscaling, the image and role, the environment,
+serverless/async/data-capture settings.
 """
 
 from __future__ import annotations
