@@ -54,10 +54,12 @@ class Outcome:
 
     @property
     def requests(self) -> int:
+        """How many requests were sent."""
         return len(self.latencies_ms) + len(self.errors)
 
     @property
     def error_rate(self) -> float:
+        """The share of requests that failed (1 when none was sent)."""
         return len(self.errors) / self.requests if self.requests else 1.0
 
     def percentile_ms(self, fraction: float) -> float | None:
@@ -120,6 +122,7 @@ def report(endpoint: str, outcome: Outcome, budget: Budget, found: Sequence[str]
 
 
 def main(argv: Sequence[str] | None = None, clients: AwsClients | None = None) -> int:
+    """Run the load test the command line describes; the exit code (``clients``: tests)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--requests", type=int, default=200)

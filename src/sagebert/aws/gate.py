@@ -188,13 +188,16 @@ class Significance:
 
     @property
     def p_value(self) -> float:
+        """The exact two-sided McNemar p-value of the discordant counts."""
         return mcnemar_p_value(self.candidate_only, self.current_only)
 
     @property
     def significant(self) -> bool:
+        """Whether chance alone explains the difference less often than ``level``."""
         return self.p_value < self.level
 
     def describe(self) -> str:
+        """The counts, the p-value and the level, for the gate's message."""
         return (
             f"exact McNemar test over {self.examples} test examples: the candidate alone is right on "
             f"{self.candidate_only}, the serving model alone on {self.current_only}, p = {self.p_value:.4g} "
