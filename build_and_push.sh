@@ -19,8 +19,8 @@
 #
 # Environment:
 #   VARIANT=cpu|gpu, BASE_IMAGE, WHEELHOUSE, DOCKER_BUILD_ARGS   passed to container/build-image.sh
-#   AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION    the account (from STS) and region, resolved as
-#                         boto3 and the AWS CLI do (the profile's region in ~/.aws/config too)
+#   AWS_PROFILE           the account (from STS) and, without the two below, the profile's region
+#   AWS_REGION, AWS_DEFAULT_REGION   the region, AWS_REGION first (boto3 alone reads only the second)
 #   AWS_ENDPOINT_URL      send every AWS call there instead (e.g. a local stand-in)
 #   REGISTRY              push to this registry host instead of <account>.dkr.ecr.<region>.amazonaws.com
 #   PYTHON                a Python with boto3 (default: python3; `pip install boto3` or the sagebert venv)
@@ -95,7 +95,7 @@ command -v "$DOCKER" >/dev/null 2>&1 ||
 # The program reads its instructions from argv; the password is the only thing it ever writes to
 # stdout for "password", and that stdout is a pipe into docker login.
 read -r -d '' AWS_HELPER <<'PY' || true
-import base64, sys
+import base64, os, sys
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
@@ -103,7 +103,8 @@ def fail(message):
     sys.stderr.write(f"build_and_push.sh: error: {message}\n")
     sys.exit(1)
 
-session = boto3.session.Session()
+# AWS_REGION first: boto3 itself reads only AWS_DEFAULT_REGION (then the profile).
+session = boto3.session.Session(region_name=os.environ.get("AWS_REGION", "").strip() or None)
 try:
     if sys.argv[1] == "setup":
         repository, mutability, scan, dry_run = sys.argv[2:6]

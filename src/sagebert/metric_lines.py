@@ -7,6 +7,10 @@ A metric line is ``key=value`` pairs separated by single spaces, e.g.
 Training prints one per ``log_interval`` optimizer steps (progress) and one per epoch (after
 evaluating on the whole test set). The format is a contract: SageMaker extracts metrics from the
 CloudWatch log with the regexes below, and `sagebert train` sends them as MetricDefinitions.
+
+Beside the log, the model artifact carries what the promotion gate needs to compare two models:
+metrics.json's ``eval_data_sha256`` (which test examples the eval metrics were measured on) and
+``test_predictions.json`` (each model's predicted label per test example, for a paired test).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ _METRICS = {
     "eval:recall": "eval_recall",
     "eval:f1": "eval_f1",
 }
+EVAL_DATA_KEY = "eval_data_sha256"
+PREDICTIONS_FILE = "test_predictions.json"
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 
 METRIC_DEFINITIONS: list[dict[str, str]] = [

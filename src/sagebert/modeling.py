@@ -5,7 +5,8 @@ A trained model directory (the root of model.tar.gz, /opt/ml/model when serving)
     tokenizer.json, tokenizer_config.json, vocab.txt, ...   the tokenizer
     labels.json                           label id → name, for readers without transformers
     sagebert.json                         max_length, base model, hyperparameters, versions
-    metrics.json                          the final evaluation on the whole test set
+    metrics.json                          the final evaluation on the whole test set (and its sha256)
+    test_predictions.json                 the predicted label of each test example, for the gate
 """
 
 from __future__ import annotations

@@ -220,6 +220,21 @@ def test_a_missing_region_is_reported(build_and_push, registry, tiny_image):
     assert "error: no AWS region: set AWS_REGION" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": ""},
+        {"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"},
+    ],
+    ids=["AWS_REGION alone", "AWS_REGION over AWS_DEFAULT_REGION"],
+)
+def test_aws_region_chooses_the_region(build_and_push, registry, tiny_image, environment):
+    result = build_and_push("--source-image", tiny_image, "regional", "v1", registry=registry, env=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "created ECR repository regional in 123456789012/us-west-2" in result.stderr
+
+
 def test_a_missing_docker_is_reported(build_and_push, tmp_path):
     result = build_and_push("sagebert", "v1", env={"DOCKER": str(tmp_path / "no-docker-here")})
 

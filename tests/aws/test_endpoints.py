@@ -587,8 +587,8 @@ def test_delete_never_deletes_a_config_or_model_another_endpoint_uses(cli, clien
 
     assert result.code == 0, result.err
     assert (
-        "Keeping endpoint config disaster-tweets-shared: endpoint other-endpoint runs it or keeps it for rollback"
-        in result.lines
+        "Keeping endpoint config disaster-tweets-shared: endpoint other-endpoint runs it, is moving to it or keeps it "
+        "for rollback" in result.lines
     )
     assert "Keeping model disaster-tweets-shared: endpoint config disaster-tweets-shared still uses it" in result.lines
     assert names(clients) == (["disaster-tweets-shared"], ["disaster-tweets-shared"])
@@ -621,6 +621,51 @@ def test_delete_orphans_keeps_the_endpoint_and_its_rollback_config(cli, clients,
     assert names(clients)[0] == sorted([endpoint["EndpointConfigName"], "disaster-tweets-previous"])
     assert "deleted model disaster-tweets-failed-update" in result.lines
     assert clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "InService"
+
+
+def updating_to(clients, endpoint: str, config: str) -> None:
+    """moto has no UpdateEndpoint: DescribeEndpoint of ``endpoint`` answers as during an update to
+    ``config`` — EndpointStatus Updating and PendingDeploymentSummary {EndpointConfigName, StartTime},
+    the shape of the API reference — patched into moto's parsed answer."""
+
+    def patch(parsed, **_):
+        if parsed.get("EndpointName") == endpoint:
+            parsed["EndpointStatus"] = "Updating"
+            parsed["PendingDeploymentSummary"] = {"EndpointConfigName": config, "StartTime": parsed["CreationTime"]}
+
+    clients.sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", patch)
+
+
+def test_delete_orphans_during_an_update_keeps_the_config_and_model_it_is_moving_to(cli, clients, fake, completed_job):
+    make_config(clients, fake, "disaster-tweets-pending", ENDPOINT)  # what `update --no-wait` created
+    make_config(clients, fake, "disaster-tweets-failed-update", ENDPOINT)
+    deploy(cli, clients, "--training-job", "job-1")
+    running = clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    updating_to(clients, ENDPOINT, "disaster-tweets-pending")
+
+    result = delete(cli, clients, "--orphans")
+
+    assert result.code == 0, result.err
+    assert names(clients)[0] == sorted([running, "disaster-tweets-pending"])
+    assert "disaster-tweets-pending" in names(clients)[1]
+    assert "deleted model disaster-tweets-failed-update" in result.lines
+
+
+def test_delete_keeps_a_config_another_endpoint_is_moving_to(cli, clients, fake, completed_job):
+    make_config(clients, fake, "disaster-tweets-next", ENDPOINT)
+    make_config(clients, fake, "other-config", None)
+    clients.sagemaker.create_endpoint(EndpointName="other-endpoint", EndpointConfigName="other-config")
+    updating_to(clients, "other-endpoint", "disaster-tweets-next")
+    deploy(cli, clients, "--training-job", "job-1")
+
+    result = delete(cli, clients, "--with-models")
+
+    assert result.code == 0, result.err
+    assert (
+        "Keeping endpoint config disaster-tweets-next: endpoint other-endpoint runs it, is moving to it or keeps it "
+        "for rollback"
+    ) in result.lines
+    assert "disaster-tweets-next" in names(clients)[0] and "disaster-tweets-next" in names(clients)[1]
 
 
 def test_delete_removes_autoscaling_before_the_endpoint(cli, clients, completed_job):

@@ -15,6 +15,8 @@ import re
 import pytest
 from botocore.stub import Stubber
 
+from sagebert.aws.build.tuning import best_training_job
+
 pytestmark = pytest.mark.aws
 
 ENDPOINT = "disaster-tweets"
@@ -204,6 +206,27 @@ def test_deploy_from_a_tuning_job_deploys_its_best_training_job(cli, clients, fa
     assert result.code == 0, result.err
 
 
+def test_a_warm_started_tuning_job_names_its_overall_best_training_job(cli, clients, described):
+    # DescribeHyperParameterTuningJob: with IDENTICAL_DATA_AND_ALGORITHM warm start,
+    # OverallBestTrainingJob is the best over this job and its parents; BestTrainingJob only its own.
+    own = trial("tune-1-002", "Completed", 0.8011, "5e-05", described.created)
+    overall = trial("parent-007", "Completed", 0.8312, "3e-05", described.created)
+    job = {**tuning_job(described, "Completed", own), "OverallBestTrainingJob": overall}
+    key = {"HyperParameterTuningJobName": "tune-1"}
+    listing = {**key, "SortBy": "CreationTime", "SortOrder": "Descending"}
+    with Stubber(clients.sagemaker) as stub:
+        stub.add_response("describe_hyper_parameter_tuning_job", job, key)
+        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [own]}, listing)
+
+        result = cli("status", "--tuning-job", "tune-1", clients=clients)
+
+    assert result.code == 0, result.err
+    assert "Best: parent-007 (eval:f1 0.8312). Deploy it: sagebert deploy --tuning-job tune-1 --endpoint NAME" in (
+        result.lines
+    )
+    assert best_training_job(job) == "parent-007"  # what deploy/update/transform --tuning-job take
+
+
 # ---- transform ---------------------------------------------------------------------------------------
 def test_transform_from_a_training_job_makes_a_model_for_it_scores_and_deletes_the_model(
     cli, clients, sent, fake, trained
@@ -294,6 +317,43 @@ def test_transform_with_an_endpoints_model_takes_its_payload_limit(cli, clients,
     assert (request["MaxPayloadInMB"], request["MaxConcurrentTransforms"]) == (20, 5)
     assert request["TransformInput"]["ContentType"] == request["TransformOutput"]["Accept"] == "text/csv"
     assert len(sent("CreateModel")) == 1  # the endpoint's; the transform made none
+
+
+@pytest.mark.parametrize("value", ["12MB", "nan", "0"])
+def test_transform_with_a_model_payload_limit_that_is_not_a_number_is_one_clear_line(
+    cli, clients, sent, fake, trained, value
+):
+    trained("job-1")
+    deployed = cli(
+        "deploy",
+        "--training-job",
+        "job-1",
+        "--endpoint",
+        ENDPOINT,
+        "--env",
+        f"SAGEMAKER_MAX_PAYLOAD_IN_MB={value}",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+    assert deployed.code == 0, deployed.err
+
+    result = cli(
+        "transform",
+        "--endpoint",
+        ENDPOINT,
+        "--input",
+        f"s3://{fake.bucket}/in/",
+        "--output",
+        f"s3://{fake.bucket}/out/",
+        clients=clients,
+    )
+
+    assert result.code == 1
+    assert "Traceback" not in result.err and result.err.count("\n") == 1
+    assert f"SAGEMAKER_MAX_PAYLOAD_IN_MB={value!r}, which is not a number of megabytes" in result.err
+    assert "Fix: Pass --max-payload-mb N (1-100)" in result.err
+    assert sent("CreateTransformJob") == []
 
 
 def test_transform_over_the_100_mb_budget_is_refused_before_anything_is_created(cli, clients, sent, fake, trained):
@@ -403,6 +463,31 @@ def test_compare_reads_metrics_json_from_the_model_archives(cli, clients, traine
     assert any("job-1: metrics.json in s3://" in line for line in result.lines)
 
 
+def test_compare_shows_each_models_test_data_and_warns_when_they_differ(cli, clients, trained):
+    import io
+    import tarfile
+
+    for job, f1, digest in (("job-1", 0.7993, "a" * 64), ("job-2", 0.8123, "b" * 64)):
+        artifact = trained(job)["ModelArtifacts"]["S3ModelArtifacts"]
+        data = json.dumps({"f1": f1, "eval_data_sha256": digest}).encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            info = tarfile.TarInfo("metrics.json")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        bucket, key = artifact[len("s3://") :].split("/", 1)
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+    result = cli("compare", "job-1", "job-2", clients=clients)
+
+    assert result.code == 0, result.err
+    assert any(line.endswith("; test data sha256 aaaaaaaaaaaa...)") for line in result.lines)
+    assert any(line.endswith("; test data sha256 bbbbbbbbbbbb...)") for line in result.lines)
+    assert "warning: these models were scored on different test data: their eval metrics are not comparable" in (
+        result.err
+    )
+
+
 def test_compare_prefers_final_metric_data_list_and_reads_no_archive(cli, clients, sent, described):
     metrics = [{"MetricName": "eval:f1", "Value": 0.81, "Timestamp": described.created}]
     with Stubber(clients.sagemaker) as stub:
@@ -445,6 +530,62 @@ def test_autoscale_registers_and_tracks_and_off_removes_it(cli, clients, sent, t
     assert shown.lines == [f"{ENDPOINT}: 1 instance(s); autoscaling 1-4 instances (sagebert-invocations-per-instance)"]
     assert off.code == 0 and "Autoscaling of disaster-tweets removed" in off.out
     assert clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+
+
+def test_an_async_endpoint_autoscales_on_its_backlog_down_to_zero(cli, clients, sent, fake, trained):
+    # AWS's "Autoscale an asynchronous endpoint": target tracking on ApproximateBacklogSizePerInstance
+    # (AWS/SageMaker, EndpointName, Average), and asynchronous endpoints may scale in to zero.
+    trained("job-1")
+    deployed = cli(
+        "deploy",
+        "--training-job",
+        "job-1",
+        "--endpoint",
+        ENDPOINT,
+        "--async",
+        f"s3://{fake.bucket}/async",
+        "--poll-interval",
+        "0",
+        clients=clients,
+    )
+    assert deployed.code == 0, deployed.err
+
+    on = cli("autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-backlog", "5", clients=clients)
+    by_invocations = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-invocations", "100", clients=clients
+    )
+
+    assert on.code == 0, on.err
+    assert sent.one("RegisterScalableTarget")["MinCapacity"] == 0
+    policy = sent.one("PutScalingPolicy")
+    assert policy["PolicyName"] == "sagebert-backlog-per-instance"
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 5.0
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"] == {
+        "MetricName": "ApproximateBacklogSizePerInstance",
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}],
+        "Statistic": "Average",
+    }
+    assert "target 5 queued requests per instance" in on.out
+    assert by_invocations.code == 1 and "Use --target-backlog B instead" in by_invocations.err
+
+
+def test_a_real_time_endpoint_keeps_at_least_one_instance(cli, clients, trained):
+    trained("job-1")
+    assert (
+        cli("deploy", "--training-job", "job-1", "--endpoint", ENDPOINT, "--poll-interval", "0", clients=clients).code
+        == 0
+    )
+
+    zero = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "0", "--max", "4", "--target-invocations", "100", clients=clients
+    )
+    backlog = cli(
+        "autoscale", "--endpoint", ENDPOINT, "--min", "1", "--max", "4", "--target-backlog", "5", clients=clients
+    )
+
+    assert zero.code == 1 and "only an asynchronous endpoint scales to 0" in zero.err
+    assert backlog.code == 1 and "--target-backlog is for asynchronous endpoints" in backlog.err
 
 
 def test_autoscale_refuses_a_serverless_endpoint(cli, clients, trained):

@@ -116,7 +116,7 @@ def test_a_drifted_capture_fails_the_report_with_fail_on_drift(
         clients=offline,
     )
 
-    assert result.code == 4
+    assert result.code == 5
     assert f"error: drift beyond the thresholds: {measure}." in result.err
     row = next(line for line in result.lines if line.strip().startswith(measure))
     assert "DRIFTED" in row

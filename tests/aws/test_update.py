@@ -200,6 +200,90 @@ def test_a_new_instance_count_is_sent_and_excluded_from_what_is_retained(cli, cl
     assert result.code == 0, result.err
 
 
+def test_data_capture_is_carried_by_the_new_config_not_excluded_from_what_is_retained(
+    cli, clients, fake, described, fixed_names, sent
+):
+    # VariantProperty's VariantPropertyType: "DataCaptureConfig: (Not currently supported.)"
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=2)
+        stub_serving_tags(stub, described, f1=0.8)  # carried over to the new model
+        stub_running_tags(stub, described)
+        stub.add_response("create_model", {"ModelArn": described.arn("model", name)})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": described.arn("endpoint-config", name)})
+        stub.add_response("describe_endpoint_config", described.endpoint_config(name, name))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--data-capture", f"s3://{fake.bucket}/capture", "--sampling-percent", "20")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert "ExcludeRetainedVariantProperties" not in sent.one("UpdateEndpoint")
+    capture = sent.one("CreateEndpointConfig")["DataCaptureConfig"]
+    assert capture["DestinationS3Uri"] == f"s3://{fake.bucket}/capture/" and capture["InitialSamplingPercentage"] == 20
+
+
+@pytest.fixture
+def update_endpoint_in_moto(clients, aws):
+    """UpdateEndpoint (which moto lacks) answered by moving the endpoint to the new config in moto."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    moto = boto3.client("sagemaker")  # its own calls are not the CLI's
+    asked: list[dict] = []
+
+    def remember(params, **_):
+        asked.append(dict(params))
+
+    def answer(**_):
+        request = asked[-1]
+        moto.delete_endpoint(EndpointName=request["EndpointName"])
+        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
+        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
+        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
+
+    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
+    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "capture", [None, {"EnableCapture": False, "InitialSamplingPercentage": 100}], ids=["none", "disabled"]
+)
+def test_a_serverless_endpoint_whose_config_reports_capture_off_can_be_updated(
+    cli, clients, fake, sent, update_endpoint_in_moto, capture
+):
+    # Made with raw boto3 in moto, whose DescribeEndpointConfig then answers DataCaptureConfig {}
+    # (or the disabled one given): neither is capture, which a serverless endpoint cannot have.
+    sagemaker = clients.sagemaker
+    container = {"Image": fake.image, "ModelDataUrl": f"s3://{fake.bucket}/old/model.tar.gz"}
+    sagemaker.create_model(ModelName=OLD, ExecutionRoleArn=fake.role_arn, PrimaryContainer=container)
+    serverless = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    variant = {"VariantName": "AllTraffic", "ModelName": OLD, "ServerlessConfig": serverless}
+    extra = (
+        {
+            "DataCaptureConfig": {
+                **capture,
+                "DestinationS3Uri": f"s3://{fake.bucket}/c",
+                "CaptureOptions": [{"CaptureMode": "Input"}],
+            }
+        }
+        if capture
+        else {}
+    )
+    sagemaker.create_endpoint_config(EndpointConfigName=OLD, ProductionVariants=[variant], **extra)
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=OLD)
+    assert capture or sagemaker.describe_endpoint_config(EndpointConfigName=OLD)["DataCaptureConfig"] == {}
+
+    result = update(cli, clients, "--env", "SAGEBERT_INFERENCE_PRECISION=int8")
+
+    assert result.code == 0, result.err
+    created = sent("CreateEndpointConfig")[-1]
+    assert created["ProductionVariants"][0]["ServerlessConfig"] == serverless
+    assert update_endpoint_in_moto[-1]["EndpointConfigName"] == created["EndpointConfigName"]
+
+
 def test_a_model_trained_by_another_image_waits_for_image_or_keep_image_and_creates_nothing(
     cli, clients, fake, described
 ):
@@ -251,9 +335,11 @@ def test_the_gate_refuses_a_worse_model_with_exit_3_a_table_and_nothing_created(
     assert result.code == 3
     table = [line for line in result.lines if line.startswith(("metric", "eval:f1"))]
     assert table[0].split() == ["metric", "serving", "(job-1)", "candidate", "(job-2)", "change"]
-    assert table[1].split() == ["eval:f1", "0.7993", "0.7512", "-0.0481", "<-", "gate:", "must", "be", "higher"]
-    assert result.err.count("\n") == 1
-    assert "error: Not promoted: eval:f1 0.7512 is not higher than 0.7993 (change -0.0481)." in result.err
+    assert table[1].split()[:9] == ["eval:f1", "0.7993", "0.7512", "-0.0481", "<-", "gate:", "must", "be", "higher"]
+    assert [line for line in result.err.splitlines() if line.startswith("error:")] == [result.err.splitlines()[-1]]
+    assert (
+        "error: Not promoted: eval:f1 0.7512 is not higher than 0.7993 by at least 0.01 (change -0.0481)." in result.err
+    )
     assert f"Nothing was created; {ENDPOINT} keeps serving job-1." in result.err and "--force" in result.err
 
 
@@ -299,7 +385,9 @@ def test_force_rolls_a_worse_model_out_and_says_so(cli, clients, fake, described
         result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--force")
 
     assert result.code == 0, result.err
-    assert "warning: --force: rolling out although eval:f1 0.5000 is not higher than 0.7993" in result.err
+    assert (
+        "warning: --force: ROLLING OUT ANYWAY although the gate refused it (not better): eval:f1 0.5000" in result.err
+    )
 
 
 def test_a_serving_model_without_metric_tags_is_judged_by_its_training_job(cli, clients, described):
@@ -316,12 +404,230 @@ def test_a_serving_model_without_metric_tags_is_judged_by_its_training_job(cli, 
     assert "Metrics: serving from FinalMetricDataList; candidate from FinalMetricDataList." in result.lines
 
 
-def test_the_gate_needs_a_metric_the_image_reports(cli, clients):
-    result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f2")
+@pytest.mark.parametrize("metric", ["eval:f2", "train:learning_rate", "train:epoch", "train:loss"])
+def test_the_gate_compares_only_quality_metrics_a_usage_error_lists_them(cli, clients, metric):
+    result = update(cli, clients, "--training-job", "job-2", "--require-better", metric)
 
-    assert result.code == 1
-    assert "--require-better 'eval:f2' is not a metric the sagebert image reports" in result.err
-    assert "eval:f1" in result.err  # the fix lists the metrics it can be
+    assert result.code == 2
+    assert f"argument --require-better: {metric!r} is " in result.err
+    for quality in ("eval:f1 (higher", "eval:accuracy (higher", "eval:loss (lower"):
+        assert quality in result.err
+
+
+# ---- the gate compares like with like: metric present, same test data, beyond noise ----------------------
+SAME_TEST_DATA = "a" * 64
+OTHER_TEST_DATA = "b" * 64
+
+
+def put_artifact(clients, uri: str, digest: str | None, predictions: list[int] | None = None, labels=None) -> None:
+    """A model.tar.gz as training writes it (weights first), with metrics.json and, when given,
+    test_predictions.json, in moto's S3 at ``uri``."""
+    import io
+    import json
+    import tarfile
+
+    metrics = {"f1": 0.8, "accuracy": 0.83, **({"eval_data_sha256": digest} if digest else {})}
+    files = [("model.safetensors", bytes(32 * 1024)), ("metrics.json", json.dumps(metrics).encode())]
+    if predictions is not None:
+        document = {"eval_data_sha256": digest, "labels": labels, "predictions": predictions}
+        files.append(("test_predictions.json", json.dumps(document).encode()))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+
+def stub_serving_model_in(stub, described, data: str) -> None:
+    stub.add_response(
+        "describe_endpoint", described.endpoint(ENDPOINT, "InService", OLD, count=1), {"EndpointName": ENDPOINT}
+    )
+    stub.add_response(
+        "describe_endpoint_config", described.endpoint_config(OLD, OLD, "ml.m5.xlarge", 1), {"EndpointConfigName": OLD}
+    )
+    stub.add_response("describe_model", described.model(OLD, data), {"ModelName": OLD})
+
+
+def artifact_of(fake, job: str) -> str:
+    return f"s3://{fake.bucket}/sagebert/output/{job}/output/model.tar.gz"
+
+
+def test_a_candidate_without_the_metric_cannot_be_compared_exit_4_not_3(cli, clients, described):
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described)
+        stub_job(stub, described, "job-2")  # a job that stopped emitting metrics
+        stub_serving_tags(stub, described, f1=0.7993)
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 4
+    assert "error: Cannot compare: the candidate has no eval:f1 recorded" in result.err
+    assert f"Nothing was created; {ENDPOINT} keeps serving job-1." in result.err
+
+
+def test_a_serving_model_without_the_metric_cannot_be_compared_exit_4(cli, clients, described):
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described)
+        stub_job(stub, described, "job-2", f1=0.83)
+        stub_serving_tags(stub, described, f1=None, job="job-1")
+        stub_job(stub, described, "job-1")
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 4
+    assert "Cannot compare: the model serving now has no eval:f1 recorded" in result.err
+
+
+def test_models_scored_on_different_test_data_cannot_be_compared_exit_4(cli, clients, fake, described, bucket):
+    put_artifact(clients, artifact_of(fake, "job-2"), OTHER_TEST_DATA)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described)
+        stub_job(stub, described, "job-2", f1=0.95)
+        tags = [
+            {"Key": "sagebert:training-job", "Value": "job-1"},
+            {"Key": "sagebert:metric:eval:f1", "Value": "0.7993"},
+            {"Key": "sagebert:eval-data-sha256", "Value": SAME_TEST_DATA},
+        ]
+        stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": described.arn("model", OLD)})
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 4
+    assert "Test data (sha256): serving aaaaaaaaaaaa..., candidate bbbbbbbbbbbb...." in result.lines
+    assert (
+        "Cannot compare: the two models were scored on different test data (sha256 aaaaaaaaaaaa... serving, "
+        "bbbbbbbbbbbb... candidate)"
+    ) in result.err
+
+
+def test_a_model_that_predates_the_digest_is_compared_and_said_so_and_the_new_model_carries_it(
+    cli, clients, fake, described, fixed_names, bucket
+):
+    put_artifact(clients, artifact_of(fake, "job-2"), SAME_TEST_DATA)
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1)
+        stub_job(stub, described, "job-2", f1=0.8311)
+        stub_serving_tags(stub, described, f1=0.7993)  # no digest tag, and its artifact is not in S3
+        model = model_request(fake, name, "job-2", 0.8311)
+        model["Tags"].append({"Key": "sagebert:eval-data-sha256", "Value": SAME_TEST_DATA})
+        stub_create(stub, described, name, model, config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert "warning: the serving model predates the test-data digest (no eval_data_sha256)" in result.err
+
+
+def test_the_default_min_delta_does_not_promote_a_ten_thousandth(cli, clients, described):
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described)
+        stub_job(stub, described, "job-2", f1=0.8)
+        stub_serving_tags(stub, described, f1=0.7999)
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1")
+
+    assert result.code == 3
+    assert "is not higher than 0.7999 by at least 0.01 (change +0.0001)" in result.err
+
+
+def significance_case(clients, fake, described, stub, candidate_right: int, serving_right: int, both: int = 50):
+    """Both models' predictions of one 100-example test set: each right alone on so many examples."""
+    labels = [1] * 100
+    serving = [1] * both + [1] * serving_right + [0] * (100 - both - serving_right)
+    candidate = [1] * both + [0] * serving_right + [1] * candidate_right
+    candidate += [0] * (100 - len(candidate))
+    served = f"s3://{fake.bucket}/serving/model.tar.gz"
+    put_artifact(clients, served, SAME_TEST_DATA, serving, labels)
+    put_artifact(clients, artifact_of(fake, "job-2"), SAME_TEST_DATA, candidate, labels)
+    stub_serving_model_in(stub, described, served)
+    stub_job(stub, described, "job-2", f1=0.85)
+    stub_serving_tags(stub, described, f1=0.80)
+
+
+def test_an_improvement_within_noise_is_refused_with_exit_3_and_the_p_value(cli, clients, fake, described, bucket):
+    with Stubber(clients.sagemaker) as stub:
+        significance_case(clients, fake, described, stub, candidate_right=9, serving_right=4)
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--require-significant")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 3, result.err
+    # 9 against 4 discordant examples: p = 2 * P(Binomial(13, 1/2) <= 4) = 2 * 1093 / 8192 = 0.2668
+    assert (
+        "but within noise: exact McNemar test over 100 test examples: the candidate alone is right on 9, " in result.err
+    )
+    assert "the serving model alone on 4, p = 0.2668 (>= 0.05)" in result.err
+
+
+def test_a_significant_improvement_is_promoted(cli, clients, fake, described, fixed_names, bucket):
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        significance_case(clients, fake, described, stub, candidate_right=20, serving_right=2)
+        model = model_request(fake, name, "job-2", 0.85)
+        model["Tags"].append({"Key": "sagebert:eval-data-sha256", "Value": SAME_TEST_DATA})
+        stub_create(stub, described, name, model, config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--require-significant")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert (
+        "Gate passed: " in result.out
+        and "right on 20, the serving model alone on 2, p = 0.0001211 (< 0.05)" in result.out
+    )
+
+
+def test_significance_needs_both_models_predictions_exit_4(cli, clients, fake, described, bucket):
+    put_artifact(clients, artifact_of(fake, "job-2"), SAME_TEST_DATA, [1, 0], [1, 1])
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described)  # its artifact holds no test_predictions.json
+        stub_job(stub, described, "job-2", f1=0.9)
+        stub_serving_tags(stub, described, f1=0.8)
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--require-significant")
+
+    assert result.code == 4
+    assert "Cannot compare: the serving model has no per-example test predictions (test_predictions.json" in result.err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--significance-level", "0"], ["--significance-level", "1.5"], ["--min-delta", "nan"]],
+)
+def test_gate_numbers_out_of_range_are_usage_errors(cli, clients, flags):
+    result = update(
+        cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--require-significant", *flags
+    )
+
+    assert result.code == 2
+
+
+def test_force_rolls_out_a_model_the_gate_cannot_compare_and_says_so(cli, clients, fake, described, fixed_names):
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1)
+        stub_job(stub, described, "job-2")
+        stub_serving_tags(stub, described, f1=0.7993)
+        stub_create(stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--training-job", "job-2", "--require-better", "eval:f1", "--force")
+
+    assert result.code == 0, result.err
+    assert "warning: --force: ROLLING OUT ANYWAY although the gate refused it (cannot compare)" in result.err
 
 
 # ---- validated before anything is created; cleaned up after a failure ---------------------------------
@@ -504,6 +810,57 @@ def test_an_endpoint_not_in_service_is_not_updated(cli, clients, described, stat
     assert advice in result.err
 
 
+def test_an_update_rollback_failed_endpoint_is_updated_which_is_its_way_out(cli, clients, fake, described, fixed_names):
+    # DescribeEndpoint's UpdateRollbackFailed: "Both the rolling deployment and auto-rollback
+    # failed. Your endpoint is in service with a mix of the old and new endpoint configurations."
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1, status="UpdateRollbackFailed")
+        stub_job(stub, described, "job-2")
+        stub_create(stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("InService", name))
+
+        result = update(cli, clients, "--training-job", "job-2")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 0, result.err
+    assert (
+        f"warning: {ENDPOINT} is UpdateRollbackFailed: this update is what brings it back to one config." in result.err
+    )
+
+
+def test_an_update_that_ends_update_rollback_failed_says_a_new_update_is_needed_not_waiting(
+    cli, clients, fake, described, fixed_names
+):
+    name = fixed_names(ENDPOINT)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=1)
+        stub_job(stub, described, "job-2")
+        stub_create(stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 1))
+        stub_update(stub, described, update_request(name))
+        stub_states(stub, described, ("UpdateRollbackFailed", name, LATER, "Rollback failed: instance health."))
+
+        result = update(cli, clients, "--training-job", "job-2")
+
+    assert result.code == 1
+    assert "Endpoint disaster-tweets is UpdateRollbackFailed: Rollback failed: instance health." in result.err
+    assert "waiting will not change it" in result.err
+    assert f"sagebert rollback --endpoint {ENDPOINT}" in result.err
+    assert "Wait for it" not in result.err
+
+
+def test_autoscale_refuses_an_update_rollback_failed_endpoint_with_the_update_it_needs():
+    from sagebert.aws.endpoints import require_in_service
+    from sagebert.aws.validation import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as refused:
+        require_in_service({"EndpointName": ENDPOINT, "EndpointStatus": "UpdateRollbackFailed"})
+
+    assert "until a new UpdateEndpoint: waiting will not change it" in str(refused.value)
+    assert f"sagebert rollback --endpoint {ENDPOINT}" in str(refused.value) and "Wait for it" not in str(refused.value)
+
+
 # ---- autoscaling ----------------------------------------------------------------------------------
 @pytest.fixture
 def autoscaled(clients):
@@ -613,6 +970,67 @@ def test_a_failed_update_puts_removed_autoscaling_back(cli, clients, fake, descr
     assert result.code == 1
     assert f"autoscaling of endpoint/{ENDPOINT}/variant/AllTraffic registered again" in result.lines
     assert registration(autoscaled) == before
+
+
+def interrupt_update_endpoint(clients) -> None:
+    """Ctrl-C as the UpdateEndpoint call starts: a KeyboardInterrupt raised by an event handler
+    (it runs before the Stubber answers, so nothing is sent)."""
+
+    def interrupt(**_):
+        raise KeyboardInterrupt
+
+    clients.sagemaker.meta.events.register("provide-client-params.sagemaker.UpdateEndpoint", interrupt)
+
+
+def test_ctrl_c_before_update_endpoint_puts_removed_autoscaling_back_and_deletes_what_it_made(
+    cli, clients, fake, described, fixed_names, autoscaled
+):
+    name = fixed_names(ENDPOINT)
+    before = registration(autoscaled)
+    interrupt_update_endpoint(clients)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=3)
+        stub_job(stub, described, "job-2")
+        stub_create(
+            stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 3, "ml.c5.xlarge")
+        )
+        # Was it accepted after all? The endpoint still runs the old config, with nothing pending.
+        stub.add_response("describe_endpoint", described.endpoint(ENDPOINT, "InService", OLD, count=3))
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": name})
+        stub.add_response("delete_model", {}, {"ModelName": name})
+
+        result = update(cli, clients, "--training-job", "job-2", "--instance-type", "ml.c5.xlarge")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 130
+    assert f"autoscaling of endpoint/{ENDPOINT}/variant/AllTraffic registered again" in result.lines
+    assert f"deleted model {name} (interrupted before the update started)" in result.lines
+    assert registration(autoscaled) == before
+
+
+def test_ctrl_c_after_sagemaker_accepted_the_update_keeps_what_it_is_moving_to(
+    cli, clients, fake, described, fixed_names, autoscaled
+):
+    name = fixed_names(ENDPOINT)
+    interrupt_update_endpoint(clients)
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, count=3)
+        stub_job(stub, described, "job-2")
+        stub_create(
+            stub, described, name, model_request(fake, name, "job-2", None), config_request(name, 3, "ml.c5.xlarge")
+        )
+        updating = described.endpoint(ENDPOINT, "Updating", OLD, count=3)
+        updating["PendingDeploymentSummary"] = {"EndpointConfigName": name, "StartTime": updating["CreationTime"]}
+        stub.add_response("describe_endpoint", updating)
+
+        result = update(cli, clients, "--training-job", "job-2", "--instance-type", "ml.c5.xlarge")
+        stub.assert_no_pending_responses()  # no DeleteEndpointConfig/DeleteModel queued, none sent
+
+    assert result.code == 130
+    assert (
+        f"interrupted, but SageMaker had accepted the update to {name}: it goes on; autoscaling (2-6 instances "
+        f"(sagebert-invocations-per-instance)) was removed for it: register it again once {ENDPOINT} is InService"
+    ) in result.out
 
 
 # ---- rollback ----------------------------------------------------------------------------------------

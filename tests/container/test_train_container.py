@@ -54,6 +54,11 @@ def test_metrics_cover_the_whole_test_channel_every_epoch(trained_in_container):
     assert float(re.search(r"eval_accuracy=([0-9.]+)", epoch_lines[-1]).group(1)) == pytest.approx(
         metrics["accuracy"], abs=1e-4
     )
+    # What the promotion gate compares on: the test data's digest and each example's prediction.
+    predictions = json.loads((base / "model" / "test_predictions.json").read_text())
+    assert predictions["eval_data_sha256"] == metrics["eval_data_sha256"] and len(predictions["predictions"]) == 96
+    right = sum(p == y for p, y in zip(predictions["predictions"], predictions["labels"], strict=True))
+    assert right / 96 == pytest.approx(metrics["accuracy"])
 
 
 @pytest.mark.parametrize(

@@ -207,7 +207,8 @@ def test_ranges_are_checked_as_the_hyperparameters_they_tune(ranges, values, mes
         ({"strategy": "hyperband", "early_stopping": True}, "Hyperband stops poor trials itself"),
         ({"strategy": "hyperband"}, "epochs cannot be a tuned range"),
         ({"min_resource": 1}, "only apply to --strategy hyperband"),
-        ({"objective_metric": "eval:f2"}, "'eval:f2' is not a metric the sagebert image reports"),
+        ({"objective_metric": "eval:f2"}, "'eval:f2' is not a sagebert metric: compare only eval:loss (lower"),
+        ({"objective_metric": "train:learning_rate"}, "'train:learning_rate' is one of sagebert's metrics but not a"),
         ({"name": "a-name-much-longer-than-thirty-two-characters"}, "not a valid SageMaker tuning job name"),
     ],
 )
@@ -306,6 +307,13 @@ def test_a_model_package_names_the_image_by_digest_and_carries_its_metrics():
     }
     assert request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("sagebert-model-metrics.json")
     assert "text/csv" in request["InferenceSpecification"]["SupportedContentTypes"]
+    assert request_problems("CreateModelPackage", request) == []
+
+
+def test_a_model_package_carries_its_test_data_digest_for_the_gate():
+    request = create_model_package_request(package(eval_data="ab" * 32))
+
+    assert request["CustomerMetadataProperties"]["sagebert:eval-data-sha256"] == "ab" * 32
     assert request_problems("CreateModelPackage", request) == []
 
 

@@ -9,16 +9,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sagebert.aws.gate import (
+    CANNOT_COMPARE,
     EVAL_METRICS,
+    NOT_BETTER,
+    PROMOTE,
     RESOLUTION,
+    Evidence,
+    Predictions,
     comparison_table,
+    decide,
     final_metrics,
     gate_table,
     judge,
+    mcnemar_p_value,
     metric_goal,
     metric_tags,
     metrics_from_model_json,
     metrics_from_tags,
+    quality_metric_problem,
 )
 from sagebert.aws.validation import request_problems
 
@@ -139,3 +147,82 @@ def test_the_comparison_table_has_a_column_per_model():
         ["eval:f1", "0.7000", "0.7500"],
         ["train:progress", "100.0000", "-"],
     ]
+
+
+# ---- quality metrics, the exact McNemar test, and the decision ------------------------------------------
+@pytest.mark.parametrize("name", ["train:learning_rate", "train:epoch", "train:loss", "eval:f2", ""])
+def test_only_eval_metrics_can_gate(name):
+    assert quality_metric_problem(name) is not None
+    assert all(quality_metric_problem(metric) is None for metric in EVAL_METRICS)
+
+
+@pytest.mark.parametrize(
+    "candidate_only, current_only, p",
+    [
+        (0, 0, 1.0),
+        (5, 0, 2 / 32),  # all five discordant examples one way: 2 * (1/2)^5
+        (10, 2, 2 * (1 + 12 + 66) / 4096),  # 2 * P(Binomial(12, 1/2) <= 2)
+        (3, 3, 1.0),  # a tie is no evidence at all
+    ],
+)
+def test_the_exact_mcnemar_p_value_is_the_two_sided_binomial_tail(candidate_only, current_only, p):
+    assert mcnemar_p_value(candidate_only, current_only) == pytest.approx(p, rel=1e-12)
+    assert mcnemar_p_value(current_only, candidate_only) == pytest.approx(p, rel=1e-12)
+
+
+@given(b=st.integers(0, 400), c=st.integers(0, 400))
+def test_mcnemar_p_values_are_probabilities_and_fall_as_the_imbalance_grows(b, c):
+    p = mcnemar_p_value(b, c)
+    assert 0 < p <= 1
+    if b > c:
+        assert mcnemar_p_value(b + 1, c) <= p
+
+
+def test_mcnemar_on_a_large_test_set_does_not_underflow():
+    # Integer arithmetic up to the last division: 2**3100 would overflow a float (OverflowError).
+    assert mcnemar_p_value(3000, 100) < 1e-300
+    assert mcnemar_p_value(5000, 5000) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_predictions_that_are_not_a_test_predictions_file_are_none():
+    assert Predictions.from_json({"labels": [1, 0], "predictions": [1]}) is None
+    assert Predictions.from_json({"labels": [1, "0"], "predictions": [1, 0]}) is None
+    assert Predictions.from_json([1, 0]) is None
+    assert Predictions.from_json({"eval_data_sha256": "d", "labels": [1], "predictions": [0]}) == Predictions(
+        "d", (1,), (0,)
+    )
+
+
+def evidence(f1, digest="d", predicted=None, labels=(1, 1, 1, 1)):
+    predictions = Predictions(digest, tuple(labels), tuple(predicted)) if predicted is not None else None
+    return Evidence({"eval:f1": f1} if f1 is not None else {}, digest, predictions)
+
+
+def test_the_decision_refuses_what_it_cannot_compare():
+    assert decide("eval:f1", evidence(None), evidence(0.8)).outcome == CANNOT_COMPARE
+    assert decide("eval:f1", evidence(0.9, "x"), evidence(0.8, "y")).outcome == CANNOT_COMPARE
+    assert decide(
+        "eval:f1", evidence(0.9, predicted=None), evidence(0.8, predicted=[1, 1, 1, 1]), 0.01, 0.05
+    ).outcome == (CANNOT_COMPARE)
+    other_labels = evidence(0.8, predicted=[1, 1, 1, 1], labels=(0, 1, 1, 1))
+    assert decide("eval:f1", evidence(0.9, predicted=[1, 1, 1, 1]), other_labels, 0.01, 0.05).outcome == CANNOT_COMPARE
+    with pytest.raises(ValueError):
+        decide("train:epoch", evidence(0.9), evidence(0.8))
+
+
+def test_the_decision_compares_a_model_without_a_digest_and_notes_it():
+    decision = decide("eval:f1", evidence(0.9, None), evidence(0.8, "d"))
+
+    assert decision.outcome == PROMOTE
+    assert decision.notes == [
+        "the candidate predates the test-data digest (no eval_data_sha256): "
+        "comparing without knowing both were scored on the same test data"
+    ]
+
+
+def test_the_decision_refuses_an_improvement_within_noise():
+    tested = decide("eval:f1", evidence(0.9, predicted=[1, 1, 1, 0]), evidence(0.8, predicted=[1, 1, 0, 0]), 0.01, 0.05)
+
+    assert tested.outcome == NOT_BETTER
+    assert tested.significance.candidate_only == 1 and tested.significance.current_only == 0
+    assert "p = 1 (>= 0.05)" in tested.reason

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sagebert.cli import main
+from sagebert.cli import build_parser, main
 
 COMMANDS = (
     "upload-data",
@@ -120,3 +120,27 @@ def test_docs_aws_md_lists_every_option_of_every_command(command):
     ]
     missing = [option for option in options if f"`{option}" not in section]
     assert missing == [], f"docs/aws.md, sagebert {command}: {missing}"
+
+
+def test_every_exit_code_is_in_the_help_epilog_and_the_readme():
+    import re
+    from pathlib import Path
+
+    from sagebert.cli import output
+
+    codes = [output.OK, output.FAILED, output.USAGE, output.NOT_BETTER, output.NOT_COMPARABLE, output.INTERRUPTED]
+    epilog = build_parser().epilog
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### The promotion gate and exit codes", 1)[1].split("\n### ", 1)[0]
+    for code in codes:
+        assert re.search(rf"^  {code} +\S", epilog, re.MULTILINE), code
+        assert f"\n| {code} | " in section, code
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "soon"])
+def test_a_poll_interval_that_is_not_a_finite_non_negative_number_is_a_usage_error(capsys, value):
+    code = main(["status", "--training-job", "job-1", "--follow", "--poll-interval", value])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "argument --poll-interval:" in err and "Traceback" not in err

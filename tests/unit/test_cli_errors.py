@@ -269,6 +269,17 @@ def test_an_html_error_page_is_one_line_with_its_title():
     )
 
 
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_an_html_gateway_or_unavailable_page_gets_a_fix_line(status):
+    reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[status]
+    body = f"<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body></html>".encode()
+    error = translate(aws_says("sagemaker", "describe_endpoint", status, body, EndpointName="e"))
+
+    assert error.message.startswith(f"AWS error {status}: DescribeEndpoint failed:") and reason in error.message
+    assert error.fix and "retry in a minute" in error.fix
+    assert ("proxy" in error.fix) == (status != 503)
+
+
 def test_the_command_line_prints_one_line_and_no_traceback(capsys):
     body = json11("ValidationException", "Requested resource not found.")
     clients = AwsClients(session_answering(400, body))

@@ -54,6 +54,13 @@ def test_training_writes_a_loadable_model_and_metrics(opt_ml, caplog):
     assert baseline["rows"] == 160 and sum(baseline["length"]["counts"]) == 160
     assert sum(baseline["labels"].values()) == 160 and set(baseline["labels"]) == set(loaded.label_names)
     assert 0 < baseline["vocabulary"]["coverage"] <= 1 and baseline["vocabulary"]["top"]
+    # The gate's evidence: which test examples were scored, and each one's prediction.
+    predictions = json.loads((model_dir / "test_predictions.json").read_text())
+    assert "predictions" not in metrics
+    assert predictions["eval_data_sha256"] == metrics["eval_data_sha256"] and len(metrics["eval_data_sha256"]) == 64
+    assert len(predictions["labels"]) == len(predictions["predictions"]) == 60
+    right = sum(p == y for p, y in zip(predictions["predictions"], predictions["labels"], strict=True))
+    assert right / 60 == pytest.approx(metrics["accuracy"])
     history = json.loads((base / "output" / "data" / "metrics_history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     csv_lines = (base / "output" / "data" / "metrics_history.csv").read_text().splitlines()
@@ -68,6 +75,24 @@ def test_training_writes_a_loadable_model_and_metrics(opt_ml, caplog):
         if definition["Name"].startswith("eval:"):
             assert re.search(definition["Regex"], epoch_lines[-1]), definition["Name"]
     assert any(re.search(r"epoch=1 step=4 train_loss=[0-9.]+ learning_rate=", r.getMessage()) for r in caplog.records)
+
+
+def test_the_test_data_digest_changes_with_the_test_texts_even_at_the_same_size(opt_ml):
+    one = opt_ml(train_rows=48, test_rows=16, hyperparameters={**FAST, "epochs": 1})
+    run(one)
+    two = opt_ml(train_rows=48, test_rows=16, hyperparameters={**FAST, "epochs": 1})
+    test_csv = two / "input" / "data" / "testing" / "test.csv"
+    data = bytearray(test_csv.read_bytes())
+    position = next(i for i in range(data.index(b"\n"), len(data)) if data[i] in b"aeiou")  # a row's letter
+    data[position] = ord("x")
+    test_csv.write_bytes(bytes(data))
+    run(two)
+
+    def digest(base):
+        return json.loads((base / "model" / "metrics.json").read_text())["eval_data_sha256"]
+
+    assert digest(one) != digest(two)
+    assert test_csv.stat().st_size == (one / "input" / "data" / "testing" / "test.csv").stat().st_size
 
 
 def test_pooling_mean_trains_and_writes_the_mean_pooling_head(opt_ml, caplog):

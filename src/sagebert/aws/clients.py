@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 
 import boto3
@@ -22,12 +22,25 @@ DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 5}
 # The AwsClients properties that hold a boto3 client.
 CLIENT_NAMES = ("sagemaker", "runtime", "s3", "logs", "sts", "autoscaling", "cloudwatch", "ecr")
 
+# The region variables, strongest first. botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what
+# the other AWS SDKs, Lambda and CodeBuild set, and what the README and GitHub's configure step use.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def resolve_region(explicit: str | None, environ: Mapping[str, str]) -> str | None:
+    """--region, else AWS_REGION, else AWS_DEFAULT_REGION; None leaves it to the profile."""
+    for value in (explicit, *(environ.get(name) for name in REGION_VARIABLES)):
+        if value and value.strip():
+            return value.strip()
+    return None
+
 
 class AwsClients:
     """The boto3 clients of one session, made when first used (making one sends nothing).
 
-    Region and credentials follow boto3's usual chain (AWS_PROFILE, AWS_REGION, ~/.aws/config,
-    instance roles...) unless ``region``/``profile`` are given; AWS_ENDPOINT_URL is honoured.
+    The region is ``region`` (--region), else AWS_REGION, else AWS_DEFAULT_REGION, else the
+    profile's; credentials follow boto3's usual chain (AWS_PROFILE, ~/.aws/config, instance
+    roles...) unless ``profile`` is given; AWS_ENDPOINT_URL is honoured.
     """
 
     def __init__(
@@ -62,7 +75,9 @@ class AwsClients:
 
     @cached_property
     def session(self) -> boto3.session.Session:
-        return self._session or boto3.session.Session(region_name=self._region, profile_name=self._profile)
+        return self._session or boto3.session.Session(
+            region_name=resolve_region(self._region, os.environ), profile_name=self._profile
+        )
 
     def _client(self, service: str, **config):
         chosen = os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")
@@ -141,6 +156,6 @@ def described(clients: AwsClients, kind: str, name: str, listing: str, call: Cal
         said = exc.response.get("Error", {}).get("Message")
         raise AwsError(
             f"There is no {kind} {name} in {clients.region or 'the configured region'} (SageMaker: {said})",
-            f"Check the name ({listing}) and the region (--region or AWS_REGION).",
+            f"Check the name ({listing}) and the region (--region, AWS_REGION or AWS_DEFAULT_REGION).",
             code=error_code(exc),
         ) from None

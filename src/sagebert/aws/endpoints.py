@@ -83,7 +83,7 @@ def describe_endpoint(clients: AwsClients, name: str) -> dict:
     if description is None:
         raise AwsError(
             f"There is no endpoint {name} in {clients.region or 'the configured region'}.",
-            "Check the name (sagebert status lists endpoints) and the region (--region or AWS_REGION); "
+            "Check the name (sagebert status lists endpoints) and the region (--region, AWS_REGION or AWS_DEFAULT_REGION); "
             f"create it with sagebert deploy --endpoint {name} ...",
             code="ValidationException",
         )
@@ -127,18 +127,33 @@ def running(clients: AwsClients, endpoint: str) -> Running:
     return Running(description, config, variants[0], model)
 
 
-def require_in_service(description: dict) -> None:
-    """Updates start only from InService (SageMaker refuses them while Creating/Updating)."""
+def rollback_failed_fix(name: str) -> str:
+    """What ends UpdateRollbackFailed: a new UpdateEndpoint (waiting does not)."""
+    return (
+        f"Both the update and its automatic rollback failed, and {name} serves a mix of the old and new configs "
+        "until a new UpdateEndpoint: waiting will not change it. Point it at a config that worked: "
+        f"sagebert rollback --endpoint {name} (the one it ran before; --endpoint-config NAME for another), "
+        f"or roll a new model out with sagebert update --endpoint {name} ..."
+    )
+
+
+def require_in_service(description: dict, *, recovering: bool = False) -> None:
+    """Updates start only from InService (SageMaker refuses them while Creating/Updating) — or,
+    ``recovering`` (update and rollback), from UpdateRollbackFailed, which only a new UpdateEndpoint ends."""
     status = description["EndpointStatus"]
-    if status != "InService":
-        name = description["EndpointName"]
+    if status == "InService" or (recovering and status == "UpdateRollbackFailed"):
+        return
+    name = description["EndpointName"]
+    if status == "Failed":
         fix = (
             f"Read why (sagebert status --endpoint {name}); a Failed endpoint cannot be updated: delete it "
             f"(sagebert delete --endpoint {name} --with-configs --with-models --yes) and deploy again."
-            if status == "Failed"
-            else f"Wait for it (sagebert status --endpoint {name}) and retry."
         )
-        raise InvalidRequestError(f"Endpoint {name} is {status}; it can only be updated when InService.", fix)
+    elif status == "UpdateRollbackFailed":
+        fix = rollback_failed_fix(name) + " Then retry."
+    else:
+        fix = f"Wait for it (sagebert status --endpoint {name}) and retry."
+    raise InvalidRequestError(f"Endpoint {name} is {status}; it can only be updated when InService.", fix)
 
 
 def previous_config(clients: AwsClients, endpoint: dict) -> str | None:
@@ -287,7 +302,7 @@ def deploy(clients: AwsClients, plan: HostingPlan, sleep: Callable[[float], None
     try:
         yield from _create_model_and_config(clients, plan, undo, sleep)
         send(clients.sagemaker, "CreateEndpoint", plan.endpoint)
-    except Exception:
+    except BaseException:  # Ctrl-C too: nothing half-made is left behind
         yield from undo.run("a later step failed")
         raise
     yield Created("endpoint", plan.endpoint_name)
@@ -305,8 +320,10 @@ def start_update(
     """A new model and config (``plan``; None for a rollback to an existing config), autoscaling
     removed when the update changes an autoscaled variant's instance type, then UpdateEndpoint,
     and the config it replaced recorded for `rollback`. Everything done here is undone if a step
-    fails before UpdateEndpoint is accepted."""
+    fails (or Ctrl-C interrupts) before UpdateEndpoint is accepted."""
     undo = Undo(clients)
+    target = update_request["EndpointConfigName"]
+    sending = False
     try:
         if plan is not None:
             yield from _create_model_and_config(clients, plan, undo, sleep)
@@ -317,7 +334,22 @@ def start_update(
                 f"autoscaling ({remove_scaling.describe()}) removed for the instance type change; "
                 "it is registered again once the update ends"
             )
+        sending = True
         send(clients.sagemaker, "UpdateEndpoint", update_request)
+    except KeyboardInterrupt:
+        # Interrupted during UpdateEndpoint itself, SageMaker may have accepted it: then the new
+        # config and model are what the endpoint is moving to, and must stay.
+        if sending and _moving_to(clients, current.name, target):
+            removed = (
+                f"; autoscaling ({remove_scaling.describe()}) was removed for it: register it again once "
+                f"{current.name} is InService (sagebert autoscale --endpoint {current.name} ...)"
+                if remove_scaling is not None
+                else ""
+            )
+            yield Note(f"interrupted, but SageMaker had accepted the update to {target}: it goes on{removed}")
+        else:
+            yield from undo.run("interrupted before the update started")
+        raise
     except Exception:
         yield from undo.run("the update could not start")
         raise
@@ -332,6 +364,13 @@ def start_update(
             current.config_name,
             f"not recorded for rollback ({error_code(exc)}); roll back with --endpoint-config {current.config_name}",
         )
+
+
+def _moving_to(clients: AwsClients, endpoint: str, config: str) -> bool:
+    """Whether ``endpoint`` runs ``config`` or is being updated to it (PendingDeploymentSummary)."""
+    described = find_endpoint(clients, endpoint) or {}
+    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return config in (described.get("EndpointConfigName"), pending)
 
 
 def discard(clients: AwsClients, plan: HostingPlan, why: str) -> Iterator[Event]:
@@ -403,8 +442,22 @@ def _models_of(clients: AwsClients, config: str) -> list[str]:
     return [variant["ModelName"] for variant in described["ProductionVariants"]]
 
 
+def configs_of(clients: AwsClients, description: dict) -> list[str]:
+    """The configs a described endpoint runs, is moving to (DescribeEndpoint's
+    PendingDeploymentSummary, present while it is Creating or Updating to a new config) and keeps
+    for rollback — none of them may be deleted."""
+    configs = [description["EndpointConfigName"]]
+    pending = (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if pending:
+        configs.append(pending)
+    previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
+    if previous:
+        configs.append(previous)
+    return configs
+
+
 def _configs_in_use(clients: AwsClients, skip: str | None) -> dict[str, str]:
-    """config → the endpoint that runs it or keeps it for rollback (every endpoint but ``skip``)."""
+    """config → the endpoint that runs it, is moving to it or keeps it for rollback (every endpoint but ``skip``)."""
     in_use: dict[str, str] = {}
     for summary in list_endpoints(clients):
         name = summary["EndpointName"]
@@ -413,10 +466,8 @@ def _configs_in_use(clients: AwsClients, skip: str | None) -> dict[str, str]:
         description = find_endpoint(clients, name)
         if description is None:
             continue
-        in_use[description["EndpointConfigName"]] = name
-        previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
-        if previous:
-            in_use.setdefault(previous, name)
+        for config in configs_of(clients, description):
+            in_use.setdefault(config, name)
     return in_use
 
 
@@ -446,10 +497,8 @@ def plan_teardown(clients: AwsClients, endpoint: str, *, with_configs: bool, orp
         return Teardown(endpoint if deleting_endpoint else None, scaling)
     in_use = _configs_in_use(clients, skip=endpoint if deleting_endpoint else None)
     if description is not None and not deleting_endpoint:
-        in_use[description["EndpointConfigName"]] = endpoint
-        previous = tags_of(clients, description["EndpointArn"]).get(PREVIOUS_CONFIG_TAG)
-        if previous:
-            in_use.setdefault(previous, endpoint)
+        for config in configs_of(clients, description):
+            in_use[config] = endpoint
     kept: list[Kept] = []
     candidates = _tagged_for(clients, "endpoint config", endpoint)
     if description is not None and deleting_endpoint and description["EndpointConfigName"] not in candidates:
@@ -457,7 +506,13 @@ def plan_teardown(clients: AwsClients, endpoint: str, *, with_configs: bool, orp
     configs = []
     for config in candidates:
         if config in in_use:
-            kept.append(Kept("endpoint config", config, f"endpoint {in_use[config]} runs it or keeps it for rollback"))
+            kept.append(
+                Kept(
+                    "endpoint config",
+                    config,
+                    f"endpoint {in_use[config]} runs it, is moving to it or keeps it for rollback",
+                )
+            )
         else:
             configs.append(config)
     used_models = {model: config for config in in_use for model in _models_of(clients, config)}

@@ -91,14 +91,20 @@ _NOT_FOUND_TEXT = re.compile(
     r"Could not find|does not exist|Requested resource not found|\bnot found\b|No scalable target registered",
     re.IGNORECASE,
 )
+# AWS's common errors: InternalFailure (500) and ServiceUnavailable (503); with no error code in
+# the body (an HTML page), the HTTP status stands for it: 500, 503, and the gateway errors 502 and
+# 504 that a proxy or load balancer between the caller and AWS answers with.
 _SERVER_ERRORS = {
     "InternalFailure",
     "InternalServerError",
     "InternalServiceException",
     "ServiceUnavailable",
     "500",
+    "502",
     "503",
+    "504",
 }
+_GATEWAY_ERRORS = {"502", "504"}
 _NO_CREDENTIALS_FIX = (
     "Configure credentials: `aws configure`, AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY (in CI: assume a role by OIDC)."
@@ -232,7 +238,7 @@ def _client_error(exc: ClientError, region: str | None) -> AwsError:
         return AwsError(
             f"Not found: {said}",
             f"Check the name (sagebert status lists endpoints and recent training jobs) and the region{where}: "
-            "--region or AWS_REGION.",
+            "--region, AWS_REGION or AWS_DEFAULT_REGION.",
             code=code,
         )
     if code in _VALIDATION and re.search(r"Cannot update in-progress endpoint", message):
@@ -251,6 +257,13 @@ def _client_error(exc: ClientError, region: str | None) -> AwsError:
         return AwsError(
             f"In use: {said}", "Choose another name, or wait until the resource is no longer in use.", code=code
         )
+    if code in _GATEWAY_ERRORS:
+        return AwsError(
+            f"AWS error {code}: {said}",
+            "A gateway between you and AWS failed (a proxy, or AWS's front end): retry in a minute; if it goes on, "
+            "check the proxy settings (HTTPS_PROXY, NO_PROXY) and AWS_ENDPOINT_URL.",
+            code=code,
+        )
     if code in _SERVER_ERRORS:
         return AwsError(f"AWS error {code}: {said}", "A service-side failure: retry in a minute.", code=code)
     return AwsError(f"AWS error {code}: {said}", None, code=code)
@@ -264,7 +277,8 @@ def translate(exc: BaseException, region: str | None = None) -> SagebertError:
         return AwsError("No AWS credentials found.", _NO_CREDENTIALS_FIX)
     if isinstance(exc, NoRegionError):
         return AwsError(
-            "No AWS region is configured.", "Pass --region, set AWS_REGION, or `aws configure set region eu-west-1`."
+            "No AWS region is configured.",
+            "Pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or `aws configure set region eu-west-1`.",
         )
     if isinstance(exc, ProfileNotFound):
         return AwsError(f"{exc}.", "Check AWS_PROFILE / --profile against ~/.aws/config.")

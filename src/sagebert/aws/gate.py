@@ -5,19 +5,35 @@ A model's final metrics come from its training job — DescribeTrainingJob's Fin
 training writes into the model artifact — and are recorded on every model sagebert creates as
 tags ``sagebert:metric:<name>`` (and on registered packages as customer metadata). Losses must
 go down, every other metric up. Pure functions: values in, values out.
+
+Only the quality metrics (``eval:*``, measured on the test channel after the last epoch) can gate:
+``train:learning_rate`` or ``train:epoch`` being "higher" says nothing about a model. Two models
+are compared only when they were scored on the same test data: training records the sha256 of the
+evaluation examples (``eval_data_sha256`` in metrics.json, the ``sagebert:eval-data-sha256`` tag on
+models); and, asked to, the gate runs an exact McNemar test on both models' per-example
+predictions of that test set (test_predictions.json in the artifact) to refuse an improvement
+that is within noise.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..metric_lines import METRIC_DEFINITIONS
+from ..metric_lines import EVAL_DATA_KEY, METRIC_DEFINITIONS, PREDICTIONS_FILE
 
 METRIC_TAG_PREFIX = "sagebert:metric:"
 METRIC_NAMES = tuple(definition["Name"] for definition in METRIC_DEFINITIONS)
 EVAL_METRICS = tuple(name for name in METRIC_NAMES if name.startswith("eval:"))
+# What a gate or a tuning objective may compare: the eval metrics only (train:* describe the run).
+QUALITY_METRICS = EVAL_METRICS
+EVAL_DATA_TAG = "sagebert:eval-data-sha256"  # on the models sagebert creates, when known
+# The default --min-delta. Retraining the same recipe with another seed moves eval:f1 and
+# eval:accuracy by up to a point on the bundled 1,904-row test split (BENCHMARKS.md: F1
+# 0.7975-0.8075, accuracy 82.8-83.8 % over four seeds), so a smaller change is what luck gives.
+DEFAULT_MIN_DELTA = 0.01
+DEFAULT_SIGNIFICANCE_LEVEL = 0.05
 # Differences this small are float noise (0.3 - 0.2 is 0.09999999999999998), not an improvement.
 RESOLUTION = 1e-12
 
@@ -25,6 +41,18 @@ RESOLUTION = 1e-12
 def metric_goal(name: str) -> str:
     """``Minimize`` for losses, ``Maximize`` for every other sagebert metric."""
     return "Minimize" if "loss" in name.split(":")[-1] else "Maximize"
+
+
+def quality_metric_problem(name: str) -> str | None:
+    """Why ``name`` cannot gate (or be a tuning objective), or None when it can."""
+    if name in QUALITY_METRICS:
+        return None
+    known = "one of sagebert's metrics but not a quality metric" if name in METRIC_NAMES else "not a sagebert metric"
+    return (
+        f"{name!r} is {known}: compare only "
+        + ", ".join(f"{m} ({'lower' if metric_goal(m) == 'Minimize' else 'higher'} is better)" for m in QUALITY_METRICS)
+        + ", measured on the test channel"
+    )
 
 
 def final_metrics(description: Mapping) -> dict[str, float]:
@@ -109,6 +137,171 @@ def judge(metric: str, candidate: Mapping[str, float], current: Mapping[str, flo
     if min_delta < 0:
         raise ValueError("min_delta must not be negative")
     return Verdict(metric, candidate.get(metric), current.get(metric), min_delta)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's predicted label per example of its test set, in the test set's order, with the
+    true labels and the digest of the examples they were made on (test_predictions.json)."""
+
+    eval_data: str | None
+    labels: tuple[int, ...]
+    predicted: tuple[int, ...]
+
+    @classmethod
+    def from_json(cls, values: object) -> Predictions | None:
+        """The parsed test_predictions.json, or None when it is not one (wrong shape, lengths differ)."""
+        if not isinstance(values, Mapping):
+            return None
+        labels, predicted = values.get("labels"), values.get("predictions")
+        digest = values.get(EVAL_DATA_KEY)
+        if not (isinstance(labels, list) and isinstance(predicted, list)) or len(labels) != len(predicted):
+            return None
+        if not all(type(v) is int for v in (*labels, *predicted)):
+            return None
+        return cls(digest if isinstance(digest, str) else None, tuple(labels), tuple(predicted))
+
+
+def mcnemar_p_value(candidate_only: int, current_only: int) -> float:
+    """The two-sided exact McNemar p-value: under "the two models err equally often", each
+    example that exactly one of them gets right is a fair coin flip, so the smaller count of the
+    two follows Binomial(n, 1/2); p is twice its lower tail (at most 1)."""
+    if candidate_only < 0 or current_only < 0:
+        raise ValueError("counts must not be negative")
+    discordant = candidate_only + current_only
+    if discordant == 0:
+        return 1.0
+    smaller = min(candidate_only, current_only)
+    tail = sum(math.comb(discordant, k) for k in range(smaller + 1))
+    # Exact integer arithmetic until the one division: no float underflow for large test sets.
+    return min(1.0, 2 * tail / 2**discordant)
+
+
+@dataclass(frozen=True)
+class Significance:
+    """The McNemar test of two models' predictions of the same test set."""
+
+    candidate_only: int  # examples the candidate gets right and the serving model wrong
+    current_only: int  # and the other way round
+    examples: int
+    level: float
+
+    @property
+    def p_value(self) -> float:
+        """The exact two-sided McNemar p-value of the discordant counts."""
+        return mcnemar_p_value(self.candidate_only, self.current_only)
+
+    @property
+    def significant(self) -> bool:
+        """Whether chance alone explains the difference less often than ``level``."""
+        return self.p_value < self.level
+
+    def describe(self) -> str:
+        """The counts, the p-value and the level, for the gate's message."""
+        return (
+            f"exact McNemar test over {self.examples} test examples: the candidate alone is right on "
+            f"{self.candidate_only}, the serving model alone on {self.current_only}, p = {self.p_value:.4g} "
+            f"({'<' if self.significant else '>='} {self.level:g})"
+        )
+
+
+def paired_significance(candidate: Predictions, current: Predictions, level: float) -> Significance | str:
+    """The McNemar test of two models' predictions, or why the predictions cannot be paired."""
+    if candidate.eval_data != current.eval_data or candidate.labels != current.labels:
+        return "their per-example predictions were made on different test data"
+    right_now = [p == y for p, y in zip(current.predicted, current.labels, strict=True)]
+    right_then = [p == y for p, y in zip(candidate.predicted, candidate.labels, strict=True)]
+    return Significance(
+        candidate_only=sum(new and not old for new, old in zip(right_then, right_now, strict=True)),
+        current_only=sum(old and not new for new, old in zip(right_then, right_now, strict=True)),
+        examples=len(candidate.labels),
+        level=level,
+    )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the gate knows of one model: its metrics, the digest of the test data they were
+    measured on (None: trained before sagebert recorded it) and, when asked for, its predictions."""
+
+    metrics: Mapping[str, float]
+    eval_data: str | None = None
+    predictions: Predictions | None = None
+
+
+PROMOTE, NOT_BETTER, CANNOT_COMPARE = "promote", "not better", "cannot compare"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's answer: ``outcome`` (PROMOTE, NOT_BETTER or CANNOT_COMPARE), the sentence that
+    says why, and notes worth printing whatever the outcome."""
+
+    outcome: str
+    reason: str
+    verdict: Verdict
+    notes: list[str] = field(default_factory=list)
+    significance: Significance | None = None
+
+
+def _short(digest: str) -> str:
+    return digest[:12]
+
+
+def decide(
+    metric: str,
+    candidate: Evidence,
+    current: Evidence,
+    min_delta: float = DEFAULT_MIN_DELTA,
+    significance_level: float | None = None,
+) -> Decision:
+    """Whether ``candidate`` may replace ``current`` on ``metric`` (a quality metric).
+
+    CANNOT_COMPARE when either lacks the metric, when both carry test-data digests that differ,
+    or, with ``significance_level``, when either lacks per-example predictions of that test set;
+    NOT_BETTER when the change is below ``min_delta`` or, tested, within noise
+    (McNemar p >= ``significance_level``).
+    """
+    problem = quality_metric_problem(metric)
+    if problem:
+        raise ValueError(problem)
+    verdict = judge(metric, candidate.metrics, current.metrics, min_delta)
+    notes: list[str] = []
+
+    def refuse(outcome: str, reason: str, significance: Significance | None = None) -> Decision:
+        return Decision(outcome, reason, verdict, notes, significance)
+
+    if verdict.candidate is None or verdict.current is None:
+        return refuse(CANNOT_COMPARE, verdict.reason())
+    if candidate.eval_data and current.eval_data and candidate.eval_data != current.eval_data:
+        return refuse(
+            CANNOT_COMPARE,
+            f"the two models were scored on different test data (sha256 {_short(current.eval_data)}... serving, "
+            f"{_short(candidate.eval_data)}... candidate), so their {metric} says nothing about which is better",
+        )
+    for who, evidence in (("the serving model", current), ("the candidate", candidate)):
+        if not evidence.eval_data:
+            notes.append(
+                f"{who} predates the test-data digest (no {EVAL_DATA_KEY}): "
+                "comparing without knowing both were scored on the same test data"
+            )
+    if not verdict.accepted:
+        return refuse(NOT_BETTER, verdict.reason())
+    if significance_level is None:
+        return Decision(PROMOTE, verdict.reason(), verdict, notes)
+    missing = [who for who, e in (("the serving model", current), ("the candidate", candidate)) if not e.predictions]
+    if missing:
+        return refuse(
+            CANNOT_COMPARE,
+            f"{' and '.join(missing)} has no per-example test predictions ({PREDICTIONS_FILE} in its model artifact), "
+            "so the improvement cannot be tested for significance",
+        )
+    tested = paired_significance(candidate.predictions, current.predictions, significance_level)
+    if isinstance(tested, str):
+        return refuse(CANNOT_COMPARE, tested)
+    if not tested.significant:
+        return refuse(NOT_BETTER, f"{verdict.reason()}, but within noise: {tested.describe()}", tested)
+    return Decision(PROMOTE, f"{verdict.reason()}; {tested.describe()}", verdict, notes, tested)
 
 
 def _format(value: float | None) -> str:

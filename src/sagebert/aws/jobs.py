@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metric_lines import EVAL_DATA_KEY
 from .clients import AwsClients, described, send
 from .gate import EVAL_METRICS, final_metrics, metrics_from_model_json
 from .storage import model_metrics_json
@@ -44,6 +45,7 @@ class JobMetrics:
     job: str
     values: dict[str, float]
     source: str
+    eval_data: str | None = None  # metrics.json's test-data digest, when it was read
 
 
 def job_metrics(clients: AwsClients, description: dict) -> JobMetrics:
@@ -57,7 +59,13 @@ def job_metrics(clients: AwsClients, description: dict) -> JobMetrics:
     from_archive = model_metrics_json(clients, artifact) if artifact else None
     if from_archive is None:
         return JobMetrics(name, reported, "FinalMetricDataList" if reported else "nothing recorded")
-    return JobMetrics(name, {**metrics_from_model_json(from_archive), **reported}, f"metrics.json in {artifact}")
+    digest = from_archive.get(EVAL_DATA_KEY)
+    return JobMetrics(
+        name,
+        {**metrics_from_model_json(from_archive), **reported},
+        f"metrics.json in {artifact}",
+        digest if isinstance(digest, str) else None,
+    )
 
 
 # ---- tuning jobs ------------------------------------------------------------------------------------

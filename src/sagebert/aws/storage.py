@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from .. import contract
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL
+from ..metric_lines import PREDICTIONS_FILE
 from .build.common import S3Location
 from .clients import AwsClients
 from .errors import is_not_found
@@ -20,6 +21,8 @@ from .validation import InvalidRequestError
 
 METRICS_FILE = "metrics.json"  # what training writes at the root of the model directory
 METRICS_FILE_LIMIT = 1 << 20  # a metrics.json is a few KB; anything bigger is not one
+# A few characters per test example: 16 MiB holds predictions of over a million examples.
+JSON_FILE_LIMITS = {METRICS_FILE: METRICS_FILE_LIMIT, PREDICTIONS_FILE: 16 << 20}
 
 
 @dataclass(frozen=True)
@@ -81,31 +84,44 @@ def data_channels_present(clients: AwsClients, data: S3Location) -> set[str]:
     return {name for name in (TRAINING_CHANNEL, TESTING_CHANNEL) if has_objects(clients, data.child(name, ""))}
 
 
-def model_metrics_json(clients: AwsClients, model_data: str) -> dict | None:
-    """The metrics.json at the root of a model.tar.gz in S3, or None if the archive has none.
+def model_json_files(clients: AwsClients, model_data: str, names: tuple[str, ...]) -> dict[str, object]:
+    """The JSON files ``names`` at the root of a model.tar.gz in S3, ``{name: value}``, each absent
+    when the archive (or the object) has none or it is not JSON.
 
-    The archive is read as a stream and abandoned as soon as metrics.json is found, so a large
-    model is read only as far as that file.
+    The archive is read as a stream and abandoned as soon as every file is found, so a large
+    model is read only as far as it must be.
     """
     location = S3Location.parse(model_data, "model artifact")
     try:
         body = clients.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
     except ClientError as exc:
         if is_not_found(exc):
-            return None
+            return {}
         raise
+    found: dict[str, object] = {}
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.isfile() and member.name.lstrip("./") == METRICS_FILE and member.size <= METRICS_FILE_LIMIT:
+                name = member.name.lstrip("./")
+                if member.isfile() and name in names and name not in found and member.size <= JSON_FILE_LIMITS[name]:
                     handle = archive.extractfile(member)
-                    values = json.loads(handle.read().decode("utf-8")) if handle else None
-                    return values if isinstance(values, dict) else None
-    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError, ValueError):
-        return None  # not a readable archive, or a metrics.json that is not JSON: no metrics from it
+                    try:
+                        found[name] = json.loads(handle.read().decode("utf-8")) if handle else None
+                    except (UnicodeDecodeError, ValueError):
+                        continue  # not JSON: as if absent
+                    if len(found) == len(names):
+                        break
+    except (tarfile.TarError, OSError, EOFError):
+        pass  # not a readable archive: what was found before the damage still counts
     finally:
         body.close()
-    return None
+    return found
+
+
+def model_metrics_json(clients: AwsClients, model_data: str) -> dict | None:
+    """The metrics.json at the root of a model.tar.gz in S3, or None if the archive has none."""
+    values = model_json_files(clients, model_data, (METRICS_FILE,)).get(METRICS_FILE)
+    return values if isinstance(values, dict) else None
 
 
 def json_bytes(value: dict) -> bytes:

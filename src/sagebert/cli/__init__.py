@@ -4,7 +4,8 @@ Raw boto3 calls only (no SageMaker Python SDK). One module per command (its opti
 does), the parser wired in ``parser``. Every command returns an exit code: 0 on success, 1 when
 AWS or the job reports a failure or a request is refused (one line on stderr with the fix; the
 traceback only with --debug), 2 for a command line argparse rejects, 3 when ``update
---require-better`` refuses a model that is not better, 130 when interrupted.
+--require-better`` refuses a model that is not better, 4 when it cannot compare the two models,
+130 when interrupted.
 """
 
 from __future__ import annotations

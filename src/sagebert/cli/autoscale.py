@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..aws import autoscaling, endpoints
-from ..aws.build.scaling import METRIC, ScalingSpec
+from ..aws.build.scaling import BACKLOG_METRIC, METRIC, ScalingSpec
 from ..aws.clients import AwsClients
 from ..aws.validation import InvalidRequestError
 from . import options
@@ -15,12 +15,18 @@ def register(sub) -> None:
         "autoscale",
         help="scale an endpoint's instances with its traffic (Application Auto Scaling)",
         description=(
-            f"Keep --min..--max instances, aiming at --target-invocations per instance per minute ({METRIC}). "
-            "Without --min/--max/--off it shows the current setting."
+            f"Keep --min..--max instances, aiming at --target-invocations per instance per minute ({METRIC}); "
+            f"an asynchronous endpoint at --target-backlog queued requests per instance ({BACKLOG_METRIC}), "
+            "and it may scale to --min 0. Without --min/--max/--off it shows the current setting."
         ),
     )
     p.add_argument("--endpoint", required=True, metavar="NAME")
-    p.add_argument("--min", type=options.positive, metavar="N", help="instances at least (1 or more)")
+    p.add_argument(
+        "--min",
+        type=options.whole_number(0, "a whole number"),
+        metavar="N",
+        help="instances at least (1 or more; 0 for an asynchronous endpoint: it scales in to zero when idle)",
+    )
     p.add_argument("--max", type=options.positive, metavar="M", help="instances at most")
     p.add_argument(
         "--target-invocations",
@@ -28,19 +34,47 @@ def register(sub) -> None:
         metavar="T",
         help="invocations per instance per minute to aim at (measure what one instance handles first)",
     )
+    p.add_argument(
+        "--target-backlog",
+        type=options.number,
+        metavar="B",
+        help="asynchronous endpoints: queued requests per instance to aim at (e.g. 5), instead of --target-invocations",
+    )
     p.add_argument("--scale-in-cooldown", type=options.seconds, default=300, metavar="SECONDS", help="default 300")
     p.add_argument("--scale-out-cooldown", type=options.seconds, default=60, metavar="SECONDS", help="default 60")
     p.add_argument("--off", action="store_true", help="remove the policies and deregister the endpoint")
     p.set_defaults(handler=run)
 
 
+def _target(args, asynchronous: bool) -> float:
+    """The target value: queued requests per instance for an async endpoint, else invocations."""
+    if asynchronous:
+        if args.target_invocations is not None:
+            raise InvalidRequestError(
+                f"{args.endpoint} is asynchronous: AWS scales those on the queued requests per instance "
+                f"({BACKLOG_METRIC}), not on invocations.",
+                f"Use --target-backlog B instead (e.g. sagebert autoscale --endpoint {args.endpoint} --min 0 --max 4 "
+                "--target-backlog 5).",
+            )
+        return args.target_backlog
+    if args.target_backlog is not None:
+        raise InvalidRequestError(
+            f"--target-backlog is for asynchronous endpoints; {args.endpoint} answers in real time.",
+            "Use --target-invocations T.",
+        )
+    return args.target_invocations
+
+
 def run(args, clients: AwsClients) -> int:
-    setting = (args.min, args.max, args.target_invocations)
+    target_given = args.target_invocations is not None or args.target_backlog is not None
+    setting = (args.min, args.max, target_given or None)
     if args.off and any(v is not None for v in setting):
-        raise InvalidRequestError("--off removes autoscaling; --min/--max/--target-invocations set it.", "Give one.")
+        raise InvalidRequestError(
+            "--off removes autoscaling; --min/--max/--target-invocations (--target-backlog) set it.", "Give one."
+        )
     if not args.off and any(v is not None for v in setting) and None in setting:
         raise InvalidRequestError(
-            "Autoscaling needs --min, --max and --target-invocations together.",
+            "Autoscaling needs --min, --max and --target-invocations (--target-backlog for async) together.",
             f"e.g. sagebert autoscale --endpoint {args.endpoint} --min 1 --max 4 --target-invocations 100",
         )
     current = endpoints.running(clients, args.endpoint)
@@ -66,13 +100,19 @@ def run(args, clients: AwsClients) -> int:
         )
         return OK
     endpoints.require_in_service(current.endpoint)
-    spec = ScalingSpec(args.min, args.max, args.target_invocations, args.scale_in_cooldown, args.scale_out_cooldown)
+    asynchronous = bool(current.config.get("AsyncInferenceConfig"))
+    target = _target(args, asynchronous)
+    spec = ScalingSpec(
+        args.min, args.max, target, args.scale_in_cooldown, args.scale_out_cooldown, backlog=asynchronous
+    )
     autoscaling.apply(clients, args.endpoint, variant, spec)
+    aim = "queued requests per instance" if asynchronous else "invocations per instance per minute"
     say(
         f"Autoscaling {args.endpoint}/{variant}: {spec.minimum}-{spec.maximum} instances, target "
-        f"{spec.target:g} invocations per instance per minute (cooldowns: in {spec.scale_in_cooldown} s, "
-        f"out {spec.scale_out_cooldown} s)."
+        f"{spec.target:g} {aim} (cooldowns: in {spec.scale_in_cooldown} s, out {spec.scale_out_cooldown} s)."
     )
+    if asynchronous and spec.minimum == 0:
+        say("At 0 instances requests wait in the queue; it scales out once the backlog passes the target.")
     if not spec.minimum <= (current.instance_count or 0) <= spec.maximum:
         say(f"It runs {current.instance_count} now; Application Auto Scaling moves it into the range.")
     return OK

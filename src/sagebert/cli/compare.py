@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..aws import endpoints, jobs, sources
 from ..aws.clients import AwsClients
 from ..aws.gate import comparison_table
-from .output import OK, say
+from .output import OK, say, warn
 
 
 def register(sub) -> None:
@@ -23,19 +23,26 @@ def register(sub) -> None:
 
 
 def run(args, clients: AwsClients) -> int:
-    labels, columns, notes = [], [], []
+    labels, columns, notes, test_data = [], [], [], []
     if args.endpoint:
-        label, metrics, where = sources.serving_metrics(clients, endpoints.running(clients, args.endpoint))
+        running = endpoints.running(clients, args.endpoint)
+        label, serving, where = sources.serving_evidence(clients, running, read_archive=False)
         labels.append(f"{args.endpoint} ({label})")
-        columns.append(metrics)
+        columns.append(serving.metrics)
         notes.append(f"{args.endpoint}: {where}")
+        test_data.append(serving.eval_data)
     for name in args.jobs:
         found = jobs.job_metrics(clients, jobs.describe_training_job(clients, name))
         labels.append(name)
         columns.append(found.values)
         notes.append(f"{name}: {found.source}")
+        test_data.append(found.eval_data)
     for line in comparison_table(labels, columns):
         say(line)
-    for note in notes:
-        say(f"  ({note})")
+    for digest, note in zip(test_data, notes, strict=True):
+        say(f"  ({note}" + (f"; test data sha256 {digest[:12]}...)" if digest else ")"))
+    known = {digest for digest in test_data if digest}
+    if len(known) > 1:
+        # Scores on different test sets say nothing about which model is better (the gate refuses).
+        warn("these models were scored on different test data: their eval metrics are not comparable")
     return OK

@@ -19,7 +19,7 @@ from ..aws.build.hosting import (
     hosting_plan,
 )
 from ..aws.clients import AwsClients, role_arn
-from ..aws.gate import metric_tags
+from ..aws.gate import EVAL_DATA_TAG, metric_tags
 from ..aws.validation import InvalidRequestError
 from . import model_source, options
 from .output import say, show, warn
@@ -162,7 +162,12 @@ def run(args, clients: AwsClients) -> int:
         config_fields=config_fields,
     )
     plan = hosting_plan(
-        args.endpoint, spec, training_job=source.training_job, model_tags=metric_tags(source.metrics), tags=tags
+        args.endpoint,
+        spec,
+        training_job=source.training_job,
+        # The test-data digest too, when metrics.json was read: a later gated update compares on it.
+        model_tags={**metric_tags(source.metrics), **({EVAL_DATA_TAG: source.eval_data} if source.eval_data else {})},
+        tags=tags,
     )
     region_warning = image_region_warning(image, clients.region) if image else None
     for warning in (region_warning, key_warning):

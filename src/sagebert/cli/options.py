@@ -11,6 +11,7 @@ from ..aws.build.alarms import DEFAULT_5XX_THRESHOLD, DEFAULT_LATENCY_P99_MS, pu
 from ..aws.build.common import EncryptionSpec, NetworkSpec, check_tags
 from ..aws.build.gpu import CUDA_LINES, GPU_IMAGE_CUDA, cuda_from_labels, is_gpu_instance
 from ..aws.build.hosting import DEFAULT_INSTANCE_TYPE, CapacitySize, DeploymentPolicy
+from ..aws.gate import quality_metric_problem
 from ..aws.validation import InvalidRequestError
 from ..hyperparameters import describe
 from .output import warn
@@ -75,6 +76,30 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def poll_interval(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (0: poll without pausing)."""
+    value = number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (e.g. 0.05), got {text!r}")
+    return value
+
+
+def quality_metric(text: str) -> str:
+    """An argparse type: a metric the gate (or a tuning objective) may compare, ``eval:*``."""
+    problem = quality_metric_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 positive = whole_number(1, "a whole number")
 seconds = whole_number(0, "a number of seconds")
 
@@ -94,7 +119,11 @@ def pairs_to_dict(items: Iterable[tuple[str, str]] | None, option: str) -> dict[
 def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """--region, --profile and --debug, accepted before and after the command name."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--region", default=default, help="AWS region (default: AWS_REGION or the profile's)")
+    parser.add_argument(
+        "--region",
+        default=default,
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's)",
+    )
     parser.add_argument("--profile", default=default, help="AWS profile from ~/.aws/config")
     parser.add_argument(
         "--debug",
@@ -122,7 +151,11 @@ def planning(parser: argparse.ArgumentParser) -> None:
 
 def waiting(parser: argparse.ArgumentParser, *, timeout: bool = False, no_wait: bool = False) -> None:
     parser.add_argument(
-        "--poll-interval", type=float, default=30, metavar="SECONDS", help="seconds between status polls (default 30)"
+        "--poll-interval",
+        type=poll_interval,
+        default=30,
+        metavar="SECONDS",
+        help="seconds between status polls (default 30)",
     )
     if timeout:
         parser.add_argument(

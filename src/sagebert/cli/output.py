@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from ..aws.endpoints import Created, Deleted, Event, Kept, Note
 from ..aws.plan import Plan
 
-# Exit codes (docs/aws.md): 0 success, 1 failure, 2 usage, 3 not promoted by the metric gate.
-OK, FAILED, USAGE, NOT_BETTER, INTERRUPTED = 0, 1, 2, 3, 130
+# Exit codes (README, docs/aws.md): 0 success, 1 failure, 2 usage, 3 not promoted by the metric gate
+# (not better, or within noise), 4 the gate cannot compare the two models, 130 interrupted.
+OK, FAILED, USAGE, NOT_BETTER, NOT_COMPARABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 def say(text: str = "") -> None:

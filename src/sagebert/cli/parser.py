@@ -26,6 +26,14 @@ from . import (
 )
 
 DESCRIPTION = "Train, tune, deploy, compare, promote, invoke and clean up the sagebert image on SageMaker."
+EXIT_CODES = """exit codes:
+  0    success (update --require-better: promoted)
+  1    failure: AWS refused, a job or deployment failed, bad local input
+  2    bad command line (e.g. --require-better with a metric that is not eval:*)
+  3    not promoted: update --require-better found the new model not better (or within noise)
+  4    cannot compare: a model lacks the metric or test predictions, or the test data differ
+  5    drifted: report --fail-on-drift found a measure past its threshold
+  130  interrupted"""
 # The order `sagebert --help` lists them in: the lifecycle, start to end.
 COMMANDS = (
     upload_data,
@@ -54,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagebert",
         description=DESCRIPTION,
-        epilog="Exit codes: 0 success, 1 failure, 2 bad command line, 3 not promoted (update/shadow --require-better), 4 drifted (report --fail-on-drift), 130 interrupted.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sagebert {__version__}")
     options.common(parser, suppress=False)

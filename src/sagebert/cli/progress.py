@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from ..aws import jobs, storage, watch
+from ..aws import endpoints, jobs, storage, watch
 from ..aws.build.common import S3Location
 from ..aws.build.training import spot_saving_percent
+from ..aws.build.tuning import best_summary
 from ..aws.clients import AwsClients
 from ..aws.gate import final_metrics, metric_goal, render
 from .output import FAILED, INTERRUPTED, OK, duration, fail, say
@@ -110,6 +111,9 @@ def await_endpoint(
         print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}", file=sys.stderr)
         return Settled("interrupted")
     status, reason = final["EndpointStatus"], final.get("FailureReason") or "no reason given"
+    if status == "UpdateRollbackFailed":
+        fail(f"Endpoint {endpoint} is {status}: {reason}. Fix: {endpoints.rollback_failed_fix(endpoint)}")
+        return Settled("failed", final)
     if status != "InService":
         fail(f"Endpoint {endpoint} is {status}: {reason}")
         return Settled("failed", final)
@@ -167,9 +171,10 @@ def print_trials(clients: AwsClients, job: dict) -> None:
     metric = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
     for line in trial_rows(jobs.tuning_trials(clients, job["HyperParameterTuningJobName"]), metric):
         say(f"  {line}")
-    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
+    summary = best_summary(job)
+    best = summary.get("TrainingJobName")
     if best:
-        value = (job["BestTrainingJob"].get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+        value = (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
         shown = f" ({metric} {value:.4f})" if value is not None else ""
         say(
             f"Best: {best}{shown}. Deploy it: sagebert deploy --tuning-job {job['HyperParameterTuningJobName']} --endpoint NAME"
@@ -196,4 +201,4 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
     status = job["HyperParameterTuningJobStatus"]
     if status == "Failed":
         return fail(f"Tuning job {name} Failed: {job.get('FailureReason') or 'no reason given'}")
-    return OK if (job.get("BestTrainingJob") or {}).get("TrainingJobName") else FAILED
+    return OK if best_summary(job).get("TrainingJobName") else FAILED

@@ -60,6 +60,7 @@ def run(args, clients: AwsClients) -> int:
         metrics=metrics.values,
         metrics_uri=registry.metrics_location(artifacts).uri,
         metrics_digest=digest_of(json_bytes(document)),
+        eval_data=metrics.eval_data,
         approval=args.approval,
         description=args.description,
         tags=options.tag_values(args),

@@ -26,7 +26,7 @@ from ..aws.validation import InvalidRequestError
 from . import options
 from .output import OK, duration, fail, say, warn
 
-DRIFTED = 4  # exit code of --fail-on-drift when a threshold is crossed
+DRIFTED = 5  # exit code of --fail-on-drift when a threshold is crossed (4 is the gate's "cannot compare")
 _SINCE = re.compile(r"\s*(\d+)\s*([mhd])\s*")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 

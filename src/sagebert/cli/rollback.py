@@ -23,7 +23,7 @@ def register(sub) -> None:
 def run(args, clients: AwsClients) -> int:
     policy = options.deployment_policy(args)
     current = endpoints.running(clients, args.endpoint)
-    endpoints.require_in_service(current.endpoint)
+    endpoints.require_in_service(current.endpoint, recovering=True)  # UpdateRollbackFailed: this is the way out
     target = args.endpoint_config or endpoints.previous_config(clients, current.endpoint)
     if not target:
         raise InvalidRequestError(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from ..aws import endpoints, jobs
 from ..aws.build.common import TRAINING_JOB_TAG, TRANSFORM_JOB_TAG, check_name, unique_name
 from ..aws.build.gpu import transform_ami
 from ..aws.build.hosting import create_model_request
-from ..aws.build.transform import CONTAINER_MAX_PAYLOAD_MB, FORMATS, TransformSpec, create_transform_job_request
+from ..aws.build.transform import (
+    CONTAINER_MAX_PAYLOAD_MB,
+    FORMATS,
+    TRANSFORM_BUDGET_MB,
+    TransformSpec,
+    create_transform_job_request,
+)
 from ..aws.clients import AwsClients, role_arn, send
 from ..aws.endpoints import Undo
 from ..aws.validation import InvalidRequestError, validate_request
@@ -102,6 +110,26 @@ def _model(args, clients: AwsClients, name: str) -> tuple[str, dict | None, dict
     return name, request, {}, source.container.image
 
 
+def payload_from_model(model_env: dict, model_name: str) -> int:
+    """MaxPayloadInMB from the model's SAGEMAKER_MAX_PAYLOAD_IN_MB (whole MB, at most what a
+    transform allows); a value the container would not read either is refused with the fix."""
+    text = model_env.get(MAX_PAYLOAD_IN_MB_ENV)
+    if text is None or not str(text).strip():
+        return CONTAINER_MAX_PAYLOAD_MB
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 1:
+        raise InvalidRequestError(
+            f"Model {model_name} has {MAX_PAYLOAD_IN_MB_ENV}={text!r}, which is not a number of megabytes (1 or more).",
+            f"Pass --max-payload-mb N (1-{TRANSFORM_BUDGET_MB}), or give the model a plain number "
+            f"(e.g. {MAX_PAYLOAD_IN_MB_ENV}=12).",
+        )
+    # Whole megabytes, rounded down: a batch must fit what the container accepts.
+    return min(int(value), TRANSFORM_BUDGET_MB)
+
+
 def run(args, clients: AwsClients) -> int:
     stem = args.training_job or args.tuning_job or args.model or args.endpoint or "sagebert-transform"
     name = check_name("transform job", args.name) if args.name else unique_name(stem.rsplit("/", 1)[-1])
@@ -109,7 +137,7 @@ def run(args, clients: AwsClients) -> int:
     # A GPU host whose driver cannot run the image is refused before anything is made.
     cuda = options.image_cuda(args, clients, image, args.instance_type)
     ami = transform_ami(args.instance_type, cuda, args.transform_ami_version)
-    payload = args.max_payload_mb or int(float(model_env.get(MAX_PAYLOAD_IN_MB_ENV) or CONTAINER_MAX_PAYLOAD_MB))
+    payload = args.max_payload_mb or payload_from_model(model_env, model_name)
     spec = TransformSpec(
         name=name,
         model_name=model_name,

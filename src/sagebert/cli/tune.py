@@ -34,7 +34,11 @@ def register(sub) -> None:
     options.data_location(p)
     search = p.add_argument_group("the search")
     search.add_argument(
-        "--objective", default="eval:f1", metavar="METRIC", help="maximised (losses minimised); default eval:f1"
+        "--objective",
+        default="eval:f1",
+        metavar="METRIC",
+        type=options.quality_metric,
+        help="maximised (losses minimised); default eval:f1",
     )
     search.add_argument(
         "--range",

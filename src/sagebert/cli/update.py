@@ -1,10 +1,11 @@
 """`sagebert update`: roll a new model (or image, environment, instances) out to a live endpoint.
 
-Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when refused, with
-nothing created), keeping what runs unless told otherwise: the running instance count and its
-autoscaling, the image and role, the environment, serverless/async/data-capture settings, and
-every other setting of the model and config that CreateModel/CreateEndpointConfig accept (VPC,
-network isolation, KMS keys, volume size, routing...) and their tags.
+Blue/green, gated by the model's metrics when asked (--require-better; exit 3 when not better, 4
+when the two cannot be compared, with nothing created), keeping what runs unless told otherwise:
+the running instance count and its autoscaling, the image and role, the environment,
+serverless/async/data-capture settings, and every other setting of the model and config that
+CreateModel/CreateEndpointConfig accept (VPC, network isolation, KMS keys, volume size, routing...)
+and their tags.
 """
 
 from __future__ import annotations
@@ -26,14 +27,23 @@ from ..aws.build.hosting import (
     update_endpoint_request,
     updated_spec,
 )
-from ..aws.build.scaling import METRIC
-from ..aws.build.tuning import objective
+from ..aws.build.scaling import BACKLOG_METRIC, METRIC, tracked_metric
 from ..aws.clients import AwsClients, role_arn
 from ..aws.errors import translate
-from ..aws.gate import METRIC_TAG_PREFIX, gate_table, judge, metric_tags
+from ..aws.gate import (
+    CANNOT_COMPARE,
+    DEFAULT_MIN_DELTA,
+    DEFAULT_SIGNIFICANCE_LEVEL,
+    EVAL_DATA_TAG,
+    METRIC_TAG_PREFIX,
+    PROMOTE,
+    decide,
+    gate_table,
+    metric_tags,
+)
 from ..aws.validation import InvalidRequestError
 from . import deploy, model_source, options
-from .output import NOT_BETTER, fail, say, show, warn
+from .output import NOT_BETTER, NOT_COMPARABLE, fail, say, show, warn
 from .progress import Settled, await_endpoint
 
 
@@ -57,17 +67,35 @@ def register(sub) -> None:
     gate.add_argument(
         "--require-better",
         metavar="METRIC",
-        help="roll out only if the new model's METRIC (e.g. eval:f1; losses must go down) beats the serving "
-        "model's; otherwise exit 3 and create nothing",
+        type=options.quality_metric,
+        help="roll out only if the new model's METRIC (a quality metric: eval:f1, eval:accuracy, eval:precision, "
+        "eval:recall higher; eval:loss lower) beats the serving model's on the same test data; otherwise exit 3 "
+        "(not better) or 4 (cannot compare: a metric or the test-data match missing) and create nothing",
     )
     gate.add_argument(
         "--min-delta",
         type=options.non_negative_number,
-        default=0.0,
+        default=None,
         metavar="X",
-        help="with --require-better: by at least X (default 0: any improvement)",
+        help=f"with --require-better: by at least X (default {DEFAULT_MIN_DELTA:g}: the seed-to-seed spread of "
+        "one recipe, so a retrained twin is not promoted; 0 accepts any improvement)",
     )
-    gate.add_argument("--force", action="store_true", help="roll out even when the gate refuses (and say so)")
+    gate.add_argument(
+        "--require-significant",
+        action="store_true",
+        help="with --require-better: also refuse (exit 3) an improvement an exact McNemar test on both models' "
+        "per-example test predictions cannot tell from noise (exit 4 when either model has no predictions)",
+    )
+    gate.add_argument(
+        "--significance-level",
+        type=options.probability,
+        default=None,
+        metavar="ALPHA",
+        help=f"with --require-significant: the p-value to beat (default {DEFAULT_SIGNIFICANCE_LEVEL:g})",
+    )
+    gate.add_argument(
+        "--force", action="store_true", help="roll out even when the gate refuses (exit 3 or 4), and say so loudly"
+    )
     options.deployment(p)
     options.alarms(p)
     options.waiting(p, timeout=True, no_wait=True)
@@ -101,37 +129,58 @@ def choose_image(
 def _carried_tags(clients: AwsClients, current: Running) -> dict[str, str]:
     """The running model's training job and metrics, for a new model made of the same artifacts."""
     tags = endpoints.tags_of(clients, current.model["ModelArn"])
-    return {k: v for k, v in tags.items() if k == TRAINING_JOB_TAG or k.startswith(METRIC_TAG_PREFIX)}
+    return {k: v for k, v in tags.items() if k in (TRAINING_JOB_TAG, EVAL_DATA_TAG) or k.startswith(METRIC_TAG_PREFIX)}
 
 
-def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSource) -> int | None:
-    """Compare the candidate with the serving model; an exit code when the update must not go on."""
-    label, serving, where = sources.serving_metrics(clients, current)
-    verdict = judge(args.require_better, source.metrics, serving, args.min_delta)
+def _digest(digest: str | None) -> str:
+    return f"{digest[:12]}..." if digest else "not recorded"
+
+
+def _gate(args, clients: AwsClients, current: Running, source: sources.ModelSource) -> tuple[int | None, str | None]:
+    """Compare the candidate with the serving model: (the exit code when the update must not go
+    on, else None; the candidate's test-data digest, to tag on the new model)."""
+    tested = args.require_significant
+    level = args.significance_level if args.significance_level is not None else DEFAULT_SIGNIFICANCE_LEVEL
+    label, serving, where = sources.serving_evidence(clients, current, predictions=tested)
+    candidate = sources.candidate_evidence(clients, source, predictions=tested)
+    min_delta = DEFAULT_MIN_DELTA if args.min_delta is None else args.min_delta
+    decision = decide(args.require_better, candidate, serving, min_delta, level if tested else None)
     say(f"Metrics: serving from {where}; candidate from {source.metrics_source}.")
-    for row in gate_table(verdict, f"serving ({label})", f"candidate ({source.label})", serving, source.metrics):
+    for row in gate_table(
+        decision.verdict, f"serving ({label})", f"candidate ({source.label})", serving.metrics, candidate.metrics
+    ):
         say(row)
-    if verdict.accepted:
-        say(f"Gate passed: {verdict.reason()}.")
-        return None
+    say(f"Test data (sha256): serving {_digest(serving.eval_data)}, candidate {_digest(candidate.eval_data)}.")
+    for note in decision.notes:
+        warn(note)
+    if decision.outcome == PROMOTE:
+        say(f"Gate passed: {decision.reason}.")
+        return None, candidate.eval_data
     if args.force:
-        warn(f"--force: rolling out although {verdict.reason()}")
-        return None
+        warn(f"--force: ROLLING OUT ANYWAY although the gate refused it ({decision.outcome}): {decision.reason}")
+        return None, candidate.eval_data
+    if decision.outcome == CANNOT_COMPARE:
+        return fail(
+            f"Cannot compare: {decision.reason}. Nothing was created; {args.endpoint} keeps serving {label}. "
+            "Fix: retrain the candidate on the same testing channel with an image that records its metrics, "
+            "or pass --force to roll it out without the gate.",
+            NOT_COMPARABLE,
+        ), None
     return fail(
-        f"Not promoted: {verdict.reason()}. Nothing was created; {args.endpoint} keeps serving {label}. "
+        f"Not promoted: {decision.reason}. Nothing was created; {args.endpoint} keeps serving {label}. "
         "Fix: train a better model, lower --min-delta, or pass --force to roll it out anyway.",
         NOT_BETTER,
-    )
+    ), None
 
 
 def scaling_command(endpoint: str, scaling: Scaling) -> str:
     """The `sagebert autoscale` line that recreates ``scaling`` (when it is sagebert's kind of policy)."""
     for policy in scaling.policies:
-        tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
-        if (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType") == METRIC:
+        option = {METRIC: "--target-invocations", BACKLOG_METRIC: "--target-backlog"}.get(tracked_metric(policy))
+        if option:
             return (
                 f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} "
-                f"--target-invocations {tracking['TargetValue']:g}"
+                f"{option} {policy['TargetTrackingScalingPolicyConfiguration']['TargetValue']:g}"
             )
     return f"sagebert autoscale --endpoint {endpoint} --min {scaling.minimum} --max {scaling.maximum} ..."
 
@@ -223,14 +272,16 @@ def next_inference_ami(args, current: Running, variant, cuda: str) -> str | None
 
 def _check_flags(args) -> None:
     """Contradictions among the options, before anything is asked of AWS."""
-    if (args.min_delta or args.force) and not args.require_better:
+    gate_only = (args.min_delta is not None, args.force, args.require_significant, args.significance_level is not None)
+    if any(gate_only) and not args.require_better:
         raise InvalidRequestError(
-            "--min-delta and --force go with --require-better METRIC.", "Add --require-better eval:f1."
+            "--min-delta, --require-significant, --significance-level and --force go with --require-better METRIC.",
+            "Add --require-better eval:f1.",
         )
+    if args.significance_level is not None and not args.require_significant:
+        raise InvalidRequestError("--significance-level goes with --require-significant.", "Add --require-significant.")
     if args.keep_image and args.image:
         raise InvalidRequestError("--keep-image and --image contradict each other.", "Give one of them.")
-    if args.require_better:
-        objective(args.require_better, "--require-better")  # a metric the image reports
 
 
 def _candidate(args, clients: AwsClients, current: Running, changes_given: bool) -> sources.ModelSource | None:
@@ -259,7 +310,7 @@ def _candidate(args, clients: AwsClients, current: Running, changes_given: bool)
 
 
 def _container_and_tags(
-    clients: AwsClients, current: Running, source: sources.ModelSource | None, image: str | None
+    clients: AwsClients, current: Running, source: sources.ModelSource | None, image: str | None, eval_data: str | None
 ) -> tuple[ContainerSpec | None, dict[str, str]]:
     """The new model's container (None: the running one) and the job and metrics it records."""
     if source is None:
@@ -269,6 +320,8 @@ def _container_and_tags(
     tags = metric_tags(source.metrics)
     if source.training_job:
         tags[TRAINING_JOB_TAG] = source.training_job
+    if eval_data or source.eval_data:
+        tags[EVAL_DATA_TAG] = eval_data or source.eval_data
     return container, tags
 
 
@@ -291,7 +344,9 @@ def run(args, clients: AwsClients) -> int:
     network, encryption = _network_changes(args), options.encryption_spec(args)
     tags = options.tag_values(args)
     current = endpoints.running(clients, args.endpoint)
-    endpoints.require_in_service(current.endpoint)
+    endpoints.require_in_service(current.endpoint, recovering=True)
+    if current.endpoint["EndpointStatus"] == "UpdateRollbackFailed":
+        warn(f"{args.endpoint} is UpdateRollbackFailed: this update is what brings it back to one config.")
     given = (
         args.image,
         args.role,
@@ -310,11 +365,12 @@ def run(args, clients: AwsClients) -> int:
     )
     if image_line:
         say(image_line)
+    eval_data = None
     if args.require_better:
-        stop = _gate(args, clients, current, source)
+        stop, eval_data = _gate(args, clients, current, source)
         if stop is not None:
             return stop
-    container, model_tags = _container_and_tags(clients, current, source, image)
+    container, model_tags = _container_and_tags(clients, current, source, image, eval_data)
     spec = updated_spec(
         current,
         Changes(
@@ -346,7 +402,9 @@ def run(args, clients: AwsClients) -> int:
         **endpoints.user_tags(clients, current.config["EndpointConfigArn"]),
     }
     plan = hosting_plan(args.endpoint, spec, model_tags=model_tags, tags={**kept, **tags})
-    excluded = (("DesiredInstanceCount",) if args.instance_count else ()) + (("DataCaptureConfig",) if capture else ())
+    # Not DataCaptureConfig: "not currently supported" as a VariantPropertyType; the new config
+    # carries --data-capture (or the running capture) itself.
+    excluded = ("DesiredInstanceCount",) if args.instance_count else ()
     alarms = options.alarm_requests(args, args.endpoint, current.variant["VariantName"], {**kept, **tags})
     policy = replace(policy, alarms=tuple(dict.fromkeys(policy.alarms + tuple(a["AlarmName"] for a in alarms))))
     update = update_endpoint_request(

@@ -21,8 +21,10 @@ from .. import modeling
 from ..data import LabelledTexts
 from ..environment import SageMakerPaths
 from ..hyperparameters import Hyperparameters
+from ..metric_lines import EVAL_DATA_KEY, PREDICTIONS_FILE
 from ..report import BASELINE_FILE, compute_baseline
 from .batches import Datasets
+from .fingerprint import data_digest
 from .loop import TrainingResult
 
 log = logging.getLogger("sagebert.training")
@@ -64,6 +66,15 @@ def write_baseline(directory: Path, train: LabelledTexts, label_names: Sequence[
     (directory / BASELINE_FILE).write_text(json.dumps(compute_baseline(train.texts, train.labels, label_names)))
 
 
+def write_predictions(directory: Path, eval_data: str, labels: list[int], predictions: list[int]) -> None:
+    """test_predictions.json: the true and the predicted label id of every test example, in the
+    test set's order, with the digest of that test set (the gate's paired significance test)."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} test examples")
+    document = {EVAL_DATA_KEY: eval_data, "labels": list(labels), "predictions": list(predictions)}
+    (directory / PREDICTIONS_FILE).write_text(json.dumps(document, separators=(",", ":")))
+
+
 def write_all_or_nothing(directory: Path, write: Callable[[Path], object]) -> None:
     """Run ``write(folder)`` on a hidden folder inside ``directory``, then move what it wrote into
     ``directory``: every file, or none if anything fails on the way."""
@@ -94,14 +105,21 @@ def write(
 ) -> None:
     """The per-epoch outputs, then the model directory (last: it is complete or absent). Main process only."""
     write_history(paths.output_data_dir, result.history)
-    metrics = {
-        **result.metrics,
-        "epochs": len(result.history),
-        "optimizer_steps": result.global_step,
-        "training_seconds": round(result.seconds, 1),
-        "train_examples": len(datasets.train),
-        "eval_source": datasets.evaluation.source,
-    }
+    metrics = dict(result.metrics)
+    predictions = metrics.pop("predictions", None)
+    # Which test examples (texts and labels, in order) the metrics were measured on: the gate
+    # compares two models only when they match.
+    eval_data = data_digest(datasets.evaluation)
+    metrics.update(
+        {
+            "epochs": len(result.history),
+            "optimizer_steps": result.global_step,
+            "training_seconds": round(result.seconds, 1),
+            "train_examples": len(datasets.train),
+            "eval_source": datasets.evaluation.source,
+            EVAL_DATA_KEY: eval_data,
+        }
+    )
 
     def save(folder: Path) -> None:
         modeling.save_model_dir(
@@ -115,6 +133,8 @@ def write(
             metrics=metrics,
         )
         write_baseline(folder, datasets.train, hp.label_names)
+        if predictions is not None:
+            write_predictions(folder, eval_data, datasets.evaluation.labels, predictions)
 
     write_all_or_nothing(paths.model_dir, save)
     log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)

@@ -20,7 +20,8 @@ def evaluate(
     batch_size: int,
     label_names: Sequence[str],
 ) -> dict:
-    """Loss, accuracy, precision, recall, F1 and the confusion matrix over every example of ``evaluation``."""
+    """Loss, accuracy, precision, recall, F1 and the confusion matrix over every example of
+    ``evaluation``, and ``predictions``: the predicted label id of each example, in its order."""
     rank, world_size = accelerator.process_index, accelerator.num_processes
     model.eval()
     lengths = evaluation.lengths
@@ -42,7 +43,9 @@ def evaluate(
     results.sort()
     logits = torch.tensor([r[1] for r in results], dtype=torch.float32)
     labels = torch.tensor(evaluation.labels)
-    metrics = classification_metrics(labels.tolist(), logits.argmax(-1).tolist(), label_names)
+    predictions = logits.argmax(-1).tolist()
+    metrics = classification_metrics(labels.tolist(), predictions, label_names)
     metrics["loss"] = torch.nn.functional.cross_entropy(logits, labels).item()
+    metrics["predictions"] = predictions
     model.train()
     return metrics

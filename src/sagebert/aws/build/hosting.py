@@ -383,6 +383,12 @@ class HostingSpec:
         check_kind(self.variant, self.async_config, self.data_capture, self.container.multi_model, self.model_fields)
 
 
+def capture_enabled(data_capture: Mapping | None) -> bool:
+    """Whether a DataCaptureConfig captures anything: DescribeEndpointConfig may carry an empty one
+    (moto answers ``{}``) or one with EnableCapture false, and neither is capture."""
+    return bool(data_capture) and data_capture.get("EnableCapture", True) is not False
+
+
 def check_kind(
     variant: VariantSpec, async_config, data_capture, multi_model: bool, model_fields: Mapping | None = None
 ) -> None:
@@ -403,7 +409,7 @@ def check_kind(
             "Drop --network-isolation, or deploy on instances.",
         ),
         (multi_model, "a multi-model container", "Deploy it on instances (drop --serverless)."),
-        (data_capture is not None, "data capture", "Drop --data-capture, or deploy on instances."),
+        (capture_enabled(data_capture), "data capture", "Drop --data-capture, or deploy on instances."),
         (async_config is not None, "asynchronous inference", "Choose --serverless or --async."),
         (
             variant.startup_timeout is not None,
@@ -801,7 +807,8 @@ def update_endpoint_request(
     RetainAllVariantProperties keeps the variant's latest DesiredInstanceCount (what autoscaling
     set while the update runs), as the developer guide prescribes for autoscaled endpoints;
     ``exclude_retained`` names what the new config sets on purpose (``DesiredInstanceCount`` for
-    --instance-count, ``DataCaptureConfig`` for --data-capture).
+    --instance-count; not ``DataCaptureConfig``, which the VariantProperty reference marks "not
+    currently supported": the new config carries the capture settings itself).
     """
     check_name("endpoint", endpoint)
     request = {

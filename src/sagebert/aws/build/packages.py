@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ... import contract
-from ..gate import metric_tags
+from ..gate import EVAL_DATA_TAG, metric_tags
 from ..validation import InvalidRequestError
 from .common import TRAINING_JOB_TAG, ImageReference, check_kms_key, check_name, tag_list
 
@@ -42,6 +42,7 @@ class PackageSpec:
     metrics: Mapping[str, float] = field(default_factory=dict)
     metrics_uri: str | None = None
     metrics_digest: str | None = None
+    eval_data: str | None = None  # the sha256 of the test data the metrics were measured on, when known
     approval: str = "pending"
     description: str | None = None
     realtime_instance_types: Sequence[str] = REALTIME_INSTANCE_TYPES
@@ -61,9 +62,10 @@ def create_model_package_group_request(group: str, description: str | None = Non
     return request
 
 
-def package_metadata(training_job: str, metrics: Mapping[str, float]) -> dict[str, str]:
-    """CustomerMetadataProperties: the training job and its final metrics, keyed as the model tags are."""
-    return {TRAINING_JOB_TAG: training_job, **metric_tags(metrics)}
+def package_metadata(training_job: str, metrics: Mapping[str, float], eval_data: str | None = None) -> dict[str, str]:
+    """CustomerMetadataProperties: the training job, its final metrics and (when known) its test
+    data's digest, keyed as the model tags are, so the gate can compare a package like a model."""
+    return {TRAINING_JOB_TAG: training_job, **metric_tags(metrics), **({EVAL_DATA_TAG: eval_data} if eval_data else {})}
 
 
 def create_model_package_request(spec: PackageSpec) -> dict:
@@ -87,7 +89,7 @@ def create_model_package_request(spec: PackageSpec) -> dict:
             "SupportedTransformInstanceTypes": list(spec.transform_instance_types),
         },
         "ModelApprovalStatus": status,
-        "CustomerMetadataProperties": package_metadata(spec.training_job, spec.metrics),
+        "CustomerMetadataProperties": package_metadata(spec.training_job, spec.metrics, spec.eval_data),
     }
     if spec.metrics_uri:
         statistics = {"ContentType": contract.JSON, "S3Uri": spec.metrics_uri}

@@ -1,7 +1,11 @@
 """Application Auto Scaling of an endpoint variant: a scalable target and a target-tracking policy.
 
 The variant's instance count (``sagemaker:variant:DesiredInstanceCount``) follows the average
-number of invocations per instance (``SageMakerVariantInvocationsPerInstance``, per minute).
+number of invocations per instance (``SageMakerVariantInvocationsPerInstance``, per minute) — or,
+for an asynchronous endpoint, as AWS's "Autoscale an asynchronous endpoint" prescribes, the
+requests queued per instance (``ApproximateBacklogSizePerInstance``), with a minimum of 0
+instances allowed: the endpoint scales in to zero when idle and out again once the backlog
+exceeds the target.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 METRIC = "SageMakerVariantInvocationsPerInstance"
 POLICY_NAME = "sagebert-invocations-per-instance"
+BACKLOG_METRIC = "ApproximateBacklogSizePerInstance"  # AWS/SageMaker, per EndpointName
+BACKLOG_POLICY_NAME = "sagebert-backlog-per-instance"
 # Copied back when re-registering a target SageMaker dropped (the rest are read-only or AWS-owned).
 _POLICY_FIELDS = (
     "PolicyName",
@@ -37,18 +43,21 @@ def target_key(endpoint: str, variant: str) -> dict:
 @dataclass(frozen=True)
 class ScalingSpec:
     """Keep between ``minimum`` and ``maximum`` instances, aiming at ``target`` invocations per
-    instance per minute."""
+    instance per minute — or, ``backlog``, at ``target`` queued requests per instance (async)."""
 
     minimum: int
     maximum: int
     target: float
     scale_in_cooldown: int = 300
     scale_out_cooldown: int = 60
+    backlog: bool = False
 
     def check(self) -> None:
-        if self.minimum < 1:
+        if self.minimum < (0 if self.backlog else 1):
             raise InvalidRequestError(
-                f"--min {self.minimum}: an endpoint on instances keeps at least 1.", "Pass --min 1 or more."
+                f"--min {self.minimum}: a real-time endpoint on instances keeps at least 1 "
+                "(only an asynchronous endpoint scales to 0).",
+                "Pass --min 1 or more.",
             )
         if self.maximum < self.minimum:
             raise InvalidRequestError(f"--max {self.maximum} is below --min {self.minimum}.", "Pass --max >= --min.")
@@ -72,19 +81,41 @@ def register_scalable_target_request(endpoint: str, variant: str, spec: ScalingS
 
 
 def put_scaling_policy_request(endpoint: str, variant: str, spec: ScalingSpec) -> dict:
-    """PutScalingPolicy: target tracking on invocations per instance."""
+    """PutScalingPolicy: target tracking on invocations per instance, or on the backlog per
+    instance (a customized CloudWatch metric of the endpoint) for an asynchronous endpoint."""
     spec.check()
+    if spec.backlog:
+        name, metric = BACKLOG_POLICY_NAME, {"CustomizedMetricSpecification": backlog_metric(endpoint)}
+    else:
+        name, metric = POLICY_NAME, {"PredefinedMetricSpecification": {"PredefinedMetricType": METRIC}}
     return {
         **target_key(endpoint, variant),
-        "PolicyName": POLICY_NAME,
+        "PolicyName": name,
         "PolicyType": "TargetTrackingScaling",
         "TargetTrackingScalingPolicyConfiguration": {
             "TargetValue": float(spec.target),
-            "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
+            **metric,
             "ScaleInCooldown": spec.scale_in_cooldown,
             "ScaleOutCooldown": spec.scale_out_cooldown,
         },
     }
+
+
+def backlog_metric(endpoint: str) -> dict:
+    """The CustomizedMetricSpecification of an async endpoint's queued requests per instance."""
+    return {
+        "MetricName": BACKLOG_METRIC,
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
+        "Statistic": "Average",
+    }
+
+
+def tracked_metric(policy: Mapping) -> str | None:
+    """The metric a target-tracking policy follows (METRIC or BACKLOG_METRIC), else None."""
+    tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+    predefined = (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
+    return predefined or (tracking.get("CustomizedMetricSpecification") or {}).get("MetricName")
 
 
 def restore_requests(target: Mapping, policies: list[Mapping]) -> tuple[dict, list[dict]]:

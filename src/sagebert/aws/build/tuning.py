@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from ... import contract
 from ...errors import HyperparameterError
 from ...hyperparameters import HYPERPARAMETER_NAMES, Hyperparameters, from_mapping
-from ...metric_lines import METRIC_DEFINITIONS
-from ..gate import metric_goal
+from ..gate import QUALITY_METRICS, metric_goal, quality_metric_problem
 from ..validation import InvalidRequestError
 from .common import EncryptionSpec, NetworkSpec, check_name, tag_list
 from .training import (
@@ -32,12 +31,12 @@ DEFAULT_VALUES = ("train_batch_size=16,32",)
 
 
 def objective(metric: str, option: str = "--objective") -> dict:
-    """The HyperParameterTuningJobObjective for one of the image's metrics (``eval:f1``...)."""
-    names = [definition["Name"] for definition in METRIC_DEFINITIONS]
-    if metric not in names:
+    """The HyperParameterTuningJobObjective for one of the image's quality metrics (``eval:f1``...):
+    a trial is no better for a higher ``train:learning_rate``."""
+    problem = quality_metric_problem(metric)
+    if problem:
         raise InvalidRequestError(
-            f"{option} {metric!r} is not a metric the sagebert image reports.",
-            "Use one of " + ", ".join(names) + " (eval:* are measured on the test channel after each epoch).",
+            f"{option} {problem}.", "Use one of " + ", ".join(QUALITY_METRICS) + " (measured after each epoch)."
         )
     return {"Type": metric_goal(metric), "MetricName": metric}
 
@@ -250,10 +249,17 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
     return request
 
 
+def best_summary(description: Mapping) -> dict:
+    """The TrainingJobSummary of a tuning job's best trial ({} when none has completed):
+    OverallBestTrainingJob when there is one — a warm-started tuning job's best over itself and
+    its parents, which its own BestTrainingJob may be worse than — else BestTrainingJob."""
+    return dict(description.get("OverallBestTrainingJob") or description.get("BestTrainingJob") or {})
+
+
 def best_training_job(description: Mapping) -> str:
-    """The BestTrainingJob of a tuning job; a SagebertError when it has none yet."""
+    """The name of a tuning job's best training job (``best_summary``); a SagebertError when it has none yet."""
     name = description.get("HyperParameterTuningJobName")
-    best = (description.get("BestTrainingJob") or {}).get("TrainingJobName")
+    best = best_summary(description).get("TrainingJobName")
     if not best:
         status = description.get("HyperParameterTuningJobStatus")
         raise InvalidRequestError(
