@@ -318,9 +318,13 @@ class TrainedModel:
     directory: Path
 
 
-def load_model_dir(directory: Path) -> TrainedModel:
-    """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_model_dir(directory: Path, weights: bool = True) -> TrainedModel:
+    """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier).
+
+    ``weights=False`` reads the config and tokenizer only (``model`` is None): for a server that
+    runs the directory's ONNX export instead of the torch model.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from .pooling import register
 
@@ -339,18 +343,20 @@ def load_model_dir(directory: Path) -> TrainedModel:
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForSequenceClassification.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(directory) if weights else None
+        config = model.config if model is not None else AutoConfig.from_pretrained(directory)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelSourceError(
             f"Could not load the model in {directory} ({' '.join(str(exc).split())[:300]}).",
             "Deploy the unmodified model.tar.gz of a sagebert training job.",
         ) from exc
-    model.eval()
+    if model is not None:
+        model.eval()
     info = {}
     if (directory / SAGEBERT_FILE).exists():
         info = json.loads((directory / SAGEBERT_FILE).read_text())
-    id2label = getattr(model.config, "id2label", None) or {}
-    label_names = [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(model.config.num_labels)]
-    limit = getattr(model.config, "max_position_embeddings", 512) or 512
+    id2label = getattr(config, "id2label", None) or {}
+    label_names = [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(config.num_labels)]
+    limit = getattr(config, "max_position_embeddings", 512) or 512
     max_length = int(info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), limit))
     return TrainedModel(tokenizer, model, label_names, min(max_length, limit), directory)
