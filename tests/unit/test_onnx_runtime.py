@@ -198,3 +198,23 @@ def test_exporting_leaves_the_model_in_eval_mode(tiny_model_dir, tmp_path):
     model = load_model_dir(tiny_model_dir).model
     onnx_runtime.export_int8(model, tmp_path / "model.onnx")
     assert not any(module.training for module in model.modules())
+
+
+def test_a_start_with_the_export_imports_no_modeling_code(mean_onnx_and_fp32, tmp_path):
+    """In a fresh process (as gunicorn's master): the mean-pooling model's labels and token limit
+    come from its config without importing transformers' modeling code (1.8 s of CPU per start)."""
+    import json
+    import subprocess
+
+    _, fp32 = mean_onnx_and_fp32
+    copy_model(fp32.model.name_or_path, tmp_path)
+    onnx_runtime.export_into(tmp_path, fp32.model)
+    probe = (
+        "import json, sys; from sagebert.inference import model_fn; m = model_fn(sys.argv[1], 'onnx-int8'); "
+        "print(json.dumps([m.label_names, m.max_length, m.model.path.name, "
+        "sorted(k for k in ('transformers.modeling_utils', 'sagebert.pooling', 'onnxruntime') if k in sys.modules)]))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True)
+    labels, max_length, name, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (labels, max_length, name) == (fp32.label_names, fp32.max_length, onnx_runtime.export_name(tmp_path))
+    assert imported == []
