@@ -292,6 +292,13 @@ def job_resources(parser: argparse.ArgumentParser, *, trials: bool) -> None:
         metavar="SECONDS",
         help=f"MaxRuntimeInSeconds{each}, at most 2419200 = 28 days (default {MAX_RUN_DEFAULT})",
     )
+    cost.add_argument(
+        "--keep-alive",
+        type=seconds,
+        metavar="SECONDS",
+        help=f"KeepAlivePeriodInSeconds, 0-3600: keep the instances{each} in a warm pool this long after the job, "
+        "for the next job of the same instance type and count (billed while idle; README: Warm pools)",
+    )
     cost.add_argument("--spot", action="store_true", help="managed spot training")
     cost.add_argument(
         "--max-wait",

@@ -98,9 +98,24 @@ def algorithm_specification(image: str) -> dict:
     }
 
 
-def resource_config(instance_type: str, instance_count: int, volume_size_gb: int) -> dict:
-    """The instances of a job (or of each tuning trial)."""
-    return {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
+# ResourceConfig.KeepAlivePeriodInSeconds (API reference): how long a warm pool keeps the instances.
+KEEP_ALIVE_MAX = 3600
+
+
+def resource_config(
+    instance_type: str, instance_count: int, volume_size_gb: int, keep_alive_s: int | None = None
+) -> dict:
+    """The instances of a job (or of each tuning trial); ``keep_alive_s`` keeps them in a warm pool
+    after the job for the next matching job (0 to 3600 s)."""
+    config = {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
+    if keep_alive_s is not None:
+        if not 0 <= keep_alive_s <= KEEP_ALIVE_MAX:
+            raise InvalidRequestError(
+                f"--keep-alive is {keep_alive_s} s; SageMaker keeps a warm pool 0 to {KEEP_ALIVE_MAX} s.",
+                f"Pass --keep-alive between 0 and {KEEP_ALIVE_MAX}.",
+            )
+        config["KeepAlivePeriodInSeconds"] = keep_alive_s
+    return config
 
 
 def input_data_config(channels: Mapping[str, str]) -> list[dict]:
@@ -137,6 +152,7 @@ class TrainingJobSpec:
     checkpoint_s3: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    keep_alive_s: int | None = None
 
     def stopping_condition(self) -> dict[str, int]:
         return stopping_condition(self.max_run, self.spot, self.max_wait)
@@ -157,7 +173,9 @@ def create_training_job_request(spec: TrainingJobSpec) -> dict:
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
+        "ResourceConfig": resource_config(
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.keep_alive_s
+        ),
         "StoppingCondition": spec.stopping_condition(),
         "EnableManagedSpotTraining": spec.spot,
     }

@@ -147,6 +147,7 @@ class TuningSpec:
     warm_start_type: str = "identical"
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    keep_alive_s: int | None = None
 
 
 def _check(spec: TuningSpec) -> None:
@@ -211,7 +212,9 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
         "StaticHyperParameters": dict(spec.static_hyperparameters),
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": resource_config(spec.instance_type, spec.instance_count, spec.volume_size_gb),
+        "ResourceConfig": resource_config(
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.keep_alive_s
+        ),
         "StoppingCondition": stopping_condition(spec.max_run, spec.spot, spec.max_wait),
         "EnableManagedSpotTraining": spec.spot,
     }
