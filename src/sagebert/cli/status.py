@@ -8,7 +8,7 @@ from ..aws.gate import metrics_from_tags
 from ..aws.validation import InvalidRequestError
 from . import options
 from .output import FAILED, OK, say
-from .progress import follow_job, print_training_summary
+from .progress import explain_endpoint, follow_job, print_training_summary
 from .transform import follow_transform
 from .tune import follow_tuning, print_trials
 
@@ -88,6 +88,7 @@ def _endpoint(args, clients: AwsClients) -> int:
         say(f"  metric             {name} = {value:.4f}")
     if endpoint.get("FailureReason"):
         say(f"  failure reason     {endpoint['FailureReason']}")
+        explain_endpoint(clients, args.endpoint, endpoint)
     return OK if endpoint["EndpointStatus"] not in ("Failed", "UpdateRollbackFailed") else FAILED
 
 
