@@ -117,6 +117,92 @@ def test_deploy_multi_model_sends_mode_multimodel_and_the_prefix(cli, clients, s
     assert container["ModelDataUrl"] == f"s3://{fake.bucket}/models/"
 
 
+MODEL_FILES = {
+    "config.json": b'{"model_type": "bert"}',
+    "model.safetensors": bytes(range(256)) * 64,
+    "model.int8-0123456789abcdef.onnx": b"onnx bytes",
+    "1_Pooling/config.json": b"{}",
+}
+
+
+def put_model_archive(clients, bucket: str, key: str, model_files: dict[str, bytes]) -> str:
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as archive:
+        for name, content in model_files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=data.getvalue())
+    return f"s3://{bucket}/{key}"
+
+
+def objects_under(clients, bucket: str, prefix: str) -> dict[str, bytes]:
+    listing = clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"][len(prefix) :]: clients.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
+
+
+def test_deploy_uncompressed_unpacks_the_archive_beside_it_once_and_sends_model_data_source(
+    cli, clients, sent, fake, bucket
+):
+    archive = put_model_archive(clients, bucket, "sagebert/output/job-1/output/model.tar.gz", MODEL_FILES)
+    prefix = "sagebert/output/job-1/output/model/"
+    common = ("--model-data", archive, "--image", fake.image, "--role", fake.role_arn, "--uncompressed")
+
+    first = deploy(cli, clients, *common)
+
+    assert first.code == 0, first.err
+    assert objects_under(clients, bucket, prefix) == MODEL_FILES  # every file, byte for byte, nothing else
+    container = sent.one("CreateModel")["PrimaryContainer"]
+    assert "ModelDataUrl" not in container
+    assert container["ModelDataSource"] == {
+        "S3DataSource": {"S3Uri": f"s3://{bucket}/{prefix}", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    }
+    assert f"model data unpacked: 4 files, 0.0 MB under s3://{bucket}/{prefix}" in first.lines
+    uploads = len(sent("PutObject"))
+
+    second = cli("deploy", "--endpoint", "second", "--poll-interval", "0", *common, clients=clients)
+
+    assert second.code == 0, second.err
+    assert len(sent("PutObject")) == uploads and sent("GetObject")[-1]["Key"].endswith(".unpacked.json")
+    assert f"model data already unpacked: 4 files, 0.0 MB under s3://{bucket}/{prefix}" in second.lines
+
+
+def test_a_new_archive_at_the_same_place_is_unpacked_again_without_the_old_files(cli, clients, sent, fake, bucket):
+    key = "sagebert/output/job-1/output/model.tar.gz"
+    archive = put_model_archive(clients, bucket, key, MODEL_FILES)
+    common = ("--model-data", archive, "--image", fake.image, "--role", fake.role_arn, "--uncompressed")
+    assert deploy(cli, clients, *common).code == 0
+    retrained = {"config.json": b'{"model_type": "bert", "retrained": true}', "model.safetensors": b"new weights"}
+    put_model_archive(clients, bucket, key, retrained)
+
+    result = cli("deploy", "--endpoint", "second", "--poll-interval", "0", *common, clients=clients)
+
+    assert result.code == 0, result.err
+    assert objects_under(clients, bucket, "sagebert/output/job-1/output/model/") == retrained
+
+
+def test_deploy_uncompressed_is_refused_for_a_multi_model_endpoint_before_anything_is_sent(cli, clients, sent, fake):
+    result = deploy(
+        cli,
+        clients,
+        "--multi-model",
+        f"s3://{fake.bucket}/models",
+        "--image",
+        fake.image,
+        "--role",
+        fake.role_arn,
+        "--uncompressed",
+    )
+
+    assert result.code == 1
+    assert "--uncompressed does not apply to a multi-model endpoint" in result.err
+    assert "loads each model's model.tar.gz from its prefix on demand" in result.err
+    assert sent.calls == []
+
+
 def test_deploy_from_model_data_needs_the_image_and_role(cli, clients, sent, fake):
     result = deploy(cli, clients, "--model-data", f"s3://{fake.bucket}/m/model.tar.gz")
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
-from ..aws import endpoints
+from ..aws import endpoints, storage
 from ..aws.build.common import image_region_warning
 from ..aws.build.hosting import (
     DEFAULT_INSTANCE_TYPE,
     AsyncSpec,
+    ContainerSpec,
     DataCaptureSpec,
     HostingSpec,
     ServerlessSpec,
     VariantSpec,
     check_kind,
     hosting_plan,
+    uncompressed_model_data_source,
 )
 from ..aws.clients import AwsClients, role_arn
 from ..aws.gate import metric_tags
@@ -59,8 +63,27 @@ def register(sub) -> None:
         metavar="SECONDS",
         help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)",
     )
+    options.uncompressed(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
+
+
+def uncompressed_container(clients: AwsClients, container: ContainerSpec) -> ContainerSpec:
+    """``container`` served from its model.tar.gz's files unpacked beside it in S3 (unpacked there
+    now unless an earlier call already did it for this archive)."""
+    if container.uncompressed:
+        return container
+    if container.model_package:
+        raise InvalidRequestError(
+            "--uncompressed unpacks a model.tar.gz; a model package names its own model data.",
+            "Drop --uncompressed, or deploy from --training-job JOB or --model-data s3://.../model.tar.gz.",
+        )
+    uncompressed_model_data_source(container.model_data or "s3://bucket/", container.multi_model)
+    with tempfile.TemporaryDirectory(prefix="sagebert-unpack-") as scratch:
+        unpacked = storage.unpack_model_archive(clients, container.model_data or "", Path(scratch))
+    done = "unpacked" if unpacked.uploaded else "already unpacked"
+    say(f"model data {done}: {unpacked.files} files, {unpacked.size / 1e6:.1f} MB under {unpacked.prefix}")
+    return replace(container, model_data=unpacked.prefix, uncompressed=True)
 
 
 def _variant(args) -> VariantSpec:
@@ -127,6 +150,8 @@ def run(args, clients: AwsClients) -> int:
     # Everything local is checked before the first call to AWS.
     variant, async_config, capture = _variant(args), _async(args), data_capture(args)
     check_kind(variant, async_config, capture, multi_model=bool(args.multi_model))
+    if args.uncompressed and args.multi_model:
+        uncompressed_model_data_source(args.multi_model, multi_model=True)  # refuses, saying why
     environment, tags = options.pairs_to_dict(args.env, "--env"), options.pairs_to_dict(args.tag, "--tag")
     source = model_source.from_args(args, clients)
     packaged = bool(source.container.model_package)
@@ -140,8 +165,11 @@ def run(args, clients: AwsClients) -> int:
             f"{' and '.join(missing)} needed: without --training-job there is no job to take them from.",
             "Pass " + " and ".join(f"{m} ..." for m in missing) + ".",
         )
+    container = replace(source.container, image=image, environment=environment)
+    if args.uncompressed:
+        container = uncompressed_container(clients, container)
     spec = HostingSpec(
-        container=replace(source.container, image=image, environment=environment),
+        container=container,
         role_arn=role_arn(clients, role),
         variant=variant,
         async_config=async_config,

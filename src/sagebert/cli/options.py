@@ -323,3 +323,14 @@ def data_location(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="S3_URI", help="folder holding training/ and testing/")
     parser.add_argument("--pretrained", metavar="S3_URI", help="base model files for the pretrained channel")
     parser.add_argument("--output", metavar="S3_URI", help="S3OutputPath (default: output/ next to --data)")
+
+
+def uncompressed(parser: argparse.ArgumentParser) -> None:
+    """deploy/update --uncompressed: the model's files unpacked in S3 instead of its model.tar.gz."""
+    parser.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="serve the model's files unpacked under the prefix beside its model.tar.gz (unpacked there once): "
+        "ModelDataSource with CompressionType None, no download-and-untar at each instance's start; "
+        "not for multi-model endpoints",
+    )

@@ -37,6 +37,7 @@ def register(sub) -> None:
         p, required=False, multi_model=False, model_data_help="a model.tar.gz (a prefix for a multi-model endpoint)"
     )
     options.hosting(p, defaults=False)
+    options.uncompressed(p)
     p.add_argument(
         "--keep-image",
         action="store_true",
@@ -240,7 +241,9 @@ def run(args, clients: AwsClients) -> int:
     capture = deploy.data_capture(args)
     current = endpoints.running(clients, args.endpoint)
     endpoints.require_in_service(current.endpoint)
-    changes_given = any((args.image, args.role, environment, args.instance_type, args.instance_count, capture))
+    changes_given = any(
+        (args.image, args.role, environment, args.instance_type, args.instance_count, capture, args.uncompressed)
+    )
     source = _candidate(args, clients, current, changes_given)
     image, image_line = choose_image(
         current.container, source.container if source else None, args.image, args.keep_image
@@ -252,6 +255,10 @@ def run(args, clients: AwsClients) -> int:
         if stop is not None:
             return stop
     container, model_tags = _container_and_tags(clients, current, source, image)
+    if args.uncompressed:
+        running = container or current.container
+        unpacked = deploy.uncompressed_container(clients, running)
+        container = unpacked if container is not None or unpacked != running else None
     spec = updated_spec(
         current,
         Changes(
