@@ -13,16 +13,17 @@ Each round runs every case in turn, in a shuffled order, each from a fresh direc
 - old, new: model.tar.gz extracted (what SageMaker does before it starts the container; timed);
 - new, uncompressed: the unpacked files copied (what SageMaker does for ModelDataSource with
   CompressionType None; timed);
-then `docker run IMAGE serve` with that directory mounted read-only at /opt/ml/model, timed to the
-first 200 on /ping (polled every 20 ms), and the container's CPU seconds at that moment (its
-cgroup's accounting: hardly moved by other load on the machine, unlike wall time). Medians over
-the rounds. Writes benchmarks/results/coldstart.json and prints a Markdown table.
+each written to disk (sync, timed with it), then `docker run IMAGE serve` with that directory
+mounted read-only at /opt/ml/model, timed to the first 200 on /ping (polled every 20 ms), and the
+container's CPU seconds at that moment (its cgroup's accounting: hardly moved by other load on the
+machine, unlike wall time). Medians over the rounds. Writes benchmarks/results/coldstart.json and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -102,6 +103,7 @@ def one_start(image: str, case: str, made: dict[str, Path], scratch: Path) -> di
     else:
         with tarfile.open(made["old" if case == CASES[0] else "new"]) as archive:
             archive.extractall(model_dir, filter="data")
+    os.sync()  # the files on disk before the container starts: its start is not charged the write-back
     prepared = time.monotonic() - started
     container = Container.start(image, ["serve"], {f"{model_dir}": "/opt/ml/model:ro"}, {}, "bench-coldstart")
     try:
