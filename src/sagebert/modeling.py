@@ -136,13 +136,10 @@ def resolve_base_model(
 ) -> BaseModelChoice:
     """The base model, in order: the `pretrained` channel, `model_name_or_path`, the baked-in default.
 
-    A model.tar.gz in the channel is unpacked under ``scratch`` (default: the warm pool's cache, where
-    the next job on the same instance finds it, else ``scratch_dir()``).
+    A model.tar.gz in the channel is unpacked under ``scratch`` (default: ``scratch_dir()``).
     """
     if pretrained_channel is not None:
-        from .training.warm_pool import cache_dir
-
-        return _from_pretrained_channel(pretrained_channel, scratch or cache_dir() or scratch_dir())
+        return _from_pretrained_channel(pretrained_channel, scratch or scratch_dir())
     if model_name_or_path:
         return BaseModelChoice(model_name_or_path, "model_name_or_path", model_name_or_path)
     directory = baked_in_model_dir()

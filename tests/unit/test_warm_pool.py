@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from sagebert import files, modeling
+from sagebert import files
 from sagebert.data import LabelledTexts
 from sagebert.training import batches, warm_pool
 from support import TRAIN_CSV, read_rows
@@ -89,15 +89,35 @@ def test_outside_a_warm_pool_nothing_is_kept(tmp_path, monkeypatch, tokenizer):
     assert tokenizer.texts == 2 * len(TEXTS) and list(tmp_path.iterdir()) == []
 
 
-def test_a_pretrained_archive_is_unpacked_once_into_the_warm_pool(cache, tiny_bert, tmp_path, monkeypatch):
-    channel = tmp_path / "pretrained"
-    channel.mkdir()
-    with tarfile.open(channel / "model.tar.gz", "w:gz") as archive:
+def test_a_second_job_on_the_instance_reuses_the_unpacked_archive_and_the_tokens(
+    cache, tiny_bert, tmp_path, monkeypatch, caplog
+):
+    """Two training jobs, as on one warm pool's instance: the second unpacks and tokenizes nothing."""
+    from sagebert.environment import TrainingEnvironment
+    from sagebert.hyperparameters import load
+    from sagebert.training import train
+    from support import make_opt_ml
+
+    archived = tmp_path / "archived"
+    archived.mkdir()
+    with tarfile.open(archived / "model.tar.gz", "w:gz") as archive:
         for path in sorted(tiny_bert.iterdir()):
             archive.add(path, arcname=path.name)
-    first = modeling.resolve_base_model(channel, "")
-    assert first.source.startswith(str(cache))
+    hyperparameters = {"epochs": 1, "train_batch_size": 16, "learning_rate": 1e-3, "max_length": 32}
+
+    def job(number: int) -> None:
+        base = make_opt_ml(
+            tmp_path / f"job{number}", train_rows=48, test_rows=16, pretrained=archived, hyperparameters=hyperparameters
+        )
+        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+        env = TrainingEnvironment.read(base)
+        train(load(env.hyperparameters), env)
+
+    job(1)
+    assert len([p for p in cache.glob("pretrained-*") if p.is_dir()]) == 1  # the archive, unpacked there
+    assert len(list((cache / "tokenized").glob("*.json"))) == 2  # training and evaluation data
 
     monkeypatch.setattr(files, "extract_tar", lambda *args: pytest.fail("unpacked again"))
-    second = modeling.resolve_base_model(channel, "")
-    assert second.source == first.source and second.content_digest == first.content_digest
+    caplog.set_level("INFO")
+    job(2)
+    assert sum("warm pool cache: reusing" in r.getMessage() for r in caplog.records) == 2

@@ -80,7 +80,10 @@ def train(
     try:
         set_seed(hp.seed)  # before the model loads: the new classifier head is drawn from it
         datasets = batches.load_datasets(env, hp)
-        base = modeling.resolve_base_model(env.channel(PRETRAINED_CHANNEL), hp.model_name_or_path)
+        # On a warm pool's instance, a pretrained archive is unpacked into its cache, where the next job finds it.
+        base = modeling.resolve_base_model(
+            env.channel(PRETRAINED_CHANNEL), hp.model_name_or_path, scratch=warm_pool.cache_dir()
+        )
         pooling = modeling.resolve_pooling(base, hp.pooling)
         tokenizer, model = modeling.load_for_training(base, hp.label_names, hp.max_length, pooling)
         # On a warm pool's instance, tokenized data is kept for (and taken from) the jobs that follow.
