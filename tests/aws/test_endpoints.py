@@ -184,6 +184,28 @@ def test_a_new_archive_at_the_same_place_is_unpacked_again_without_the_old_files
     assert objects_under(clients, bucket, "sagebert/output/job-1/output/model/") == retrained
 
 
+def test_update_uncompressed_serves_the_running_models_files_unpacked(cli, clients, sent, fake, bucket):
+    archive = put_model_archive(clients, bucket, "sagebert/output/job-1/output/model.tar.gz", MODEL_FILES)
+    assert deploy(cli, clients, "--model-data", archive, "--image", fake.image, "--role", fake.role_arn).code == 0
+
+    def accepted(params, **_):  # moto answers UpdateEndpoint with a 500: SageMaker's answer, after validation
+        from types import SimpleNamespace
+
+        return SimpleNamespace(status_code=200, headers={}), {
+            "EndpointArn": f"arn:aws:sagemaker:x:1:endpoint/{ENDPOINT}"
+        }
+
+    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", accepted)
+    result = cli("update", "--endpoint", ENDPOINT, "--uncompressed", "--no-wait", clients=clients)
+
+    assert result.code == 0, result.err
+    first, second = (request["PrimaryContainer"] for request in sent("CreateModel"))
+    assert first["ModelDataUrl"] == archive and "ModelDataSource" not in first
+    assert second["ModelDataSource"]["S3DataSource"]["S3Uri"] == f"s3://{bucket}/sagebert/output/job-1/output/model/"
+    assert "ModelDataUrl" not in second and second["Image"] == fake.image
+    assert objects_under(clients, bucket, "sagebert/output/job-1/output/model/") == MODEL_FILES
+
+
 def test_deploy_uncompressed_is_refused_for_a_multi_model_endpoint_before_anything_is_sent(cli, clients, sent, fake):
     result = deploy(
         cli,
