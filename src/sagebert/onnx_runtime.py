@@ -111,7 +111,11 @@ class _Logits(torch.nn.Module):
 
 def export_name(model_dir: Path) -> str:
     """The file name of the int8 export of the model in ``model_dir`` (its fingerprint in it)."""
-    return f"{ONNX_PREFIX}{fingerprint(model_dir)}{ONNX_SUFFIX}"
+    return _file_name(fingerprint(model_dir))
+
+
+def _file_name(made_from: str) -> str:
+    return f"{ONNX_PREFIX}{made_from}{ONNX_SUFFIX}"
 
 
 def export_int8(model: torch.nn.Module, destination: Path, made_from: str | None = None) -> Path:
@@ -166,9 +170,8 @@ def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier
     valid ONNX model; None otherwise (the caller exports). Needs neither torch's weights nor
     onnxruntime in this process."""
     made_from = fingerprint(model_dir)
-    name = f"{ONNX_PREFIX}{made_from}{ONNX_SUFFIX}"
     for directory in (model_dir, _cache_dir(model_dir)):
-        path = directory / name
+        path = directory / _file_name(made_from)
         if path.exists():
             try:
                 return OnnxClassifier(path, threads, made_from=made_from)
@@ -181,7 +184,7 @@ def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, when ``load_verified`` found no export:
     into ``model_dir`` if it is writable, else into the cache folder."""
     made_from = fingerprint(model_dir)
-    name = f"{ONNX_PREFIX}{made_from}{ONNX_SUFFIX}"
+    name = _file_name(made_from)
     target = model_dir / name if os.access(model_dir, os.W_OK) else _cache_dir(model_dir) / name
     started = time.monotonic()
     export_int8(model, target, made_from)
@@ -193,7 +196,7 @@ def export_into(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, into ``model_dir`` itself (what a
     training job does last, so that serving starts without exporting)."""
     made_from = fingerprint(model_dir)
-    return export_int8(model, model_dir / f"{ONNX_PREFIX}{made_from}{ONNX_SUFFIX}", made_from)
+    return export_int8(model, model_dir / _file_name(made_from), made_from)
 
 
 # onnxruntime's dynamic quantization of the MatMuls' weights to signed int8, in a process of its own.
