@@ -17,8 +17,8 @@ from ..aws.build.hosting import (
     ServerlessSpec,
     VariantSpec,
     check_kind,
+    check_uncompressed,
     hosting_plan,
-    uncompressed_model_data_source,
 )
 from ..aws.clients import AwsClients, role_arn
 from ..aws.gate import metric_tags
@@ -78,7 +78,7 @@ def uncompressed_container(clients: AwsClients, container: ContainerSpec) -> Con
             "--uncompressed unpacks a model.tar.gz; a model package names its own model data.",
             "Drop --uncompressed, or deploy from --training-job JOB or --model-data s3://.../model.tar.gz.",
         )
-    uncompressed_model_data_source(container.model_data or "s3://bucket/", container.multi_model)
+    check_uncompressed(container.multi_model)
     with tempfile.TemporaryDirectory(prefix="sagebert-unpack-") as scratch:
         unpacked = storage.unpack_model_archive(clients, container.model_data or "", Path(scratch))
     done = "unpacked" if unpacked.uploaded else "already unpacked"
@@ -150,8 +150,8 @@ def run(args, clients: AwsClients) -> int:
     # Everything local is checked before the first call to AWS.
     variant, async_config, capture = _variant(args), _async(args), data_capture(args)
     check_kind(variant, async_config, capture, multi_model=bool(args.multi_model))
-    if args.uncompressed and args.multi_model:
-        uncompressed_model_data_source(args.multi_model, multi_model=True)  # refuses, saying why
+    if args.uncompressed:
+        check_uncompressed(bool(args.multi_model))
     environment, tags = options.pairs_to_dict(args.env, "--env"), options.pairs_to_dict(args.tag, "--tag")
     source = model_source.from_args(args, clients)
     packaged = bool(source.container.model_package)

@@ -60,16 +60,21 @@ def model_data_url(uri: str, multi_model: bool) -> str:
     return location.uri
 
 
-def uncompressed_model_data_source(uri: str, multi_model: bool = False) -> dict:
-    """ModelDataSource for model files stored unpacked under an S3 prefix: SageMaker copies them
-    into /opt/ml/model as they are (no download and untar of a model.tar.gz). Not for multi-model
-    endpoints, which load archives from their prefix on demand."""
+def check_uncompressed(multi_model: bool) -> None:
+    """Refuse uncompressed model data for a multi-model endpoint, saying why."""
     if multi_model:
         raise InvalidRequestError(
             "--uncompressed does not apply to a multi-model endpoint: it loads each model's model.tar.gz from "
             "its prefix on demand, and SageMaker takes no uncompressed model data for it.",
             "Drop --uncompressed (or deploy the model on its own endpoint).",
         )
+
+
+def uncompressed_model_data_source(uri: str, multi_model: bool = False) -> dict:
+    """ModelDataSource for model files stored unpacked under an S3 prefix: SageMaker copies them
+    into /opt/ml/model as they are (no download and untar of a model.tar.gz). Not for multi-model
+    endpoints, which load archives from their prefix on demand."""
+    check_uncompressed(multi_model)
     prefix = S3Location.parse(uri, "uncompressed model data location").as_prefix()
     return {"S3DataSource": {"S3Uri": prefix.uri, "S3DataType": "S3Prefix", "CompressionType": "None"}}
 
