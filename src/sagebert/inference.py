@@ -241,12 +241,18 @@ def _apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
 
 def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE) -> InferenceModel:
     """Load a trained model directory (the root of model.tar.gz) for inference."""
-    trained = load_model_dir(Path(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     chosen = resolve_precision(precision, device)
-    model: torch.nn.Module | OnnxClassifier
+    # The onnx-int8 export that training made (or an earlier start), verified by its fingerprint:
+    # then the torch weights are never loaded, the largest part of a cold start (BENCHMARKS.md).
+    model: torch.nn.Module | OnnxClassifier | None = (
+        onnx_runtime.load_verified(Path(model_dir)) if chosen == "onnx-int8" else None
+    )
+    trained = load_model_dir(Path(model_dir), weights=model is None)
     if chosen == "onnx-int8":
-        model = OnnxClassifier(onnx_runtime.ensure_int8(Path(model_dir), trained.model))
+        if model is None:  # a model.tar.gz from an older sagebert, or other library versions
+            log.info("%s holds no ONNX export for these weights and libraries: exporting it now", model_dir)
+            model = OnnxClassifier(onnx_runtime.export_at_start(Path(model_dir), trained.model))
     else:
         model = _apply_precision(trained.model.to(device), chosen)
         model.eval()

@@ -334,6 +334,25 @@ def save_model_dir(
 
 
 @dataclass
+class _ConfigFacts:
+    """What serving needs from config.json, read as JSON: going through transformers' config
+    classes would import sagebert.pooling and with it transformers' modeling code, 1.8 s of CPU at
+    every start (BENCHMARKS.md) for a server that runs the ONNX export instead."""
+
+    id2label: dict
+    num_labels: int
+    max_position_embeddings: int | None
+
+    @classmethod
+    def read(cls, path: Path) -> _ConfigFacts:
+        config = json.loads(path.read_text())
+        id2label = {int(key): value for key, value in (config.get("id2label") or {}).items()}
+        # sagebert's mean-pooling head keeps its encoder's settings in "encoder" (pooling.MeanPoolingConfig)
+        limit = config.get("max_position_embeddings") or (config.get("encoder") or {}).get("max_position_embeddings")
+        return cls(id2label, len(id2label) or int(config.get("num_labels", 2)), limit)
+
+
+@dataclass
 class TrainedModel:
     """A fine-tuned classifier loaded for inference."""
 
@@ -344,14 +363,19 @@ class TrainedModel:
     directory: Path
 
 
-def load_model_dir(directory: Path) -> TrainedModel:
-    """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier)."""
+def load_model_dir(directory: Path, weights: bool = True) -> TrainedModel:
+    """Load a model directory written by ``save_model_dir`` (or any HF sequence classifier).
+
+    ``weights=False`` reads the config and tokenizer only (``model`` is None): for a server that
+    runs the directory's ONNX export instead of the torch model.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .pooling import register
-
     quiet_transformers()
-    register()  # a model trained with pooling=mean has sagebert's own model type
+    if weights:
+        from .pooling import register
+
+        register()  # a model trained with pooling=mean has sagebert's own model type
     directory = Path(directory)
     if not (directory / "config.json").exists():
         present = (
@@ -365,18 +389,20 @@ def load_model_dir(directory: Path) -> TrainedModel:
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForSequenceClassification.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(directory) if weights else None
+        config = model.config if model is not None else _ConfigFacts.read(directory / "config.json")
     except (OSError, ValueError, KeyError) as exc:
         raise ModelSourceError(
             f"Could not load the model in {directory} ({' '.join(str(exc).split())[:300]}).",
             "Deploy the unmodified model.tar.gz of a sagebert training job.",
         ) from exc
-    model.eval()
+    if model is not None:
+        model.eval()
     info = {}
     if (directory / SAGEBERT_FILE).exists():
         info = json.loads((directory / SAGEBERT_FILE).read_text())
-    id2label = getattr(model.config, "id2label", None) or {}
-    label_names = [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(model.config.num_labels)]
-    limit = getattr(model.config, "max_position_embeddings", 512) or 512
+    id2label = getattr(config, "id2label", None) or {}
+    label_names = [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(config.num_labels)]
+    limit = getattr(config, "max_position_embeddings", 512) or 512
     max_length = int(info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), limit))
     return TrainedModel(tokenizer, model, label_names, min(max_length, limit), directory)

@@ -3,12 +3,16 @@
 onnxruntime.
 
 The export is generic: it traces whatever ``AutoModelForSequenceClassification`` loaded (a custom
-head registered with the Auto classes included) through a wrapper that returns the logits. It is
-made at serve start when the model directory has none (BENCHMARKS.md measures the cost) and kept
-in the model directory, or in a cache folder when the model directory is read-only, so that the
-next worker or start reuses it. The file name carries a fingerprint of the weights, the config
-and the library versions that made it: a new model, or new versions of torch or onnxruntime, get
-a new export instead of a stale one.
+head registered with the Auto classes included) through a wrapper that returns the logits. A
+training job makes it as its last step, into the model directory, so it travels in model.tar.gz
+and a serving start only verifies it (``load_verified``) without loading the torch weights. A model
+directory without a valid one (trained by an older sagebert, or with other library versions) gets
+it at serve start (BENCHMARKS.md measures the cost), kept in the model directory, or in a cache
+folder when the model directory is read-only, so that the next worker or start reuses it. The
+file name carries a fingerprint of the weights, the config and the library versions that made it,
+and the file itself carries the same fingerprint in its metadata: a new model, new versions of
+torch or onnxruntime, or a file renamed from another model's export, get a new export instead of a
+stale one.
 
 Like torch's int8, onnxruntime's dynamic quantization scales activations per forward pass, so a
 text's answer would depend on its batch-mates: the caller runs every text on its own.
@@ -47,6 +51,7 @@ ONNX_SUFFIX = ".onnx"
 CACHE_DIR_ENV = "SAGEBERT_ONNX_CACHE_DIR"
 OPSET = 17
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
+FINGERPRINT_KEY = "sagebert_fingerprint"  # the ONNX file's metadata entry that names the weights it was made from
 
 
 class OnnxRuntimeMissingError(SagebertError):
@@ -104,9 +109,19 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export_int8(model: torch.nn.Module, destination: Path) -> Path:
+def export_name(model_dir: Path) -> str:
+    """The file name of the int8 export of the model in ``model_dir`` (its fingerprint in it)."""
+    return _file_name(fingerprint(model_dir))
+
+
+def _file_name(made_from: str) -> str:
+    return f"{ONNX_PREFIX}{made_from}{ONNX_SUFFIX}"
+
+
+def export_int8(model: torch.nn.Module, destination: Path, made_from: str | None = None) -> Path:
     """Export ``model`` to ONNX, quantize its MatMuls dynamically to int8, and write the result to
-    ``destination`` (atomically: a reader never sees half a file)."""
+    ``destination`` (atomically: a reader never sees half a file). ``made_from``, the fingerprint of
+    the model directory the weights came from, is written into the file's metadata."""
     _runtime_version()
     destination.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval()
@@ -120,7 +135,9 @@ def export_int8(model: torch.nn.Module, destination: Path) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python conditions on shapes
             torch.onnx.export(
-                _Logits(model),
+                # In eval mode: the exporter puts the module back in the mode it found it in, and a
+                # new module is in training mode, which would leave the caller's model with dropout on.
+                _Logits(model).eval(),
                 (input_ids, attention_mask),
                 str(fp32),
                 input_names=["input_ids", "attention_mask"],
@@ -131,6 +148,12 @@ def export_int8(model: torch.nn.Module, destination: Path) -> Path:
             )
         int8 = Path(scratch) / "model.int8.onnx"
         _quantize_in_a_child(fp32, int8)
+        if made_from:
+            import onnx
+
+            graph = onnx.load(str(int8))
+            graph.metadata_props.add(key=FINGERPRINT_KEY, value=made_from)
+            onnx.save(graph, str(int8))
         os.replace(int8, destination)
     return destination
 
@@ -141,17 +164,39 @@ def _cache_dir(model_dir: Path) -> Path:
     return Path(root) / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
 
 
-def ensure_int8(model_dir: Path, model: torch.nn.Module) -> Path:
-    """The int8 ONNX file of the model in ``model_dir``: the one already there, or a new export."""
-    name = f"{ONNX_PREFIX}{fingerprint(model_dir)}{ONNX_SUFFIX}"
+def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier | None:
+    """The int8 export of the model in ``model_dir`` (from training, or from an earlier start), if
+    one whose name and metadata both carry the fingerprint of these weights is there and reads as a
+    valid ONNX model; None otherwise (the caller exports). Needs neither torch's weights nor
+    onnxruntime in this process."""
+    made_from = fingerprint(model_dir)
     for directory in (model_dir, _cache_dir(model_dir)):
-        if (directory / name).exists():
-            return directory / name
+        path = directory / _file_name(made_from)
+        if path.exists():
+            try:
+                return OnnxClassifier(path, threads, made_from=made_from)
+            except SagebertError as exc:
+                log.warning("not using %s: %s Exporting the model again.", path, exc.message)
+    return None
+
+
+def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
+    """Export ``model``, whose weights ``model_dir`` holds, when ``load_verified`` found no export:
+    into ``model_dir`` if it is writable, else into the cache folder."""
+    made_from = fingerprint(model_dir)
+    name = _file_name(made_from)
     target = model_dir / name if os.access(model_dir, os.W_OK) else _cache_dir(model_dir) / name
     started = time.monotonic()
-    export_int8(model, target)
+    export_int8(model, target, made_from)
     log.info("exported the model to ONNX int8 in %.1f s: %s", time.monotonic() - started, target)
     return target
+
+
+def export_into(model_dir: Path, model: torch.nn.Module) -> Path:
+    """Export ``model``, whose weights ``model_dir`` holds, into ``model_dir`` itself (what a
+    training job does last, so that serving starts without exporting)."""
+    made_from = fingerprint(model_dir)
+    return export_int8(model, model_dir / _file_name(made_from), made_from)
 
 
 # onnxruntime's dynamic quantization of the MatMuls' weights to signed int8, in a process of its own.
@@ -174,7 +219,7 @@ class OnnxClassifier:
     """An exported classifier, called like the model on numpy arrays. The file is checked when this
     is made; the onnxruntime session is opened in each process on its first prediction."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, made_from: str | None = None):
         self.path = path
         self.threads = threads  # None: torch's thread count in the process, when it opens the session
         self._session: Any = None
@@ -182,9 +227,18 @@ class OnnxClassifier:
         try:
             import onnx
 
-            onnx.checker.check_model(onnx.load(str(path)))
+            graph = onnx.load(str(path))
+            onnx.checker.check_model(graph)
         except Exception as exc:  # a truncated or foreign file: protobuf's or onnx's own exception types
             raise self._unreadable(exc) from exc
+        if made_from is not None:
+            found = {entry.key: entry.value for entry in graph.metadata_props}.get(FINGERPRINT_KEY)
+            if found != made_from:
+                raise SagebertError(
+                    f"{path} was made from other weights or library versions "
+                    f"(fingerprint {found or 'absent'}, these weights: {made_from}).",
+                    "Delete that file: the next start exports the model again.",
+                )
 
     def _unreadable(self, exc: BaseException) -> SagebertError:
         return SagebertError(

@@ -117,6 +117,114 @@ def test_deploy_multi_model_sends_mode_multimodel_and_the_prefix(cli, clients, s
     assert container["ModelDataUrl"] == f"s3://{fake.bucket}/models/"
 
 
+MODEL_FILES = {
+    "config.json": b'{"model_type": "bert"}',
+    "model.safetensors": bytes(range(256)) * 64,
+    "model.int8-0123456789abcdef.onnx": b"onnx bytes",
+    "1_Pooling/config.json": b"{}",
+}
+
+
+def put_model_archive(clients, bucket: str, key: str, model_files: dict[str, bytes]) -> str:
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as archive:
+        for name, content in model_files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=data.getvalue())
+    return f"s3://{bucket}/{key}"
+
+
+def objects_under(clients, bucket: str, prefix: str) -> dict[str, bytes]:
+    listing = clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"][len(prefix) :]: clients.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
+
+
+def test_deploy_uncompressed_unpacks_the_archive_beside_it_once_and_sends_model_data_source(
+    cli, clients, sent, fake, bucket
+):
+    archive = put_model_archive(clients, bucket, "sagebert/output/job-1/output/model.tar.gz", MODEL_FILES)
+    prefix = "sagebert/output/job-1/output/model/"
+    common = ("--model-data", archive, "--image", fake.image, "--role", fake.role_arn, "--uncompressed")
+
+    first = deploy(cli, clients, *common)
+
+    assert first.code == 0, first.err
+    assert objects_under(clients, bucket, prefix) == MODEL_FILES  # every file, byte for byte, nothing else
+    container = sent.one("CreateModel")["PrimaryContainer"]
+    assert "ModelDataUrl" not in container
+    assert container["ModelDataSource"] == {
+        "S3DataSource": {"S3Uri": f"s3://{bucket}/{prefix}", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    }
+    assert f"model data unpacked: 4 files, 0.0 MB under s3://{bucket}/{prefix}" in first.lines
+    uploads = len(sent("PutObject"))
+
+    second = cli("deploy", "--endpoint", "second", "--poll-interval", "0", *common, clients=clients)
+
+    assert second.code == 0, second.err
+    assert len(sent("PutObject")) == uploads and sent("GetObject")[-1]["Key"].endswith(".unpacked.json")
+    assert f"model data already unpacked: 4 files, 0.0 MB under s3://{bucket}/{prefix}" in second.lines
+
+
+def test_a_new_archive_at_the_same_place_is_unpacked_again_without_the_old_files(cli, clients, sent, fake, bucket):
+    key = "sagebert/output/job-1/output/model.tar.gz"
+    archive = put_model_archive(clients, bucket, key, MODEL_FILES)
+    common = ("--model-data", archive, "--image", fake.image, "--role", fake.role_arn, "--uncompressed")
+    assert deploy(cli, clients, *common).code == 0
+    retrained = {"config.json": b'{"model_type": "bert", "retrained": true}', "model.safetensors": b"new weights"}
+    put_model_archive(clients, bucket, key, retrained)
+
+    result = cli("deploy", "--endpoint", "second", "--poll-interval", "0", *common, clients=clients)
+
+    assert result.code == 0, result.err
+    assert objects_under(clients, bucket, "sagebert/output/job-1/output/model/") == retrained
+
+
+def test_update_uncompressed_serves_the_running_models_files_unpacked(cli, clients, sent, fake, bucket):
+    archive = put_model_archive(clients, bucket, "sagebert/output/job-1/output/model.tar.gz", MODEL_FILES)
+    assert deploy(cli, clients, "--model-data", archive, "--image", fake.image, "--role", fake.role_arn).code == 0
+
+    def accepted(params, **_):  # moto answers UpdateEndpoint with a 500: SageMaker's answer, after validation
+        from types import SimpleNamespace
+
+        return SimpleNamespace(status_code=200, headers={}), {
+            "EndpointArn": f"arn:aws:sagemaker:x:1:endpoint/{ENDPOINT}"
+        }
+
+    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", accepted)
+    result = cli("update", "--endpoint", ENDPOINT, "--uncompressed", "--no-wait", clients=clients)
+
+    assert result.code == 0, result.err
+    first, second = (request["PrimaryContainer"] for request in sent("CreateModel"))
+    assert first["ModelDataUrl"] == archive and "ModelDataSource" not in first
+    assert second["ModelDataSource"]["S3DataSource"]["S3Uri"] == f"s3://{bucket}/sagebert/output/job-1/output/model/"
+    assert "ModelDataUrl" not in second and second["Image"] == fake.image
+    assert objects_under(clients, bucket, "sagebert/output/job-1/output/model/") == MODEL_FILES
+
+
+def test_deploy_uncompressed_is_refused_for_a_multi_model_endpoint_before_anything_is_sent(cli, clients, sent, fake):
+    result = deploy(
+        cli,
+        clients,
+        "--multi-model",
+        f"s3://{fake.bucket}/models",
+        "--image",
+        fake.image,
+        "--role",
+        fake.role_arn,
+        "--uncompressed",
+    )
+
+    assert result.code == 1
+    assert "--uncompressed does not apply to a multi-model endpoint" in result.err
+    assert "loads each model's model.tar.gz from its prefix on demand" in result.err
+    assert sent.calls == []
+
+
 def test_deploy_from_model_data_needs_the_image_and_role(cli, clients, sent, fake):
     result = deploy(cli, clients, "--model-data", f"s3://{fake.bucket}/m/model.tar.gz")
 
@@ -188,6 +296,97 @@ def test_deploy_shows_progress_and_reports_the_failure_reason(cli, clients, fake
     assert (
         f"error: Endpoint {ENDPOINT} is Failed: The primary container did not pass the ping health check." in result.err
     )
+
+
+PING_FAILED = "The primary container for production variant AllTraffic did not pass the ping health check."
+MODEL_FAILED = (
+    "2026-12-07 19:17:40,567 ERROR sagebert.serving.app: loading the model failed: /opt/ml/model holds no model: "
+    "config.json is missing (model.int8-0.onnx)."
+)
+
+
+def seed_endpoint_log(clients, endpoint: str, streams: dict[str, list[str]]) -> None:
+    """What SageMaker writes for an endpoint: group /aws/sagemaker/Endpoints/NAME, one stream per
+    VARIANT/INSTANCE (moto writes none)."""
+    import time
+
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    clients.logs.create_log_group(logGroupName=group)
+    now = int(time.time() * 1000)
+    for offset, (stream, messages) in enumerate(streams.items()):
+        clients.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        events = [{"timestamp": now + 10 * i + offset, "message": m} for i, m in enumerate(messages)]
+        clients.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+
+def stub_failed_deploy(stub, described, name: str, *descriptions: dict) -> None:
+    job = described.training_job("job-1")
+    stub.add_response("describe_training_job", job, {"TrainingJobName": "job-1"})
+    described.not_found(stub, "describe_endpoint", described.arn("endpoint", ENDPOINT))
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:x:1:model/m"})
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:x:1:endpoint-config/c"})
+    stub.add_response("describe_endpoint_config", described.endpoint_config(name, name))
+    stub.add_response(
+        "create_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:x:1:endpoint/e"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": name},
+    )
+    for description in descriptions:
+        stub.add_response("describe_endpoint", description)
+
+
+def test_a_failed_deploy_names_the_usual_cause_and_the_containers_own_reason_from_its_log(
+    cli, clients, described, fixed_names
+):
+    name = fixed_names(ENDPOINT)
+    seed_endpoint_log(
+        clients,
+        ENDPOINT,
+        {
+            "AllTraffic/i-0aaa": ["2026-12-07 19:10:00,000 INFO sagebert.serve: serving /opt/ml/model", "older"],
+            "AllTraffic/i-0bbb": ["2026-12-07 19:17:39,000 INFO sagebert.serve: serving /opt/ml/model", MODEL_FAILED],
+        },
+    )
+    with Stubber(clients.sagemaker) as stub:
+        stub_failed_deploy(
+            stub, described, name, described.endpoint(ENDPOINT, "Failed", name, FailureReason=PING_FAILED)
+        )
+        result = deploy(cli, clients, "--training-job", "job-1")
+        stub.assert_no_pending_responses()
+
+    assert result.code == 1
+    assert f"error: Endpoint {ENDPOINT} is Failed: {PING_FAILED}" in result.err
+    assert "usual cause        the container did not answer GET /ping with 200 in time" in result.err
+    assert "container says     loading the model failed: /opt/ml/model holds no model: config.json is missing" in (
+        result.err
+    )
+    assert f"last 4 log lines of /aws/sagemaker/Endpoints/{ENDPOINT}:" in result.err
+    assert f"    [AllTraffic/i-0bbb] {MODEL_FAILED}" in result.err.splitlines()
+
+
+def test_a_deploy_that_times_out_shows_the_log_so_far(cli, clients, described, fixed_names):
+    name = fixed_names(ENDPOINT)
+    json_line = json.dumps({"level": "ERROR", "logger": "sagebert.serve", "message": "cannot start the server: x"})
+    seed_endpoint_log(clients, ENDPOINT, {"AllTraffic/i-0ccc": [json_line]})
+    with Stubber(clients.sagemaker) as stub:
+        stub_failed_deploy(stub, described, name, described.endpoint(ENDPOINT, "Creating", name))
+        result = deploy(cli, clients, "--training-job", "job-1", "--timeout", "0")
+
+    assert result.code == 1
+    assert "Stopped waiting: endpoint disaster-tweets is still Creating" in result.err
+    assert "container says     cannot start the server: x" in result.err
+
+
+def test_a_failed_endpoint_without_a_log_says_no_instance_started_the_container(cli, clients, described, fixed_names):
+    name = fixed_names(ENDPOINT)
+    reason = 'Failed to download model data for container "container_1" from URL: "s3://b/model.tar.gz".'
+    with Stubber(clients.sagemaker) as stub:
+        stub_failed_deploy(stub, described, name, described.endpoint(ENDPOINT, "Failed", name, FailureReason=reason))
+        result = deploy(cli, clients, "--training-job", "job-1")
+
+    assert result.code == 1
+    assert "usual cause        SageMaker could not fetch or unpack the model data" in result.err
+    assert f"no log lines in /aws/sagemaker/Endpoints/{ENDPOINT}" in result.err and "container says" not in result.err
 
 
 QUOTA = (
@@ -471,6 +670,22 @@ def test_status_of_an_endpoint_shows_its_config_model_image_and_environment(
     assert re.search(rf"^  config\s+{fixed_names(ENDPOINT)}$", result.out, re.M)
     assert re.search(rf"^  image\s+{re.escape(fake.image)}$", result.out, re.M)
     assert re.search(r"^  env\s+SAGEMAKER_MODEL_SERVER_WORKERS=2$", result.out, re.M)
+
+
+def test_status_of_a_failed_endpoint_explains_it_from_its_log(cli, clients, completed_job, fixed_names):
+    deploy(cli, clients, "--training-job", "job-1")
+    seed_endpoint_log(clients, ENDPOINT, {"AllTraffic/i-0ddd": [MODEL_FAILED]})
+
+    def failed(parsed, **_):  # moto's endpoints never fail: SageMaker's answer for one that did
+        parsed.update(EndpointStatus="Failed", FailureReason=PING_FAILED)
+
+    clients.sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", failed)
+    result = cli("status", "--endpoint", ENDPOINT, clients=clients)
+
+    assert result.code == 1
+    assert f"  failure reason     {PING_FAILED}" in result.lines
+    assert "container says     loading the model failed: /opt/ml/model holds no model" in result.err
+    assert f"    [AllTraffic/i-0ddd] {MODEL_FAILED}" in result.err.splitlines()
 
 
 def test_status_without_a_name_lists_endpoints_and_recent_training_jobs(cli, clients, completed_job):

@@ -27,6 +27,14 @@ def tune_args(fake, data: str, *extra: str) -> list[str]:
 
 
 # ---- tune ----------------------------------------------------------------------------------------------
+def test_tune_keep_alive_keeps_each_trials_instances_warm_for_the_next(cli, clients, sent, fake, training_data):
+    result = cli(*tune_args(fake, training_data, "--keep-alive", "600", "--max-jobs", "2"), clients=clients)
+
+    assert result.code == 0, result.err
+    definition = sent.one("CreateHyperParameterTuningJob")["TrainingJobDefinition"]
+    assert definition["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+
+
 def test_tune_sends_ranges_objective_limits_and_spot_checkpoints(cli, clients, sent, fake, training_data):
     result = cli(
         *tune_args(

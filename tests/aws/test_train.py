@@ -150,6 +150,25 @@ def test_train_refuses_stopping_conditions_the_api_refuses_before_sending_anythi
     assert sent("CreateTrainingJob") == []
 
 
+def test_train_keep_alive_asks_for_a_warm_pool(cli, clients, sent, fake, training_data):
+    result = cli(*train_args(fake, training_data, "--keep-alive", "1800", "--job-name", "warm-1"), clients=clients)
+
+    assert result.code == 0, result.err
+    assert sent.one("CreateTrainingJob")["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+
+
+@pytest.mark.parametrize(
+    "seconds, message", [("3601", "0 to 3600 s"), ("-1", "must be at least 0"), ("half", "a number of seconds")]
+)
+def test_train_refuses_a_keep_alive_outside_the_apis_range_before_sending_anything(
+    cli, clients, sent, fake, training_data, seconds, message
+):
+    result = cli(*train_args(fake, training_data, "--keep-alive", seconds), clients=clients)
+
+    assert result.code != 0 and message in result.err
+    assert sent("CreateTrainingJob") == []
+
+
 @pytest.mark.parametrize(
     "image",
     [

@@ -788,6 +788,8 @@ def test_a_rolled_back_update_exits_1_and_deletes_its_unused_config_and_model(
         in result.err
     )
     assert f"deleted endpoint config {name} (SageMaker rolled the update back; nothing uses it)" in result.lines
+    # The new instances' log is read for the container's reason (here there is none in moto's CloudWatch Logs).
+    assert f"no log lines in /aws/sagemaker/Endpoints/{ENDPOINT}" in result.err
 
 
 @pytest.mark.parametrize(

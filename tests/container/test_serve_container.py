@@ -71,6 +71,7 @@ def test_ping_and_invocations_over_http(served):
     assert response.status_code == 200
     assert [p["label"] in ("Not a disaster", "Real disaster") for p in response.json()["predictions"]] == [True, True]
     assert "sagebert.serve" in served.logs() and "warmed up and ready" in served.logs()
+    assert "exporting it now" not in served.logs()  # training's export was verified and used
 
 
 def body_of(texts, content_type):

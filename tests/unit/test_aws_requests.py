@@ -306,6 +306,20 @@ def test_a_single_model_needs_a_tar_gz_and_a_multi_model_a_prefix():
         create_model_request("m", ContainerSpec(IMAGE, "s3://bucket/models/"), ROLE)
 
 
+def test_an_uncompressed_model_reads_back_as_it_was_sent():
+    """What update reads from DescribeModel of an endpoint deployed with --uncompressed is what deploy sent,
+    and the request passes botocore's service model."""
+    request = create_model_request("m", ContainerSpec(IMAGE, "s3://bucket/out/model", uncompressed=True), ROLE)
+    validate_request("CreateModel", request)
+
+    assert request["PrimaryContainer"]["ModelDataSource"] == {
+        "S3DataSource": {"S3Uri": "s3://bucket/out/model/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    }
+    again = ContainerSpec.from_api(request["PrimaryContainer"])
+    assert again.uncompressed and again.model_data == "s3://bucket/out/model/"
+    assert again.as_api() == request["PrimaryContainer"]
+
+
 def test_a_model_from_a_package_names_only_the_package():
     request = create_model_request("m", ContainerSpec(model_package="arn:aws:sagemaker:x:1:model-package/g/1"), ROLE)
 

@@ -106,6 +106,27 @@ def test_pooling_mean_trains_and_writes_the_mean_pooling_head(opt_ml, caplog):
     assert any("pooling: mean" in r.getMessage() for r in caplog.records)
 
 
+def test_training_exports_the_serving_model_so_a_start_loads_no_torch_weights(opt_ml, monkeypatch):
+    """The model directory (model.tar.gz) holds the onnx-int8 export made from its own weights."""
+    from transformers import AutoModelForSequenceClassification
+
+    from sagebert import onnx_runtime
+    from sagebert.inference import model_fn
+
+    base = opt_ml(train_rows=64, test_rows=32, hyperparameters={**FAST, "epochs": 1})
+    run(base)
+    model_dir = base / "model"
+    exact = model_fn(model_dir, "fp32")
+    (export,) = model_dir.glob("*.onnx")
+    assert export.name == onnx_runtime.export_name(model_dir)
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", lambda *a, **k: pytest.fail("loaded"))
+    served = model_fn(model_dir, "onnx-int8")
+    assert served.model.path == export
+    texts = ["a terrible car crash on the highway", "what a lovely day"]
+    for quantized, reference in zip(served.predict(texts), exact.predict(texts), strict=True):
+        assert max(abs(a - b) for a, b in zip(quantized.logits, reference.logits, strict=True)) < 0.05
+
+
 def test_same_seed_same_result(opt_ml, tmp_path):
     first = run(opt_ml(train_rows=96, test_rows=40)).metrics
     second = run(opt_ml(train_rows=96, test_rows=40)).metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,3 +146,81 @@ def put_json(clients: AwsClients, location: S3Location, value: dict, kms_key: st
 
 def delete_object(clients: AwsClients, location: S3Location) -> None:
     clients.s3.delete_object(Bucket=location.bucket, Key=location.key)
+
+
+# ---- uncompressed model data ------------------------------------------------------------------------
+UNPACKED_SUFFIX = ".unpacked.json"  # beside the archive: the record of an unpacking (outside the prefix,
+# since SageMaker copies every object under the prefix into /opt/ml/model)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """Where a model.tar.gz's files lie unpacked, and whether this call put them there."""
+
+    prefix: str
+    files: int
+    size: int
+    uploaded: bool
+
+
+def unpacked_location(archive: S3Location) -> S3Location:
+    """``.../model.tar.gz`` → ``.../model/``: the unpacked files go beside the archive."""
+    name = archive.key.rsplit("/", 1)[-1]
+    stem = name[: -len(".tar.gz")] if name.endswith(".tar.gz") else name
+    return archive.parent().child(stem, "")
+
+
+def unpack_model_archive(clients: AwsClients, archive_uri: str, scratch: Path) -> Unpacked:
+    """Unpack the model.tar.gz at ``archive_uri`` to the prefix beside it, once per archive
+    content: a record beside the archive names the archive's ETag and the files; when it matches
+    the archive and every file is there, nothing is downloaded or uploaded. Objects under the
+    prefix that the archive does not hold (from an earlier archive at the same place) are removed."""
+    from .. import files as local
+
+    archive = S3Location.parse(archive_uri, "model data location")
+    if not archive.key.endswith(".tar.gz"):
+        raise InvalidRequestError(
+            f"--uncompressed unpacks a model.tar.gz, and {archive_uri} is not one.",
+            "Deploy from --training-job JOB or --model-data s3://.../model.tar.gz.",
+        )
+    prefix = unpacked_location(archive)
+    record_at = S3Location(archive.bucket, archive.key + UNPACKED_SUFFIX)
+    etag = clients.s3.head_object(Bucket=archive.bucket, Key=archive.key)["ETag"]
+    present = set(list_keys(clients, prefix))
+    record = _read_json(clients, record_at)
+    if record and record.get("archive_etag") == etag and {prefix.key + k for k in record["files"]} <= present:
+        return Unpacked(prefix.uri, len(record["files"]), int(record.get("size", 0)), uploaded=False)
+    target = scratch / "unpacked"
+    local_archive = scratch / "model.tar.gz"
+    # IfMatch: the archive whose ETag the record will name, even if it is replaced meanwhile.
+    body = clients.s3.get_object(Bucket=archive.bucket, Key=archive.key, IfMatch=etag)["Body"]
+    with open(local_archive, "wb") as handle:
+        shutil.copyfileobj(body, handle, 1 << 20)
+    try:
+        local.extract_tar(local_archive, target)
+    except (tarfile.TarError, EOFError, OSError, local.UnsafeFileError) as exc:
+        raise InvalidRequestError(
+            f"{archive_uri} cannot be unpacked ({exc}).", "Deploy the unmodified model.tar.gz of a training job."
+        ) from None
+    names = [(path, path.relative_to(target).as_posix()) for path in sorted(target.rglob("*")) if path.is_file()]
+    for path, relative in names:
+        clients.s3.upload_file(str(path), prefix.bucket, prefix.key + relative)
+    for stale in sorted(present - {prefix.key + relative for _, relative in names}):
+        clients.s3.delete_object(Bucket=prefix.bucket, Key=stale)
+    size = sum(path.stat().st_size for path, _ in names)
+    put_json(clients, record_at, {"archive_etag": etag, "files": [relative for _, relative in names], "size": size})
+    return Unpacked(prefix.uri, len(names), size, uploaded=True)
+
+
+def _read_json(clients: AwsClients, location: S3Location) -> dict | None:
+    try:
+        body = clients.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None  # not ours, or damaged: unpack again
+    return value if isinstance(value, dict) and isinstance(value.get("files"), list) else None

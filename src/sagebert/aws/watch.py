@@ -8,6 +8,7 @@ parameters, so tests run them without waiting.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -243,3 +244,101 @@ def follow_transform_job(
             yield Finished(job)
             return
         sleep(poll_interval)
+
+
+# ---- why an endpoint failed -------------------------------------------------------------------------
+ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{endpoint}"  # one stream per {variant}/{instance id}
+# What the container logs when it cannot serve (serving.app, container.serve): the reason /ping gave.
+_CONTAINER_REASONS = ("loading the model failed", "cannot start the server", "warm-up prediction failed")
+# FailureReason phrases SageMaker uses, and what usually causes them.
+USUAL_CAUSES = (
+    (
+        "did not pass the ping health check",
+        "the container did not answer GET /ping with 200 in time: its own reason is in its log (below); if it was "
+        "only slow to load, raise --startup-timeout",
+    ),
+    (
+        "model data",
+        "SageMaker could not fetch or unpack the model data: check that the S3 object exists in the endpoint's "
+        "region and that the execution role may s3:GetObject it (and kms:Decrypt its key)",
+    ),
+    (
+        "for endpoint usage",
+        "an account quota: request an increase in Service Quotas, or pick another instance type",
+    ),
+    (
+        "image",
+        "SageMaker could not pull or start the image: check that it exists in ECR in the endpoint's region and "
+        "that the execution role may pull it",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EndpointDiagnosis:
+    """What is known about why an endpoint failed: SageMaker's FailureReason, the usual cause of
+    such a reason, the container's own reason from its log, and the log's last lines."""
+
+    failure_reason: str
+    usual_cause: str
+    container_reason: str
+    log_group: str
+    tail: tuple[LogLine, ...]
+
+
+def endpoint_log_tail(logs_client, endpoint: str, lines: int = 20, streams: int = 4) -> list[LogLine]:
+    """The last ``lines`` lines of the endpoint's most recently written CloudWatch streams (the
+    instances that failed last), oldest first; host = the stream's ``variant/instance``."""
+    group = ENDPOINT_LOG_GROUP.format(endpoint=endpoint)
+    try:
+        found = logs_client.describe_log_streams(
+            logGroupName=group, orderBy="LastEventTime", descending=True, limit=streams
+        )["logStreams"]
+        events = [
+            {**event, "stream": stream["logStreamName"]}
+            for stream in found
+            for event in logs_client.get_log_events(
+                logGroupName=group, logStreamName=stream["logStreamName"], limit=lines, startFromHead=False
+            )["events"]
+        ]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return []  # no instance started far enough to log anything
+        raise
+    events.sort(key=lambda event: event["timestamp"])
+    return [LogLine(event["stream"], event["message"].rstrip("\n"), event["timestamp"]) for event in events[-lines:]]
+
+
+def _error_message(line: str) -> str | None:
+    """The message of an ERROR line the container wrote (plain text or JSON log format), else None."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            record = json.loads(stripped)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            level = str(record.get("level") or record.get("levelname") or "").upper()
+            return str(record.get("message") or "") if level in ("ERROR", "CRITICAL") else None
+    match = re.search(r"\b(?:ERROR|CRITICAL) [\w.]+: (.*)", stripped)
+    return match.group(1) if match else None
+
+
+def container_reason(tail: list[LogLine]) -> str:
+    """The container's own last word on why it could not serve: the last line naming a reason
+    /ping reports (model load, server start, warm-up), else the last ERROR line; empty if none."""
+    errors = [message for line in tail if (message := _error_message(line.message))]
+    named = [message for message in errors if any(reason in message for reason in _CONTAINER_REASONS)]
+    return (named or errors or [""])[-1]
+
+
+def diagnose_endpoint(
+    clients: AwsClients, endpoint: str, description: dict | None, lines: int = 20
+) -> EndpointDiagnosis:
+    """Why ``endpoint`` failed (or rolled back, or is not ready), from its description and its log."""
+    reason = (description or {}).get("FailureReason") or ""
+    cause = next((text for phrase, text in USUAL_CAUSES if phrase in reason.lower()), "")
+    tail = endpoint_log_tail(clients.logs, endpoint, lines)
+    return EndpointDiagnosis(
+        reason, cause, container_reason(tail), ENDPOINT_LOG_GROUP.format(endpoint=endpoint), tuple(tail)
+    )

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
-from ..aws import endpoints
+from ..aws import endpoints, storage
 from ..aws.build.common import image_region_warning
 from ..aws.build.gpu import inference_ami
 from ..aws.build.hosting import (
     DEFAULT_INSTANCE_TYPE,
     AsyncSpec,
+    ContainerSpec,
     DataCaptureSpec,
     HostingSpec,
     ServerlessSpec,
     VariantSpec,
     check_kind,
+    check_uncompressed,
     config_kms_key,
     hosting_plan,
 )
@@ -62,8 +66,27 @@ def register(sub) -> None:
         help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600)",
     )
     options.alarms(p)
+    options.uncompressed(p)
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
+
+
+def uncompressed_container(clients: AwsClients, container: ContainerSpec) -> ContainerSpec:
+    """``container`` served from its model.tar.gz's files unpacked beside it in S3 (unpacked there
+    now unless an earlier call already did it for this archive)."""
+    if container.uncompressed:
+        return container
+    if container.model_package:
+        raise InvalidRequestError(
+            "--uncompressed unpacks a model.tar.gz; a model package names its own model data.",
+            "Drop --uncompressed, or deploy from --training-job JOB or --model-data s3://.../model.tar.gz.",
+        )
+    check_uncompressed(container.multi_model)
+    with tempfile.TemporaryDirectory(prefix="sagebert-unpack-") as scratch:
+        unpacked = storage.unpack_model_archive(clients, container.model_data or "", Path(scratch))
+    done = "unpacked" if unpacked.uploaded else "already unpacked"
+    say(f"model data {done}: {unpacked.files} files, {unpacked.size / 1e6:.1f} MB under {unpacked.prefix}")
+    return replace(container, model_data=unpacked.prefix, uncompressed=True)
 
 
 def _variant(args) -> VariantSpec:
@@ -136,6 +159,8 @@ def run(args, clients: AwsClients) -> int:
     encryption, model_fields = options.encryption_spec(args), options.network_spec(args).model_fields()
     variant, async_config, capture = _variant(args), _async(args), data_capture(args)
     check_kind(variant, async_config, capture, bool(args.multi_model), model_fields)
+    if args.uncompressed:
+        check_uncompressed(bool(args.multi_model))
     config_fields, key_warning = config_kms_key(variant, encryption.volume)
     environment, tags = options.pairs_to_dict(args.env, "--env"), options.tag_values(args)
     source = model_source.from_args(args, clients)
@@ -152,8 +177,11 @@ def run(args, clients: AwsClients) -> int:
         )
     cuda = options.image_cuda(args, clients, image, variant.instance_type)
     variant = replace(variant, inference_ami=inference_ami(variant.instance_type, cuda, args.inference_ami_version))
+    container = replace(source.container, image=image, environment=environment)
+    if args.uncompressed:
+        container = uncompressed_container(clients, container)
     spec = HostingSpec(
-        container=replace(source.container, image=image, environment=environment),
+        container=container,
         role_arn=role_arn(clients, role),
         variant=variant,
         async_config=async_config,

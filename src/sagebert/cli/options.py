@@ -535,6 +535,13 @@ def job_resources(parser: argparse.ArgumentParser, *, trials: bool) -> None:
         metavar="SECONDS",
         help=f"MaxRuntimeInSeconds{each}, at most 2419200 = 28 days (default {MAX_RUN_DEFAULT})",
     )
+    cost.add_argument(
+        "--keep-alive",
+        type=seconds,
+        metavar="SECONDS",
+        help=f"KeepAlivePeriodInSeconds, 0-3600: keep the instances{each} in a warm pool this long after the job, "
+        "for the next job of the same instance type and count (billed while idle; README: Warm pools)",
+    )
     cost.add_argument("--spot", action="store_true", help="managed spot training")
     cost.add_argument(
         "--max-wait",
@@ -559,3 +566,14 @@ def data_location(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="S3_URI", help="folder holding training/ and testing/")
     parser.add_argument("--pretrained", metavar="S3_URI", help="base model files for the pretrained channel")
     parser.add_argument("--output", metavar="S3_URI", help="S3OutputPath (default: output/ next to --data)")
+
+
+def uncompressed(parser: argparse.ArgumentParser) -> None:
+    """deploy/update --uncompressed: the model's files unpacked in S3 instead of its model.tar.gz."""
+    parser.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="serve the model's files unpacked under the prefix beside its model.tar.gz (unpacked there once): "
+        "ModelDataSource with CompressionType None, no download-and-untar at each instance's start; "
+        "not for multi-model endpoints",
+    )

@@ -6,13 +6,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 from ..aws import endpoints, jobs, storage, watch
 from ..aws.build.common import S3Location
 from ..aws.build.training import spot_saving_percent
 from ..aws.build.tuning import best_summary
 from ..aws.clients import AwsClients
 from ..aws.gate import final_metrics, metric_goal, render
-from .output import FAILED, INTERRUPTED, OK, duration, fail, say
+from .output import FAILED, INTERRUPTED, OK, duration, fail, say, warn
 
 
 def print_training_summary(job: dict) -> None:
@@ -90,7 +92,7 @@ def await_endpoint(
     if args.no_wait:
         say(f"Not waiting. Check it: sagebert status --endpoint {endpoint}")
         return Settled("not-waiting")
-    final = None
+    final, last_reason = None, ""
     try:
         for event in watch.wait_for_endpoint(
             clients,
@@ -102,10 +104,12 @@ def await_endpoint(
         ):
             if isinstance(event, watch.StatusChange):
                 say(f"==> {endpoint}: {event.status} ({duration(event.elapsed)})")
+                last_reason = event.message or last_reason
             else:
                 final = event.description
     except TimeoutError as exc:
         fail(f"Stopped waiting: {exc}. It continues; check it with sagebert status --endpoint {endpoint}.")
+        explain_endpoint(clients, endpoint, {"FailureReason": last_reason})
         return Settled("timeout")
     except KeyboardInterrupt:
         print(f"\nStopped waiting; SageMaker carries on. Check: sagebert status --endpoint {endpoint}", file=sys.stderr)
@@ -116,9 +120,11 @@ def await_endpoint(
         return Settled("failed", final)
     if status != "InService":
         fail(f"Endpoint {endpoint} is {status}: {reason}")
+        explain_endpoint(clients, endpoint, final)
         return Settled("failed", final)
     if final["EndpointConfigName"] != expected_config:
         fail(f"The update of {endpoint} was rolled back; it still runs {final['EndpointConfigName']}: {reason}")
+        explain_endpoint(clients, endpoint, final)
         return Settled("rolled-back", final)
     say(f"Endpoint {endpoint} is InService on {expected_config}.")
     say(f'Try it: sagebert invoke --endpoint {endpoint} "Just happened a terrible car crash"')
@@ -202,3 +208,25 @@ def follow_tuning(clients: AwsClients, name: str, poll_interval: float) -> int:
     if status == "Failed":
         return fail(f"Tuning job {name} Failed: {job.get('FailureReason') or 'no reason given'}")
     return OK if best_summary(job).get("TrainingJobName") else FAILED
+
+
+def explain_endpoint(clients: AwsClients, endpoint: str, description: dict | None) -> None:
+    """Say on stderr why an endpoint failed, as far as SageMaker and the container's log tell:
+    the usual cause of its FailureReason, the container's own reason, the log's last lines."""
+    try:
+        found = watch.diagnose_endpoint(clients, endpoint, description)
+    except ClientError as exc:  # most often no permission to read the logs: the failure itself is already said
+        code = exc.response.get("Error", {}).get("Code", "error")
+        warn(f"cannot read the endpoint's CloudWatch log ({code}); grant logs:DescribeLogStreams and logs:GetLogEvents")
+        return
+    lines = []
+    if found.usual_cause:
+        lines.append(f"  usual cause        {found.usual_cause}")
+    if found.container_reason:
+        lines.append(f"  container says     {found.container_reason}")
+    if found.tail:
+        lines.append(f"  last {len(found.tail)} log lines of {found.log_group}:")
+        lines += [f"    [{line.host}] {line.message}" for line in found.tail]
+    else:
+        lines.append(f"  no log lines in {found.log_group} (no instance started the container)")
+    print("\n".join(lines), file=sys.stderr, flush=True)

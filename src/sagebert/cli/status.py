@@ -8,7 +8,14 @@ from ..aws.gate import metrics_from_tags
 from ..aws.validation import InvalidRequestError
 from . import options
 from .output import FAILED, OK, say
-from .progress import follow_job, follow_transform, follow_tuning, print_training_summary, print_trials
+from .progress import (
+    explain_endpoint,
+    follow_job,
+    follow_transform,
+    follow_tuning,
+    print_training_summary,
+    print_trials,
+)
 
 
 def register(sub) -> None:
@@ -86,6 +93,7 @@ def _endpoint(args, clients: AwsClients) -> int:
         say(f"  metric             {name} = {value:.4f}")
     if endpoint.get("FailureReason"):
         say(f"  failure reason     {endpoint['FailureReason']}")
+        explain_endpoint(clients, args.endpoint, endpoint)
     return OK if endpoint["EndpointStatus"] not in ("Failed", "UpdateRollbackFailed") else FAILED
 
 

@@ -108,6 +108,7 @@ def run(args, clients: AwsClients) -> int:
         instance_type=args.instance_type,
         instance_count=args.instance_count,
         volume_size_gb=args.volume_size,
+        keep_alive_s=args.keep_alive,
         max_run=args.max_run,
         spot=args.spot,
         max_wait=args.max_wait,

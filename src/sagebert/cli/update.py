@@ -58,6 +58,7 @@ def register(sub) -> None:
         p, required=False, multi_model=False, model_data_help="a model.tar.gz (a prefix for a multi-model endpoint)"
     )
     options.hosting(p, defaults=False)
+    options.uncompressed(p)
     p.add_argument(
         "--keep-image",
         action="store_true",
@@ -357,6 +358,7 @@ def run(args, clients: AwsClients) -> int:
         args.routing,
         args.inference_ami_version,
         network,
+        args.uncompressed,
     )
     changes_given = any(given) or bool(encryption.kms_key or encryption.volume_kms_key)
     source = _candidate(args, clients, current, changes_given)
@@ -371,6 +373,10 @@ def run(args, clients: AwsClients) -> int:
         if stop is not None:
             return stop
     container, model_tags = _container_and_tags(clients, current, source, image, eval_data)
+    if args.uncompressed:
+        running = container or current.container
+        unpacked = deploy.uncompressed_container(clients, running)
+        container = unpacked if container is not None or unpacked != running else None
     spec = updated_spec(
         current,
         Changes(

@@ -6,7 +6,8 @@ loop         the epochs of optimizer steps: progress lines, stop and checkpoint 
 evaluation   loss and metrics over the whole evaluation set after every epoch
 fingerprint  what identifies the job's result (code, base model, data, hyperparameters)
 resume       the training state saved and restored through accelerate, in checkpoints.py's folders
-artifacts    the model directory (complete or absent) and the per-epoch outputs
+artifacts    the model directory (complete or absent, with the ONNX export serving runs) and the per-epoch outputs
+warm_pool    what a job on a warm pool's instance keeps for the next one (unpacked base model, tokens)
 """
 
 from .job import train

@@ -4,6 +4,10 @@ the per-epoch outputs (/opt/ml/output/data).
 The model directory is complete or empty: its files are written into a hidden folder inside it
 and moved into place only once every one of them is written, as the job's very last step, so a
 failure at any point before leaves nothing half-written for SageMaker to package.
+
+It includes the ONNX int8 export that serving runs by default (sagebert.onnx_runtime), so that
+no endpoint instance has to load the torch weights and export them at start. An export that
+fails is logged and left out: serving then exports at start, as for older model directories.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,7 +126,7 @@ def write(
         }
     )
 
-    def save(folder: Path) -> None:
+    def model_files(folder: Path) -> None:
         modeling.save_model_dir(
             folder,
             model,
@@ -135,6 +140,24 @@ def write(
         write_baseline(folder, datasets.train, hp.label_names)
         if predictions is not None:
             write_predictions(folder, eval_data, datasets.evaluation.labels, predictions)
+        export_onnx(folder)
 
-    write_all_or_nothing(paths.model_dir, save)
+    write_all_or_nothing(paths.model_dir, model_files)
     log.info("model written to %s; metrics and curves to %s", paths.model_dir, paths.output_data_dir)
+
+
+def export_onnx(folder: Path) -> Path | None:
+    """The onnx-int8 export of the model saved in ``folder``, into ``folder``; None, with the
+    reason logged, when it cannot be made (serving then exports at start)."""
+    from .. import onnx_runtime
+
+    started = time.monotonic()
+    try:
+        # From the saved files, as serving would load them: the in-memory model may still carry
+        # accelerate's mixed-precision forward, which the tracer cannot follow.
+        path = onnx_runtime.export_into(folder, modeling.load_model_dir(folder).model)
+    except Exception as exc:  # onnxruntime missing, the tracer or the quantizer failing: the model itself is fine
+        log.warning("no ONNX export in the model (%s: %s); serving will export it at start", type(exc).__name__, exc)
+        return None
+    log.info("ONNX int8 export for serving: %s (%.1f s)", path.name, time.monotonic() - started)
+    return path

@@ -90,20 +90,39 @@ class Encoded:
         return [e["labels"] for e in self.examples]
 
 
-def encode(tokenizer: Any, texts: data_io.LabelledTexts, max_length: int, *, report: bool) -> Encoded:
-    """Tokenise ``texts`` (truncated to ``max_length`` tokens); ``report``: log how many were truncated."""
-    encoded = tokenizer(texts.texts, truncation=True, max_length=max_length)
-    if report:
-        full = tokenizer(texts.texts, truncation=False)["input_ids"]
-        truncated = sum(len(ids) > max_length for ids in full)
-        if truncated:
-            log.info(
-                "%s: %d of %d texts are longer than max_length=%d tokens and were truncated",
-                texts.source,
-                truncated,
-                len(texts),
-                max_length,
-            )
+def encode(
+    tokenizer: Any,
+    texts: data_io.LabelledTexts,
+    max_length: int,
+    *,
+    report: bool,
+    base_model_digest: str | None = None,
+) -> Encoded:
+    """Tokenise ``texts`` (truncated to ``max_length`` tokens); ``report``: log how many were truncated.
+
+    Given the base model's digest, the result is kept in (and taken from) the warm pool's cache.
+    """
+    from . import fingerprint, warm_pool
+
+    cache = warm_pool.cache_dir() if base_model_digest else None
+
+    def tokenize() -> dict:
+        encoded = tokenizer(texts.texts, truncation=True, max_length=max_length)
+        # Counted for the cache too: a later job that reuses the entry still reports it.
+        full = tokenizer(texts.texts, truncation=False)["input_ids"] if report or cache else []
+        return {"encoded": dict(encoded), "truncated": sum(len(ids) > max_length for ids in full)}
+
+    key = warm_pool.tokenized_key(fingerprint.data_digest(texts), base_model_digest, max_length) if cache else ""
+    made = warm_pool.cached_json(cache, key, tokenize)
+    encoded, truncated = made["encoded"], made["truncated"]
+    if report and truncated:
+        log.info(
+            "%s: %d of %d texts are longer than max_length=%d tokens and were truncated",
+            texts.source,
+            truncated,
+            len(texts),
+            max_length,
+        )
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     examples = [{**{k: encoded[k][i] for k in keys}, "labels": texts.labels[i]} for i in range(len(texts))]
     return Encoded(examples, texts.source)

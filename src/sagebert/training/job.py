@@ -15,7 +15,7 @@ from .. import modeling
 from ..environment import PRETRAINED_CHANNEL, TrainingEnvironment
 from ..errors import HyperparameterError
 from ..hyperparameters import Hyperparameters
-from . import artifacts, batches, evaluation
+from . import artifacts, batches, evaluation, warm_pool
 from .loop import LoopState, TrainingLoop, TrainingResult
 from .resume import TrainingState, job_fingerprint
 
@@ -80,11 +80,16 @@ def train(
     try:
         set_seed(hp.seed)  # before the model loads: the new classifier head is drawn from it
         datasets = batches.load_datasets(env, hp)
-        base = modeling.resolve_base_model(env.channel(PRETRAINED_CHANNEL), hp.model_name_or_path)
+        # On a warm pool's instance, a pretrained archive is unpacked into its cache, where the next job finds it.
+        base = modeling.resolve_base_model(
+            env.channel(PRETRAINED_CHANNEL), hp.model_name_or_path, scratch=warm_pool.cache_dir()
+        )
         pooling = modeling.resolve_pooling(base, hp.pooling)
         tokenizer, model = modeling.load_for_training(base, hp.label_names, hp.max_length, pooling)
-        train_set = batches.encode(tokenizer, datasets.train, hp.max_length, report=main)
-        eval_set = batches.encode(tokenizer, datasets.evaluation, hp.max_length, report=main)
+        # On a warm pool's instance, tokenized data is kept for (and taken from) the jobs that follow.
+        digest = modeling.base_model_digest(base) if warm_pool.cache_dir() else None
+        train_set = batches.encode(tokenizer, datasets.train, hp.max_length, report=main, base_model_digest=digest)
+        eval_set = batches.encode(tokenizer, datasets.evaluation, hp.max_length, report=main, base_model_digest=digest)
         plan = batches.plan(train_set, hp, rank, world_size)
         model, optimizer, scheduler = _prepare_optimization(accelerator, model, hp, plan.total_steps)
         collate = batches.Collator(tokenizer, accelerator.device)

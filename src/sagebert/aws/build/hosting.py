@@ -141,9 +141,31 @@ def model_data_url(uri: str, multi_model: bool) -> str:
     return location.uri
 
 
+def check_uncompressed(multi_model: bool) -> None:
+    """Refuse uncompressed model data for a multi-model endpoint, saying why."""
+    if multi_model:
+        raise InvalidRequestError(
+            "--uncompressed does not apply to a multi-model endpoint: it loads each model's model.tar.gz from "
+            "its prefix on demand, and SageMaker takes no uncompressed model data for it.",
+            "Drop --uncompressed (or deploy the model on its own endpoint).",
+        )
+
+
+def uncompressed_model_data_source(uri: str, multi_model: bool = False) -> dict:
+    """ModelDataSource for model files stored unpacked under an S3 prefix: SageMaker copies them
+    into /opt/ml/model as they are (no download and untar of a model.tar.gz). Not for multi-model
+    endpoints, which load archives from their prefix on demand."""
+    check_uncompressed(multi_model)
+    prefix = S3Location.parse(uri, "uncompressed model data location").as_prefix()
+    return {"S3DataSource": {"S3Uri": prefix.uri, "S3DataType": "S3Prefix", "CompressionType": "None"}}
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
-    """The model's one container: an image and model data, or a registered model package."""
+    """The model's one container: an image and model data, or a registered model package.
+
+    ``uncompressed``: ``model_data`` is a prefix of unpacked model files (ModelDataSource), not a
+    model.tar.gz (ModelDataUrl)."""
 
     image: str | None = None
     model_data: str | None = None
@@ -151,17 +173,21 @@ class ContainerSpec:
     multi_model: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping = field(default_factory=dict)  # other ContainerDefinition members, carried as they are
+    uncompressed: bool = False
 
     @classmethod
     def from_api(cls, container: Mapping) -> ContainerSpec:
         """The ContainerDefinition of a DescribeModel answer."""
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+        packaged = bool(container.get("ModelPackageName"))
         return cls(
-            image=container.get("Image") if not container.get("ModelPackageName") else None,
-            model_data=container.get("ModelDataUrl") if not container.get("ModelPackageName") else None,
+            image=container.get("Image") if not packaged else None,
+            model_data=None if packaged else container.get("ModelDataUrl") or source.get("S3Uri"),
             model_package=container.get("ModelPackageName"),
             multi_model=container.get("Mode") == "MultiModel",
             environment=dict(container.get("Environment") or {}),
             extra=_carried("container", container),
+            uncompressed=not packaged and not container.get("ModelDataUrl") and bool(source),
         )
 
     def as_api(self) -> dict:
@@ -174,11 +200,11 @@ class ContainerSpec:
                     "A model needs an image and model data (or a model package).",
                     "Pass --training-job JOB, or --model-data S3_URI with --image and --role.",
                 )
-            container = {
-                "Image": self.image,
-                "Mode": "MultiModel" if self.multi_model else "SingleModel",
-                "ModelDataUrl": model_data_url(self.model_data, self.multi_model),
-            }
+            container = {"Image": self.image, "Mode": "MultiModel" if self.multi_model else "SingleModel"}
+            if self.uncompressed:
+                container["ModelDataSource"] = uncompressed_model_data_source(self.model_data, self.multi_model)
+            else:
+                container["ModelDataUrl"] = model_data_url(self.model_data, self.multi_model)
         if self.environment:
             container["Environment"] = dict(self.environment)
         for name, value in self.extra.items():

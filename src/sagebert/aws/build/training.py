@@ -99,14 +99,30 @@ def algorithm_specification(image: str) -> dict:
     }
 
 
+# ResourceConfig.KeepAlivePeriodInSeconds (API reference): how long a warm pool keeps the instances.
+KEEP_ALIVE_MAX = 3600
+
+
 def resource_config(
-    instance_type: str, instance_count: int, volume_size_gb: int, volume_kms_key: str | None = None
+    instance_type: str,
+    instance_count: int,
+    volume_size_gb: int,
+    volume_kms_key: str | None = None,
+    keep_alive_s: int | None = None,
 ) -> dict:
-    """The instances of a job (or of each tuning trial), their ML storage volumes encrypted with
-    ``volume_kms_key`` when given."""
+    """The instances of a job (or of each tuning trial): their ML storage volumes encrypted with
+    ``volume_kms_key`` when given; ``keep_alive_s`` keeps them in a warm pool after the job for the
+    next matching job (0 to 3600 s)."""
     config: dict = {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_size_gb}
     if volume_kms_key:
         config["VolumeKmsKeyId"] = volume_kms_key
+    if keep_alive_s is not None:
+        if not 0 <= keep_alive_s <= KEEP_ALIVE_MAX:
+            raise InvalidRequestError(
+                f"--keep-alive is {keep_alive_s} s; SageMaker keeps a warm pool 0 to {KEEP_ALIVE_MAX} s.",
+                f"Pass --keep-alive between 0 and {KEEP_ALIVE_MAX}.",
+            )
+        config["KeepAlivePeriodInSeconds"] = keep_alive_s
     return config
 
 
@@ -154,6 +170,7 @@ class TrainingJobSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     network: NetworkSpec = field(default_factory=NetworkSpec)
     encryption: EncryptionSpec = field(default_factory=EncryptionSpec)
+    keep_alive_s: int | None = None
 
     def stopping_condition(self) -> dict[str, int]:
         return stopping_condition(self.max_run, self.spot, self.max_wait)
@@ -175,7 +192,7 @@ def create_training_job_request(spec: TrainingJobSpec) -> dict:
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": output_data_config(spec.output_path, spec.encryption.kms_key),
         "ResourceConfig": resource_config(
-            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume, spec.keep_alive_s
         ),
         "StoppingCondition": spec.stopping_condition(),
         "EnableManagedSpotTraining": spec.spot,

@@ -156,6 +156,7 @@ class TuningSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     network: NetworkSpec = field(default_factory=NetworkSpec)
     encryption: EncryptionSpec = field(default_factory=EncryptionSpec)
+    keep_alive_s: int | None = None
 
 
 def _check(spec: TuningSpec) -> None:
@@ -221,7 +222,7 @@ def create_tuning_job_request(spec: TuningSpec) -> dict:
         "InputDataConfig": input_data_config(spec.channels),
         "OutputDataConfig": output_data_config(spec.output_path, spec.encryption.kms_key),
         "ResourceConfig": resource_config(
-            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume
+            spec.instance_type, spec.instance_count, spec.volume_size_gb, spec.encryption.volume, spec.keep_alive_s
         ),
         "StoppingCondition": stopping_condition(spec.max_run, spec.spot, spec.max_wait),
         "EnableManagedSpotTraining": spec.spot,
