@@ -135,9 +135,9 @@ def test_a_stuck_forward_pass_fails_its_waiting_requests_with_a_503_and_is_repor
             release.wait(30)
         return items
 
-    batcher = MicroBatcher(forward, stuck_after=1.0, max_items=1)  # two passes: the model thread runs them
+    batcher = MicroBatcher(forward, stuck_after=1.0)
     started = time.monotonic()
-    results = submit_all(batcher, {"stuck": ["stuck", "next"]})
+    results = submit_all(batcher, {"stuck": ["stuck"]})
     assert isinstance(results["stuck"], InferenceUnavailableError) and results["stuck"].http_status == 503
     assert "stuck" in results["stuck"].message and time.monotonic() - started < 10
     assert batcher.stuck_for() > 1.0  # what /ping and the worker's heartbeat read
@@ -148,7 +148,7 @@ def test_a_stuck_forward_pass_fails_its_waiting_requests_with_a_503_and_is_repor
 
 def test_after_close_new_requests_are_refused_and_unfinished_ones_get_a_503_at_the_deadline():
     forward = Recorder(hold_first=True)
-    batcher = MicroBatcher(forward, inline=False)  # a pass run inline is answered when it ends (below)
+    batcher = MicroBatcher(forward)
     results = {}
     clients = threading.Thread(target=lambda: results.update(submit_all(batcher, {"running": ["r"]})))
     clients.start()
@@ -192,6 +192,12 @@ def wait_until(condition, timeout: float = 10.0) -> bool:
     return True
 
 
+def test_by_default_every_pass_runs_on_the_model_thread():
+    threads = []
+    batcher = MicroBatcher(lambda items: threads.append(threading.current_thread().name) or list(items))
+    assert batcher.submit(["a"]) == ["a"] and threads == ["sagebert-batcher"]
+
+
 def test_a_lone_request_that_fits_one_pass_runs_it_in_its_own_thread_and_a_longer_one_on_the_model_thread():
     threads = []
 
@@ -199,7 +205,7 @@ def test_a_lone_request_that_fits_one_pass_runs_it_in_its_own_thread_and_a_longe
         threads.append(threading.current_thread().name)
         return [t.upper() for t in items]
 
-    batcher = MicroBatcher(forward, max_items=2)
+    batcher = MicroBatcher(forward, max_items=2, inline=True)
     assert batcher.submit(["a", "b"]) == ["A", "B"]  # idle model, one pass: no hand-off
     assert batcher.submit(["c", "d", "e"]) == ["C", "D", "E"]  # two passes: sliced by the model thread
     assert threads == [threading.current_thread().name, "sagebert-batcher", "sagebert-batcher"]
@@ -217,7 +223,7 @@ def test_a_stuck_pass_run_inline_is_reported_and_fails_the_requests_queued_behin
             release.wait(30)
         return [t.upper() for t in items]
 
-    batcher = MicroBatcher(forward, stuck_after=1.0)
+    batcher = MicroBatcher(forward, stuck_after=1.0, inline=True)
     results = {}
     stuck = threading.Thread(target=lambda: results.update(submit_all(batcher, {"stuck": ["stuck"]})))
     stuck.start()
@@ -239,7 +245,7 @@ def test_a_stuck_pass_run_inline_is_reported_and_fails_the_requests_queued_behin
 
 def test_requests_queued_behind_an_inline_pass_share_the_next_pass_on_the_model_thread():
     forward = Recorder(hold_first=True)
-    batcher = MicroBatcher(forward)
+    batcher = MicroBatcher(forward, inline=True)
     first = threading.Thread(target=batcher.submit, args=(["first"],))
     first.start()
     assert forward.first_started.wait(5)

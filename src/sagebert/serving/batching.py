@@ -2,10 +2,12 @@
 
 - Requests that arrive while the model is busy share its next forward pass, capped by number of
   texts AND by tokens. Nothing waits on purpose, so a lone request is never delayed.
-- A request that finds the model idle and fits one forward pass runs it in its own thread: handing
-  it to the model thread and waking the request thread again cost more CPU than the forward pass of
-  one tweet with the int8 backends (a profile under the real server, BENCHMARKS.md). The pass is
-  the same (the same items, alone), so the answers are the same; one pass runs at a time either way.
+- With ``inline`` (off by default), a request that finds the model idle and fits one forward pass
+  runs it in its own thread, without the hand-off to the model thread and back. The pass is the
+  same (the same items, alone), so the answers are the same; one pass runs at a time either way.
+  It saves about 20 µs of CPU per request, too little to measure against a whole request's on 2
+  cores (BENCHMARKS.md, issue 18), and a stuck pass run that way cannot answer its own request
+  with a 503: hence off.
 - A long request is served in slices of that size, round-robin with the other queued requests:
   a 10,000-text request does not hold back a one-text request behind it by more than one slice.
 - One request's failure stays its own: a merged forward pass that raises is retried request by
@@ -13,8 +15,9 @@
 - Waits are bounded: a forward pass running longer than ``stuck_after`` seconds marks the batcher
   stuck; its waiting requests fail with a 503 at once (the server then recycles the worker), and
   after ``close`` requests not finished by the deadline are refused with a 503. A request running
-  its own pass cannot be answered while the pass runs: if that pass is stuck, the others still get
-  their 503, /ping and the heartbeat still report it, and the worker is recycled with it.
+  its own pass (``inline``) cannot be answered while the pass runs: if that pass is stuck, the
+  others still get their 503, /ping and the heartbeat still report it, and the worker is recycled
+  with it (the stuck request's connection ends with the worker).
 """
 
 from __future__ import annotations
@@ -77,8 +80,8 @@ class MicroBatcher(Generic[Item, Result]):
     ``max_items`` items and ``max_cost`` cost per forward pass; one item always goes, whatever
     its cost). ``max_items=1`` serves every item alone. With ``merge=False`` a pass takes one
     request's slice only: for a model that runs each text on its own anyway, merging would only
-    make the first request wait for the second. With ``inline`` (the default) a request that finds
-    the model idle and nothing queued, and fits one pass, runs that pass in its own thread."""
+    make the first request wait for the second. With ``inline`` a request that finds the model idle
+    and nothing queued, and fits one pass, runs that pass in its own thread."""
 
     def __init__(
         self,
@@ -88,7 +91,7 @@ class MicroBatcher(Generic[Item, Result]):
         cost: Callable[[Item], int] = len,  # type: ignore[assignment]
         stuck_after: float = 60.0,
         merge: bool = True,
-        inline: bool = True,
+        inline: bool = False,
     ):
         self._forward = forward
         self._merge = merge
