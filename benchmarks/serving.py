@@ -13,7 +13,10 @@ it). For each: cold start (docker run → first 200 on /ping), single-tweet late
 1, throughput and p99 at concurrency 8 with 1-tweet and with 32-tweet requests, memory (ready; the
 peak sampled every 2 s during the 32-tweet load; idle 2 s after it), and accuracy / F1 over all
 1,904 test tweets through the endpoint. Load is closed-loop from keep-alive clients on this
-machine, bounded in count and in time. Verdicts against issue 13's targets close the output.
+machine, bounded in count and in time. Every load phase also records the server's CPU time (the
+container's cgroup, read on the host) and the load generator's (this process), printed per request
+against the forward pass's CPU time (issue 18). Verdicts against issues 13's and 18's targets close
+the output. ``NAME@IMAGE`` runs a configuration in another image: before and after in one run.
 Writes benchmarks/results/serving.json and prints Markdown tables.
 """
 
