@@ -258,3 +258,20 @@ def test_requests_queued_behind_an_inline_pass_share_the_next_pass_on_the_model_
     first.join(5)
     assert results == {n: [n.upper()] for n in "bcd"}
     assert forward.calls[0] == ["first"] and sorted(forward.calls[1]) == ["b", "c", "d"]
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_memory_is_given_back_once_after_passes_stop_and_again_after_the_next_pass(monkeypatch, inline):
+    from sagebert.serving import batching
+
+    trims = []
+    monkeypatch.setattr(batching, "_malloc_trim", lambda: lambda: trims.append(time.monotonic()))
+    monkeypatch.setattr(batching, "IDLE_SECONDS", 0.05)
+    batcher = MicroBatcher(lambda items: list(items), inline=inline)
+    assert batcher.submit(["a"]) == ["a"]
+    ended = time.monotonic()
+    assert wait_until(lambda: len(trims) == 1)
+    assert trims[0] - ended >= 0.045  # not before IDLE_SECONDS of idleness (its clock starts a moment earlier)
+    assert not wait_until(lambda: len(trims) > 1, timeout=0.3)  # idle: nothing more to give back
+    assert batcher.submit(["b"]) == ["b"]  # inline: only this pass can wake the model thread
+    assert wait_until(lambda: len(trims) == 2)

@@ -5,7 +5,7 @@
 - With ``inline`` (off by default), a request that finds the model idle and fits one forward pass
   runs it in its own thread, without the hand-off to the model thread and back. The pass is the
   same (the same items, alone), so the answers are the same; one pass runs at a time either way.
-  It saves about 20 µs of CPU per request, too little to measure against a whole request's on 2
+  It saves about 15 µs of CPU per request, too little to measure against a whole request's on 2
   cores (BENCHMARKS.md, issue 18), and a stuck pass run that way cannot answer its own request
   with a 503: hence off.
 - A long request is served in slices of that size, round-robin with the other queued requests:
