@@ -132,25 +132,68 @@ class Container:
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the container's processes have used so far, from its cgroup's accounting on the
+        host (cgroup v1 cpuacct.usage, or v2 cpu.stat usage_usec): read without entering the container."""
+        if self._cpu_file is None:
+            pid = subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Pid}}", self.name], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            self._cpu_file = cgroup_cpu_file(int(pid))
+        text = self._cpu_file.read_text()
+        if self._cpu_file.name == "cpuacct.usage":
+            return int(text) / 1e9
+        usage = next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec "))
+        return int(usage) / 1e6
+
+    _cpu_file: Path | None = None
+
+
+def cgroup_cpu_file(pid: int) -> Path:
+    """The file that accounts the CPU time of ``pid``'s cgroup (v1 cpuacct, else v2)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+                candidate = Path("/sys/fs/cgroup", mount, path.lstrip("/"), "cpuacct.usage")
+                if candidate.exists():
+                    return candidate
+    path = next(line.split(":", 2)[2] for line in lines if line.startswith("0::"))
+    for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+        candidate = root / path.lstrip("/") / "cpu.stat"
+        if candidate.exists():
+            return candidate
+    raise RuntimeError(f"no CPU accounting found for the cgroup of process {pid}: {lines}")
+
 
 @dataclass
 class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    server_cpu_s: float | None = None  # the server's CPU time over the timed phase (its cgroup's)
+    client_cpu_s: float = 0.0  # this process's CPU time over the timed phase: the load generator's
 
     @property
     def throughput(self) -> float:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
     def summary(self) -> dict:
-        return {
+        answered = len(self.latencies_ms) + self.errors
+        summary = {
             "requests": len(self.latencies_ms),
             "errors": self.errors,
             "p50_ms": round(percentile(self.latencies_ms, 50), 2),
             "p99_ms": round(percentile(self.latencies_ms, 99), 2),
             "throughput_rps": round(self.throughput, 1),
+            "client_cpu_ms_per_request": round(1000 * self.client_cpu_s / max(1, answered), 3),
+            "client_cpus": round(self.client_cpu_s / self.seconds, 2) if self.seconds else None,
         }
+        if self.server_cpu_s is not None:
+            summary["server_cpu_ms_per_request"] = round(1000 * self.server_cpu_s / max(1, answered), 3)
+            summary["server_cpus"] = round(self.server_cpu_s / self.seconds, 2) if self.seconds else None
+        return summary
 
 
 def load(
@@ -162,13 +205,18 @@ def load(
     content_type: str = "application/json",
     warmup: int = 5,
     path: str = "/invocations",
+    server_cpu=None,
 ) -> LoadResult:
-    """Closed-loop load: ``concurrency`` keep-alive clients, bounded in count and in time."""
+    """Closed-loop load: ``concurrency`` keep-alive clients, bounded in count and in time. With
+    ``server_cpu`` (a callable: the server's CPU seconds so far) the server's CPU time over the
+    timed phase is kept too; the client's own (this process's) always is."""
     result = LoadResult()
     lock = threading.Lock()
     counter = iter(range(10**9))
     for body in bodies[:warmup]:
         _post(http.client.HTTPConnection("127.0.0.1", port, timeout=60), body, content_type, path)
+    server_before = server_cpu() if server_cpu else None
+    client_before = time.process_time()
     start = time.monotonic()
     deadline = start + max_seconds
 
@@ -196,6 +244,9 @@ def load(
     for t in threads:
         t.join()
     result.seconds = time.monotonic() - start
+    result.client_cpu_s = time.process_time() - client_before
+    if server_cpu:
+        result.server_cpu_s = server_cpu() - server_before
     return result
 
 

@@ -13,7 +13,10 @@ it). For each: cold start (docker run → first 200 on /ping), single-tweet late
 1, throughput and p99 at concurrency 8 with 1-tweet and with 32-tweet requests, memory (ready; the
 peak sampled every 2 s during the 32-tweet load; idle 2 s after it), and accuracy / F1 over all
 1,904 test tweets through the endpoint. Load is closed-loop from keep-alive clients on this
-machine, bounded in count and in time. Verdicts against issue 13's targets close the output.
+machine, bounded in count and in time. Every load phase also records the server's CPU time (the
+container's cgroup, read on the host) and the load generator's (this process), printed per request
+against the forward pass's CPU time (issue 18). Verdicts against issues 13's and 18's targets close
+the output. ``NAME@IMAGE`` runs a configuration in another image: before and after in one run.
 Writes benchmarks/results/serving.json and prints Markdown tables.
 """
 
@@ -48,6 +51,7 @@ TARGET_C8_RPS = 450
 TARGET_SHARE_OF_LIMIT = 0.75
 TARGET_C1_P50_MS = 6.0
 TARGET_C1_P99_MS = 15.0
+TARGET_CPU_RATIO = 1.3  # issue 18: the server's CPU per single-tweet request against the forward pass's
 PRECISION_OF = {"sagebert-int8": "int8", "sagebert-fp32": "fp32", "sagebert-onnx-int8": "onnx-int8"}
 
 
@@ -70,24 +74,38 @@ def compute_limit(model_dir: Path, precisions: list[str], texts: list[str]) -> d
             encoded = [model.encode([text]) for text in texts]
             for items in encoded[:20]:
                 model.forward(items)
-            costs = []
+            costs, cpu_begun = [], time.process_time()
             for items in encoded:
                 begun = time.perf_counter()
                 model.forward(items)
                 costs.append((time.perf_counter() - begun) * 1000)
+            cpu_ms = (time.process_time() - cpu_begun) * 1000 / len(encoded)  # all threads of this process
             cost = median(costs)
             limits[precision] = {
                 "forward_ms_per_tweet": round(cost, 3),
                 "forward_p99_ms": round(percentile(costs, 99), 3),
+                "forward_mean_ms": round(sum(costs) / len(costs), 3),
+                "forward_cpu_ms_per_tweet": round(cpu_ms, 3),
                 "cpus": cpus,
                 "limit_tweets_per_s": round(cpus * 1000 / cost, 1),
             }
             print(
-                f"  compute limit, {precision}: {cost:.2f} ms per tweet on one core → {cpus} CPUs: "
-                f"{limits[precision]['limit_tweets_per_s']} tweets/s",
+                f"  compute limit, {precision}: {cost:.2f} ms per tweet on one core (CPU time {cpu_ms:.3f} ms "
+                f"a tweet on average) → {cpus} CPUs: {limits[precision]['limit_tweets_per_s']} tweets/s",
                 flush=True,
             )
     return limits
+
+
+def image_of(name: str, image: str) -> str:
+    """The image a configuration runs in: ``NAME@IMAGE`` names its own (a side-by-side run of two
+    builds, e.g. ``sagebert-default,sagebert-default@sagebert:base``), else ``--image``."""
+    return name.split("@", 1)[1] if "@" in name else image
+
+
+def precision_of(name: str, default_precision: str) -> str | None:
+    base = name.split("@")[0]
+    return default_precision if base == "sagebert-default" else PRECISION_OF.get(base)
 
 
 def start(image: str, model_dir: Path, config: dict) -> Container:
@@ -163,10 +181,11 @@ def _run_config(
         memory_ready = container.memory()
         singles = [json.dumps(r["sentence"]).encode() for r in rows]
         batches = [json.dumps([r["sentence"] for r in rows[i : i + 32]]).encode() for i in range(0, len(rows) - 32, 32)]
-        c1 = load(container.port, singles, 1, max_requests=400, max_seconds=seconds)
-        c8 = load(container.port, singles, 8, max_requests=4000, max_seconds=seconds)
+        cpu = container.cpu_seconds
+        c1 = load(container.port, singles, 1, max_requests=400, max_seconds=seconds, server_cpu=cpu)
+        c8 = load(container.port, singles, 8, max_requests=40000, max_seconds=seconds, server_cpu=cpu)
         c8_32, memory_peak = container.memory_while(
-            lambda: load(container.port, batches, 8, max_requests=600, max_seconds=seconds)
+            lambda: load(container.port, batches, 8, max_requests=600, max_seconds=seconds, server_cpu=cpu)
         )
         memory_loaded = container.idle_memory()
         quality = accuracy(container.port, reference, rows)
@@ -213,6 +232,28 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: list[dict], limits: dict, default_precision: str) -> str:
+    """Where the CPU went in each load phase: the server's (its cgroup) and the load generator's
+    (this process), per request and in CPUs busy, against the forward pass's CPU time."""
+    lines = [
+        "| configuration | load | req/s | server CPU ms / request | × forward pass | server CPUs busy | "
+        "client CPU ms / request | client CPUs busy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        precision = precision_of(r["name"], default_precision)
+        forward = limits.get(precision, {}).get("forward_cpu_ms_per_tweet")
+        for phase, tweets in (("c1_single", 1), ("c8_single", 1), ("c8_batch32", 32)):
+            m = r[phase]
+            server = m.get("server_cpu_ms_per_request")
+            ratio = f"{server / (forward * tweets):.2f}" if server is not None and forward else "–"
+            lines.append(
+                f"| {r['name']} | {phase} | {m['throughput_rps']} | {server} | {ratio} | {m.get('server_cpus')} | "
+                f"{m['client_cpu_ms_per_request']} | {m['client_cpus']} |"
+            )
+    return "\n".join(lines)
+
+
 def verdicts(results: list[dict], limits: dict, default_precision: str) -> list[str]:
     """Each sagebert configuration against issue 13's targets; the 32-tweet figure against torch
     int8's (the default before issue 13) in the same run."""
@@ -220,7 +261,7 @@ def verdicts(results: list[dict], limits: dict, default_precision: str) -> list[
     baseline = by_name.get("sagebert-int8")
     lines = []
     for r in results:
-        precision = default_precision if r["name"] == "sagebert-default" else PRECISION_OF.get(r["name"])
+        precision = precision_of(r["name"], default_precision)
         if precision not in limits:
             continue
         limit = limits[precision]["limit_tweets_per_s"]
@@ -235,6 +276,16 @@ def verdicts(results: list[dict], limits: dict, default_precision: str) -> list[
             (f"c1 p50 {c1['p50_ms']} ms ≤ {TARGET_C1_P50_MS}", c1["p50_ms"] <= TARGET_C1_P50_MS),
             (f"c1 p99 {c1['p99_ms']} ms ≤ {TARGET_C1_P99_MS}", c1["p99_ms"] <= TARGET_C1_P99_MS),
         ]
+        server = r["c8_single"].get("server_cpu_ms_per_request")
+        forward = limits[precision].get("forward_cpu_ms_per_tweet")
+        if server is not None and forward:
+            checks.append(
+                (
+                    f"server CPU {server} ms per single-tweet request at c8 = {server / forward:.2f}x the forward "
+                    f"pass's {forward} ms ≤ {TARGET_CPU_RATIO}x",
+                    server / forward <= TARGET_CPU_RATIO,
+                )
+            )
         if baseline is not None and r is not baseline:
             mine, theirs = r["c8_batch32"]["throughput_rps"], baseline["c8_batch32"]["throughput_rps"]
             # "No worse" within this VM's run-to-run noise (±10 %, BENCHMARKS.md).
@@ -248,7 +299,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default="sagebert:dev")
     parser.add_argument("--model-dir", type=Path, default=REPO / "local_test" / "test_dir" / "model")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="comma-separated subset of: " + ", ".join(CONFIGS) + " (NAME@IMAGE: that configuration in another image)",
+    )
     parser.add_argument("--cold-starts", type=int, default=3, help="cold starts per configuration (median reported)")
     parser.add_argument("--seconds", type=float, default=20, help="time bound of each load phase")
     parser.add_argument("--limit-tweets", type=int, default=400, help="test tweets timed for the compute limit")
@@ -262,10 +317,19 @@ def main() -> None:
 
     names = args.configs.split(",")
     default_precision = resolve_precision("auto", torch.device("cpu"))
-    precisions = sorted({PRECISION_OF[n] for n in names if n in PRECISION_OF} | {default_precision})
+    precisions = sorted({PRECISION_OF[n.split("@")[0]] for n in names if n.split("@")[0] in PRECISION_OF})
+    precisions = sorted(set(precisions) | {default_precision})
     limits = compute_limit(args.model_dir, precisions, [r["sentence"] for r in rows[: args.limit_tweets]])
     results = [
-        run_config(name, CONFIGS[name], args.image, args.model_dir, rows, args.cold_starts, args.seconds)
+        run_config(
+            name,
+            CONFIGS[name.split("@")[0]],
+            image_of(name, args.image),
+            args.model_dir,
+            rows,
+            args.cold_starts,
+            args.seconds,
+        )
         for name in names
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -282,15 +346,19 @@ def main() -> None:
         )
     )
     print()
-    print("| precision | forward ms per tweet, one core (p50 / p99) | compute limit tweets/s |")
-    print("|---|---|---|")
+    print(
+        "| precision | forward ms per tweet, one core (p50 / p99) | CPU ms per tweet (mean) | compute limit tweets/s |"
+    )
+    print("|---|---|---|---|")
     for precision, limit in limits.items():
         print(
             f"| {precision} | {limit['forward_ms_per_tweet']} / {limit['forward_p99_ms']} | "
-            f"{limit['limit_tweets_per_s']} |"
+            f"{limit['forward_cpu_ms_per_tweet']} | {limit['limit_tweets_per_s']} |"
         )
     print()
     print(table(results))
+    print()
+    print(cpu_table(results, limits, default_precision))
     print()
     print(f"verdicts (the default is {default_precision}):")
     for line in verdicts(results, limits, default_precision):

@@ -189,3 +189,98 @@ def test_max_items_one_serves_every_item_alone():
     batcher = MicroBatcher(forward, max_items=1)
     queue_behind_a_held_pass(batcher, forward, {n: [n] for n in "abc"})
     assert sorted(map(tuple, forward.calls[1:])) == [("a",), ("b",), ("c",)]
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_by_default_every_pass_runs_on_the_model_thread():
+    threads = []
+    batcher = MicroBatcher(lambda items: threads.append(threading.current_thread().name) or list(items))
+    assert batcher.submit(["a"]) == ["a"] and threads == ["sagebert-batcher"]
+
+
+def test_a_lone_request_that_fits_one_pass_runs_it_in_its_own_thread_and_a_longer_one_on_the_model_thread():
+    threads = []
+
+    def forward(items):
+        threads.append(threading.current_thread().name)
+        return [t.upper() for t in items]
+
+    batcher = MicroBatcher(forward, max_items=2, inline=True)
+    assert batcher.submit(["a", "b"]) == ["A", "B"]  # idle model, one pass: no hand-off
+    assert batcher.submit(["c", "d", "e"]) == ["C", "D", "E"]  # two passes: sliced by the model thread
+    assert threads == [threading.current_thread().name, "sagebert-batcher", "sagebert-batcher"]
+    assert batcher.take_queue_waits()[0] == 2 and batcher.pending() == 0
+
+
+def test_a_stuck_pass_run_inline_is_reported_and_fails_the_requests_queued_behind_it():
+    release, running = threading.Event(), threading.Event()
+    where = {}
+
+    def forward(items):
+        if "stuck" in items:
+            where["stuck"] = threading.current_thread().name
+            running.set()
+            release.wait(30)
+        return [t.upper() for t in items]
+
+    batcher = MicroBatcher(forward, stuck_after=1.0, inline=True)
+    results = {}
+    stuck = threading.Thread(target=lambda: results.update(submit_all(batcher, {"stuck": ["stuck"]})))
+    stuck.start()
+    assert running.wait(5)
+    assert where["stuck"] != "sagebert-batcher"  # the request's own thread runs the pass
+    started = time.monotonic()
+    behind = submit_all(batcher, {"behind": ["behind"]})["behind"]  # queued: no second pass at once
+    assert isinstance(behind, InferenceUnavailableError) and behind.http_status == 503
+    assert "stuck" in behind.message and time.monotonic() - started < 10
+    assert batcher.stuck_for() > 1.0 and batcher.busy_for() > 1.0  # what /ping and the heartbeat read
+    batcher.close(time.monotonic() + 60)
+    with pytest.raises(InferenceUnavailableError, match="shutting down"):
+        batcher.submit(["new"])
+    release.set()
+    stuck.join(10)
+    assert results["stuck"] == ["STUCK"]  # a pass that ends is answered, closing or not
+    assert batcher.stuck_for() == 0 and batcher.pending() == 0
+
+
+def test_requests_queued_behind_an_inline_pass_share_the_next_pass_on_the_model_thread():
+    forward = Recorder(hold_first=True)
+    batcher = MicroBatcher(forward, inline=True)
+    first = threading.Thread(target=batcher.submit, args=(["first"],))
+    first.start()
+    assert forward.first_started.wait(5)
+    results = {}
+    waiter = threading.Thread(target=lambda: results.update(submit_all(batcher, {n: [n] for n in "bcd"})))
+    waiter.start()
+    assert wait_until(lambda: batcher.pending() == 4)  # three queued behind the inline pass
+    forward.release.set()
+    waiter.join(10)
+    first.join(5)
+    assert results == {n: [n.upper()] for n in "bcd"}
+    assert forward.calls[0] == ["first"] and sorted(forward.calls[1]) == ["b", "c", "d"]
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_memory_is_given_back_once_after_passes_stop_and_again_after_the_next_pass(monkeypatch, inline):
+    from sagebert.serving import batching
+
+    trims = []
+    monkeypatch.setattr(batching, "_malloc_trim", lambda: lambda: trims.append(time.monotonic()))
+    monkeypatch.setattr(batching, "IDLE_SECONDS", 0.05)
+    batcher = MicroBatcher(lambda items: list(items), inline=inline)
+    assert batcher.submit(["a"]) == ["a"]
+    ended = time.monotonic()
+    assert wait_until(lambda: len(trims) == 1)
+    assert trims[0] - ended >= 0.045  # not before IDLE_SECONDS of idleness (its clock starts a moment earlier)
+    assert not wait_until(lambda: len(trims) > 1, timeout=0.3)  # idle: nothing more to give back
+    assert batcher.submit(["b"]) == ["b"]  # inline: only this pass can wake the model thread
+    assert wait_until(lambda: len(trims) == 2)
