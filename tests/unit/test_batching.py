@@ -191,7 +191,7 @@ def test_max_items_one_serves_every_item_alone():
     assert sorted(map(tuple, forward.calls[1:])) == [("a",), ("b",), ("c",)]
 
 
-def wait_until(condition, timeout: float = 10.0) -> bool:
+def holds_within(condition, timeout: float = 10.0) -> bool:
     """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -261,7 +261,7 @@ def test_requests_queued_behind_an_inline_pass_share_the_next_pass_on_the_model_
     results = {}
     waiter = threading.Thread(target=lambda: results.update(submit_all(batcher, {n: [n] for n in "bcd"})))
     waiter.start()
-    assert wait_until(lambda: batcher.pending() == 4)  # three queued behind the inline pass
+    assert holds_within(lambda: batcher.pending() == 4)  # three queued behind the inline pass
     forward.release.set()
     waiter.join(10)
     first.join(5)
@@ -279,8 +279,8 @@ def test_memory_is_given_back_once_after_passes_stop_and_again_after_the_next_pa
     batcher = MicroBatcher(lambda items: list(items), inline=inline)
     assert batcher.submit(["a"]) == ["a"]
     ended = time.monotonic()
-    assert wait_until(lambda: len(trims) == 1)
+    assert holds_within(lambda: len(trims) == 1)
     assert trims[0] - ended >= 0.045  # not before IDLE_SECONDS of idleness (its clock starts a moment earlier)
-    assert not wait_until(lambda: len(trims) > 1, timeout=0.3)  # idle: nothing more to give back
+    assert not holds_within(lambda: len(trims) > 1, timeout=0.3)  # idle: nothing more to give back
     assert batcher.submit(["b"]) == ["b"]  # inline: only this pass can wake the model thread
-    assert wait_until(lambda: len(trims) == 2)
+    assert holds_within(lambda: len(trims) == 2)
