@@ -224,35 +224,11 @@ def test_data_capture_is_carried_by_the_new_config_not_excluded_from_what_is_ret
     assert capture["DestinationS3Uri"] == f"s3://{fake.bucket}/capture/" and capture["InitialSamplingPercentage"] == 20
 
 
-@pytest.fixture
-def update_endpoint_in_moto(clients, aws):
-    """UpdateEndpoint (which moto lacks) answered by moving the endpoint to the new config in moto."""
-    import boto3
-    from botocore.awsrequest import AWSResponse
-
-    moto = boto3.client("sagemaker")  # its own calls are not the CLI's
-    asked: list[dict] = []
-
-    def remember(params, **_):
-        asked.append(dict(params))
-
-    def answer(**_):
-        request = asked[-1]
-        moto.delete_endpoint(EndpointName=request["EndpointName"])
-        moto.create_endpoint(EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"])
-        arn = moto.describe_endpoint(EndpointName=request["EndpointName"])["EndpointArn"]
-        return AWSResponse(aws, 200, {}, None), {"EndpointArn": arn}
-
-    clients.sagemaker.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", remember)
-    clients.sagemaker.meta.events.register("before-call.sagemaker.UpdateEndpoint", answer)
-    return asked
-
-
 @pytest.mark.parametrize(
     "capture", [None, {"EnableCapture": False, "InitialSamplingPercentage": 100}], ids=["none", "disabled"]
 )
 def test_a_serverless_endpoint_whose_config_reports_capture_off_can_be_updated(
-    cli, clients, fake, sent, update_endpoint_in_moto, capture
+    cli, clients, fake, sent, update_endpoint_stand_in, capture
 ):
     # Made with raw boto3 in moto, whose DescribeEndpointConfig then answers DataCaptureConfig {}
     # (or the disabled one given): neither is capture, which a serverless endpoint cannot have.
@@ -281,7 +257,7 @@ def test_a_serverless_endpoint_whose_config_reports_capture_off_can_be_updated(
     assert result.code == 0, result.err
     created = sent("CreateEndpointConfig")[-1]
     assert created["ProductionVariants"][0]["ServerlessConfig"] == serverless
-    assert update_endpoint_in_moto[-1]["EndpointConfigName"] == created["EndpointConfigName"]
+    assert update_endpoint_stand_in[-1]["EndpointConfigName"] == created["EndpointConfigName"]
 
 
 def test_a_model_trained_by_another_image_waits_for_image_or_keep_image_and_creates_nothing(
