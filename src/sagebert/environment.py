@@ -108,7 +108,9 @@ class TrainingEnvironment:
     """One read of a training container's configuration files and data channels."""
 
     paths: SageMakerPaths
-    hyperparameters: dict[str, str] = field(default_factory=dict)
+    # As hyperparameters.json holds them (strings from SageMaker); sagebert.hyperparameters.load
+    # parses them, once, into the typed Hyperparameters.
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
     input_data_config: dict[str, dict] = field(default_factory=dict)
     checkpoint_dir: Path = Path(contract.CHECKPOINT_LOCAL_PATH)
 
@@ -120,12 +122,15 @@ class TrainingEnvironment:
         paths = SageMakerPaths(Path(base) if base is not None else base_dir(environ))
         hyperparameters = _read_json(paths.hyperparameters_file) or {}
         if not isinstance(hyperparameters, dict):
-            raise DataError(f"{paths.hyperparameters_file} must hold a JSON object of strings.")
+            raise DataError(
+                f"{paths.hyperparameters_file} must hold a JSON object of strings.",
+                'SageMaker writes this file itself; if you wrote it (local tests), make it {"name": "value", ...}.',
+            )
         checkpoint_config = _read_json(paths.checkpoint_config_file) or {}
         checkpoint_dir = Path(checkpoint_config.get("LocalPath") or paths.default_checkpoint_dir)
         return cls(
             paths=paths,
-            hyperparameters={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in hyperparameters.items()},
+            hyperparameters=hyperparameters,
             input_data_config=_read_json(paths.input_data_config_file) or {},
             checkpoint_dir=checkpoint_dir,
         )

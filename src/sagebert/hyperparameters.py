@@ -1,21 +1,21 @@
 """Training hyperparameters: one typed dataclass, parsed from SageMaker's strings.
 
-Values reach a training job twice: as strings in /opt/ml/input/config/hyperparameters.json
-(possibly JSON-encoded again by some clients: ``"\\"bert-base-uncased\\""``) and, through the
-sagemaker-training toolkit, as command-line arguments where the toolkit has decoded them and
-printed them back with ``str()`` (``True``/``False``, ``['a', 'b']``). Both are accepted; an
-argument on the command line wins over the file. Unknown names and bad values fail fast, naming
-the hyperparameter and what it allows. Nothing here imports torch: the CLI validates a job's
-hyperparameters before it sends CreateTrainingJob.
+A training job's hyperparameters have one source: /opt/ml/input/config/hyperparameters.json,
+where SageMaker writes every value as a string (some clients JSON-encode it a second time:
+``"\\"bert-base-uncased\\""``; a hand-written local file may hold numbers, booleans and lists).
+``load`` parses those values once into the frozen ``Hyperparameters``, which is passed down from
+there. The launcher gives the program no command-line copy of them (the sagemaker-training
+toolkit's default would be ``--name str(value)``, a second, differently encoded source). Unknown
+names and bad values fail fast, naming the hyperparameter and what it allows. Nothing here
+imports torch: the CLI validates a job's hyperparameters before it sends CreateTrainingJob.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -133,27 +133,25 @@ def _choice(*choices: str) -> Callable[[Any], str]:
 
 
 def parse_name_list(value: Any) -> tuple[str, ...]:
-    """Label names: a JSON list, the toolkit's Python-list form, or comma-separated text."""
+    """Label names: comma-separated text, or a JSON list (for names that contain commas)."""
     value = _unquote(value)
+    allowed = "at least two distinct, non-empty names separated by commas (e.g. 'Not a disaster,Real disaster')"
     items: Iterable[Any]
     if isinstance(value, (list, tuple)):
         items = value
     else:
         text = str(value).strip()
-        items = None  # type: ignore[assignment]
         if text.startswith("["):
-            for loader in (json.loads, ast.literal_eval):
-                try:
-                    loaded = loader(text)
-                except (ValueError, SyntaxError):
-                    continue
-                if isinstance(loaded, (list, tuple)):
-                    items = loaded
-                    break
-        if items is None:
+            # A bracket means a list was meant; splitting it at commas would keep the brackets in the names.
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None  # type: ignore[assignment]
+            if not isinstance(items, list):
+                raise _Invalid(allowed + ', or a JSON list of strings (e.g. \'["No", "Yes"]\')')
+        else:
             items = text.split(",")
     names = tuple(str(item).strip() for item in items)
-    allowed = "at least two distinct, non-empty names separated by commas (e.g. 'Not a disaster,Real disaster')"
     if len(names) < 2 or any(not n for n in names) or len(set(n.lower() for n in names)) != len(names):
         raise _Invalid(allowed)
     return names
@@ -302,33 +300,6 @@ def from_mapping(values: Mapping[str, Any]) -> Hyperparameters:
     return Hyperparameters(**parsed)
 
 
-def parse_cli_args(argv: Sequence[str]) -> dict[str, str]:
-    """``--name value`` / ``--name=value`` pairs, as the sagemaker-training toolkit passes them."""
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("-") or arg in ("-", "--"):
-            raise HyperparameterError(
-                f"Unexpected command-line argument {arg!r}.",
-                "Pass hyperparameters as --name value pairs (e.g. --epochs 3).",
-            )
-        name = arg.lstrip("-")
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif i + 1 < len(argv):
-            i += 1
-            value = argv[i]
-        else:
-            raise HyperparameterError(f"Command-line argument {arg!r} has no value.", f"Pass it as {arg} VALUE.")
-        values[name] = value
-        i += 1
-    return values
-
-
-def load(file_values: Mapping[str, Any], argv: Sequence[str] = ()) -> Hyperparameters:
-    """Hyperparameters from hyperparameters.json values overlaid with command-line arguments."""
-    merged = dict(file_values)
-    for name, value in parse_cli_args(argv).items():
-        merged[name] = value
-    return from_mapping(merged)
+def load(file_values: Mapping[str, Any]) -> Hyperparameters:
+    """The job's Hyperparameters from the values of hyperparameters.json (the one parse of them)."""
+    return from_mapping(file_values)

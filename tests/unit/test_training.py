@@ -174,9 +174,18 @@ def test_bad_data_writes_a_failure_reason_and_exits_non_zero(opt_ml):
 
 
 def test_a_bad_hyperparameter_fails_before_any_model_loads(opt_ml):
-    base = opt_ml(train_rows=20)
-    assert train_main(["--learning_rate", "lots"]) == 2
-    assert "hyperparameter 'learning_rate' is 'lots'" in (base / "output" / "failure").read_text()
+    base = opt_ml(train_rows=20, hyperparameters={"learning_rate": "lots"})
+    assert train_main([]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "hyperparameter 'learning_rate' is 'lots'" in reason and "Fix:" in reason
+
+
+def test_hyperparameters_come_from_the_file_only(opt_ml):
+    # The file is their one source: arguments are refused, not merged (the launcher passes none).
+    base = opt_ml(train_rows=20, hyperparameters={"epochs": "1"})
+    assert train_main(["--epochs", "3"]) == 2
+    reason = (base / "output" / "failure").read_text()
+    assert "takes no arguments" in reason and "hyperparameters.json" in reason and "Traceback" not in reason
 
 
 def test_a_missing_training_channel(opt_ml):

@@ -12,6 +12,7 @@ from sagebert.container.training_module import (
     wait_for_hosts,
 )
 from sagebert.errors import SagebertError
+from sagebert.hyperparameters import Hyperparameters, load
 
 # Command lines as `ps` shows them in the image (the toolkit's runners, torchrun, the S3 sync fork).
 SINGLE = ["/opt/venv/bin/python3.11", "--", "train.py", "--epochs", "1"]
@@ -30,9 +31,8 @@ def test_sigterm_goes_to_the_training_program_only(cmdline, signalled):
 
 
 def test_processes_per_host_defaults_to_one_per_gpu_or_one():
-    assert processes_per_host({}, 0) == 1 and processes_per_host({}, 4) == 4
-    assert processes_per_host({"processes_per_host": "2"}, 0) == 2
-    assert processes_per_host({"processes_per_host": "lots"}, 0) == 1  # the program rejects it with its message
+    assert processes_per_host(Hyperparameters(), 0) == 1 and processes_per_host(Hyperparameters(), 4) == 4
+    assert processes_per_host(load({"processes_per_host": "2"}), 0) == 2
 
 
 class FakeTime:

@@ -1,6 +1,7 @@
-"""The training program the sagemaker-training toolkit runs (``python train.py --name value ...``).
+"""The training program the sagemaker-training toolkit runs (``python train.py``, no arguments).
 
-It reads the job's configuration, trains, and writes the model. On an error it writes a short
+It reads the job's configuration (the hyperparameters from hyperparameters.json, their one source,
+parsed once and passed down), trains, and writes the model. On an error it writes a short
 reason (what went wrong and how to fix it, no traceback) to /opt/ml/output/failure, logs the
 traceback, and exits non-zero; the toolkit keeps an existing failure file as it is.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 from .. import logs
 from ..environment import TrainingEnvironment
-from ..errors import SagebertError, write_failure_file
+from ..errors import HyperparameterError, SagebertError, write_failure_file
 from ..hyperparameters import load as load_hyperparameters
 
 log = logging.getLogger("sagebert.train")
@@ -60,8 +61,15 @@ def _run(stop: threading.Event, argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     env = None
     try:
+        if argv:
+            # A second source would have to be merged with the file, and the two disagree on encoding.
+            raise HyperparameterError(
+                f"The training program takes no arguments (got {' '.join(argv)[:200]!r}).",
+                "Put hyperparameters in /opt/ml/input/config/hyperparameters.json, as SageMaker does "
+                "(local_test/train_local.sh IMAGE name=value writes it).",
+            )
         env = TrainingEnvironment.read()
-        hyperparameters = load_hyperparameters(env.hyperparameters, argv)
+        hyperparameters = load_hyperparameters(env.hyperparameters)
         from ..training import TrainingInterrupted, train  # torch only once the inputs are known to be sound
         from .driver_check import check_this_host
 

@@ -5,13 +5,17 @@ and calls ``main()`` here (ENV SAGEMAKER_TRAINING_MODULE=sagebert.container.trai
 ``main()`` hands the job to the toolkit's own runners: one plain process, or torchrun
 (the toolkit's TorchDistributed runner) when the job has several hosts or several processes per
 host. The program they run is /opt/sagebert/program/train.py, which the toolkit copies into
-/opt/ml/code; hyperparameters reach it as command-line arguments.
+/opt/ml/code. It gets no command-line arguments: the toolkit's default would repeat the
+hyperparameters as ``--name str(value)``, a second copy in another encoding; the program reads
+them from hyperparameters.json, their one source, as the launcher does here.
 
 Around that, the launcher:
 - forwards SIGTERM to the training processes, and only to them: the toolkit does not pass
   signals on (sagemaker-training-toolkit issue #125), and torchrun's agent, if signalled, would
   kill its workers 30 s later while they may need longer to checkpoint inside SageMaker's 120 s;
   the toolkit's S3 sync process is left alone too;
+- parses the hyperparameters (sagebert.hyperparameters.load) before anything starts, so a bad
+  value fails the job at once, with the same reason the program would give;
 - waits for the other hosts' names to resolve only when there are other hosts, saying what it
   waits for, and fails with a reason after SAGEBERT_HOST_WAIT_SECONDS (the toolkit's own wait is
   silent and 15 minutes long, and it waits for this container's own name even when alone);
@@ -21,7 +25,6 @@ Around that, the launcher:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -33,15 +36,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..environment import SageMakerPaths, base_dir
+from ..environment import SageMakerPaths, TrainingEnvironment, base_dir
 from ..errors import SagebertError, write_failure_file
+from ..hyperparameters import Hyperparameters
+from ..hyperparameters import load as load_hyperparameters
 from ..modeling import SCRATCH_DIR_ENV
 
 log = logging.getLogger("sagebert.container")
 
 PROGRAM_DIR = Path(os.environ.get("SAGEBERT_PROGRAM_DIR", "/opt/sagebert/program"))
 PROGRAM = "train.py"
-PROCESSES_PER_HOST = "processes_per_host"
 HOST_WAIT_ENV = "SAGEBERT_HOST_WAIT_SECONDS"
 DEFAULT_HOST_WAIT_SECONDS = 600
 # torchrun's agent gives its workers this long to exit once it stops them (e.g. after one failed);
@@ -50,18 +54,11 @@ AGENT_SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
 AGENT_SHUTDOWN_TIMEOUT_SECONDS = 110
 
 
-def processes_per_host(hyperparameters: dict, num_gpus: int) -> int:
-    """The ``processes_per_host`` hyperparameter; 0 or absent = one per GPU, else one.
-
-    A value that does not parse is left for the training program to reject with its message.
-    """
-    value = hyperparameters.get(PROCESSES_PER_HOST, 0)
-    try:
-        requested = int(json.loads(value) if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        requested = 0
-    if requested > 0:
-        return requested
+def processes_per_host(hyperparameters: Hyperparameters, num_gpus: int) -> int:
+    """Training processes on this host: the ``processes_per_host`` hyperparameter, or for 0 one per
+    GPU (one on a host without GPUs)."""
+    if hyperparameters.processes_per_host > 0:
+        return hyperparameters.processes_per_host
     return max(int(num_gpus), 1)
 
 
@@ -165,15 +162,15 @@ def main() -> None:
     env = environment.Environment()
     stopping = threading.Event()
     _forward_sigterm_to_training_processes(stopping)
-    per_host = processes_per_host(env.hyperparameters, env.num_gpus)
-    distributed = len(env.hosts) > 1 or per_host > 1
     try:
+        per_host = processes_per_host(load_hyperparameters(TrainingEnvironment.read().hyperparameters), env.num_gpus)
         if len(env.hosts) > 1:
             wait_for_hosts(env.hosts, host_wait_seconds(), should_stop=stopping.is_set)
     except SagebertError as exc:
         reason = write_failure_file(SageMakerPaths(base_dir()).failure_file, str(exc))
         log.error("training failed: %s", reason)
         raise errors.ClientError(reason) from None  # the toolkit reports the failure, keeping our reason
+    distributed = len(env.hosts) > 1 or per_host > 1
     if distributed:
         # gloo (CPU) picks its interface from this variable; the toolkit sets NCCL's itself.
         if _interface_exists(env.network_interface_name):
@@ -195,15 +192,27 @@ def main() -> None:
 
 def _run_program(env, per_host: int, distributed: bool) -> None:
     """The toolkit's ``entry_point.run``, without its host-name wait (``main`` waits, when there is reason to)."""
-    from sagemaker_training import entry_point, environment, files, runner
+    from sagemaker_training import entry_point, environment, files, process, torch_distributed
 
     env_vars = env.to_env_vars()
     files.download_and_extract(uri=str(PROGRAM_DIR), path=environment.code_dir)
     entry_point.install(PROGRAM, environment.code_dir, capture_error=True)
     environment.write_env_vars(env_vars)
-    runner_type = runner.TorchDistributedRunnerType if distributed else runner.ProcessRunnerType
-    program = runner.get(
-        runner_type, PROGRAM, env.to_cmd_args(), env_vars, {"sagemaker_mpi_num_of_processes_per_host": per_host}
-    )
+    # The runners are built here, not with the toolkit's runner.get: that replaces an empty argument
+    # list with env.to_cmd_args(), and the program must get none (see the module's docstring).
+    if distributed:
+        program = torch_distributed.TorchDistributedRunner(
+            PROGRAM,
+            [],
+            env_vars,
+            per_host,
+            env.master_hostname,
+            env.distribution_hosts,
+            env.current_host,
+            env.network_interface_name,
+            instance_type=env.current_instance_type,
+        )
+    else:
+        program = process.ProcessRunner(PROGRAM, [], env_vars, per_host)
     # Keywords: the process runner and the torchrun runner take (wait, capture_error) in opposite orders.
     program.run(wait=True, capture_error=True)
