@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from common import REPO, machine, percentile, test_rows
 
-from sagebert.inference import InferenceModel, model_fn
-from sagebert.metrics import classification_metrics
+from sagebert.serving.inference import InferenceModel, model_fn
+from sagebert.training.metrics import classification_metrics
 
 
 class RowwiseInt8Linear(torch.nn.Module):

@@ -1,6 +1,6 @@
 """Test-only models for the real server (gunicorn + Flask, ``sagebert.container.serve.main``).
 
-``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.inference.model_fn``
+``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.serving.inference.model_fn``
 by the fake NAME, binds to loopback instead of every interface (or to SAGEBERT_TEST_BIND_HOST, for a
 run inside the image), and runs the production entry point unchanged: the server, its workers, its
 micro-batcher and its timeouts are the real ones, only what answers inside the forward pass is not
@@ -108,8 +108,8 @@ def _loader(name: str):
 
 
 def main(name: str) -> int:
-    from sagebert import inference
     from sagebert.container import serve
+    from sagebert.serving import inference
 
     inference.model_fn = _loader(name)
     serve.BIND_HOST = os.environ.get("SAGEBERT_TEST_BIND_HOST", "127.0.0.1")  # 0.0.0.0 inside a container

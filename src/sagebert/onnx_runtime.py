@@ -1,6 +1,7 @@
 """The ONNX Runtime int8 backend (precision ``onnx-int8``): the trained classifier exported to ONNX
 (input_ids, attention_mask → logits), its matrix products quantized dynamically to int8, and run by
-onnxruntime.
+onnxruntime. It sits at the package root, not in serving/, because both rooms use it: training
+exports with it as its last step, serving verifies and runs the export.
 
 The export is generic: it traces whatever ``AutoModelForSequenceClassification`` loaded (a custom
 head registered with the Auto classes included) through a wrapper that returns the logits. A

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sagebert.inference import model_fn
 from sagebert.serving.app import ModelHolder, create_app
+from sagebert.serving.inference import model_fn
 from sagebert.serving.settings import ServingSettings
 
 SETTINGS = ServingSettings(model_dir=Path("/unused"), max_texts=3)

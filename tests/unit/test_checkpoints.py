@@ -8,10 +8,9 @@ import tarfile
 import pytest
 import torch
 
-from sagebert import checkpoints
 from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
-from sagebert.training import TrainingInterrupted, fingerprint, train
+from sagebert.training import TrainingInterrupted, checkpoints, fingerprint, train
 from sagebert.training.loop import LoopState, optimizer_step
 from sagebert.training.resume import TrainingState
 from support import REPO, make_opt_ml, make_tiny_bert

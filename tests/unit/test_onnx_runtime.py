@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sagebert import onnx_runtime
 from sagebert.errors import SagebertError
-from sagebert.inference import model_fn
+from sagebert.serving.inference import model_fn
 from support import REPO, TRAIN_CSV, read_rows, with_scaled_head
 
 TWEETS = [row["sentence"] for row in read_rows(TRAIN_CSV, 400)]
@@ -157,7 +157,7 @@ def test_an_export_whose_fingerprint_does_not_match_is_made_again(tiny_model_dir
 
 
 def test_onnx_int8_is_refused_on_a_gpu():
-    from sagebert.inference import resolve_precision
+    from sagebert.serving.inference import resolve_precision
 
     with pytest.raises(SagebertError, match="CPU only"):
         resolve_precision("onnx-int8", torch.device("cuda"))
@@ -260,7 +260,7 @@ def test_a_start_with_the_export_imports_no_modeling_code(mean_onnx_and_fp32, tm
     copy_model(fp32.model.name_or_path, tmp_path)
     onnx_runtime.export_into(tmp_path, fp32.model)
     probe = (
-        "import json, sys; from sagebert.inference import model_fn; m = model_fn(sys.argv[1], 'onnx-int8'); "
+        "import json, sys; from sagebert.serving.inference import model_fn; m = model_fn(sys.argv[1], 'onnx-int8'); "
         "print(json.dumps([m.label_names, m.max_length, m.model.path.name, "
         "sorted(k for k in ('transformers.modeling_utils', 'sagebert.pooling', 'onnxruntime') if k in sys.modules)]))"
     )

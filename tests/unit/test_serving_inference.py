@@ -1,4 +1,4 @@
-"""sagebert.inference with the tiny model: a prediction is a function of its text alone, and a text
+"""sagebert.serving.inference with the tiny model: a prediction is a function of its text alone, and a text
 costs the same to tokenise however long it is."""
 
 import random
@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagebert.inference import PIECE_CHARS_PER_TOKEN, model_fn
+from sagebert.serving.inference import PIECE_CHARS_PER_TOKEN, model_fn
 from support import TRAIN_CSV, read_rows, with_scaled_head
 
 CPU_PRECISIONS = ("fp32", "int8", "bf16", "onnx-int8")  # every precision offered on CPU

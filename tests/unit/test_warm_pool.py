@@ -6,8 +6,8 @@ import tarfile
 import pytest
 
 from sagebert import files
-from sagebert.data import LabelledTexts
 from sagebert.training import batches, warm_pool
+from sagebert.training.data import LabelledTexts
 from support import TRAIN_CSV, read_rows
 
 ROWS = read_rows(TRAIN_CSV, 64)

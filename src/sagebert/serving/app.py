@@ -118,7 +118,7 @@ class ModelHolder:
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
         """A holder that loads ``model_dir`` with the settings' precision and batch size."""
-        from .. import inference
+        from . import inference
 
         return cls(
             loader=lambda: inference.model_fn(model_dir, settings.precision, settings.batch_size), settings=settings

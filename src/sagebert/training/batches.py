@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from .. import data as data_io
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL, TrainingEnvironment
 from ..errors import SagebertError
 from ..hyperparameters import Hyperparameters
+from . import data as data_io
 
 log = logging.getLogger(__name__)
 

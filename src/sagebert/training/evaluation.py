@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..metrics import classification_metrics
 from .batches import Collator, Encoded
+from .metrics import classification_metrics
 
 
 def evaluate(

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoints
 from ..hyperparameters import Hyperparameters
+from . import checkpoints
 from . import fingerprint as fingerprints
 from .batches import Datasets
 from .loop import LoopState

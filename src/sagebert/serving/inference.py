@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import contract, onnx_runtime
-from .codecs import Prediction, Predictions
-from .errors import SagebertError
-from .modeling import load_model_dir
-from .onnx_runtime import OnnxClassifier
+from .. import contract, onnx_runtime
+from ..codecs import Prediction, Predictions
+from ..errors import SagebertError
+from ..modeling import load_model_dir
+from ..onnx_runtime import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
