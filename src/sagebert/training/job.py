@@ -17,7 +17,7 @@ from ..errors import HyperparameterError
 from ..hyperparameters import Hyperparameters
 from . import artifacts, batches, evaluation, warm_pool
 from .loop import LoopState, TrainingLoop, TrainingResult
-from .resume import TrainingState, job_fingerprint
+from .resume import CheckpointStore, job_fingerprint
 
 log = logging.getLogger("sagebert.training")
 
@@ -96,7 +96,7 @@ def train(
         store, state = None, LoopState()
         if hp.keep_checkpoints:
             fingerprint = job_fingerprint(accelerator, hp, precision, datasets, modeling.base_model_digest(base))
-            store = TrainingState(accelerator, scheduler, env.checkpoint_dir, hp, fingerprint, plan.total_steps)
+            store = CheckpointStore(accelerator, scheduler, env.checkpoint_dir, hp, fingerprint, plan.total_steps)
             state = store.resume()
         if main:
             log.info(
