@@ -103,7 +103,7 @@ def probabilities(model: InferenceModel, groups: list[list[int]], texts: list[st
 def quality(model: InferenceModel, texts: list[str], labels: list[int], seed: int) -> dict:
     """Accuracy and F1 in 32-tweet requests, and how far merged forward passes move each answer."""
     torch.set_num_threads(1)
-    model.threads = 1
+    model.intra_op_threads = 1
     requests = [list(range(s, min(len(texts), s + 32))) for s in range(0, len(texts), 32)]
     in_requests = probabilities(model, requests, texts)
     metrics = classification_metrics(labels, in_requests.argmax(-1).tolist(), model.label_names)
@@ -134,7 +134,7 @@ def speed(models: dict[str, InferenceModel], texts: list[str], rounds: int) -> d
         chunk = texts[round_number * 40 : round_number * 40 + 40]
         batches = [texts[(round_number * 128 + i) % (len(texts) - 32) :][:32] for i in range(0, 128, 32)]
         for name, model in models.items():
-            model.threads = 1
+            model.intra_op_threads = 1
             for text in chunk:
                 begun = time.perf_counter()
                 model.predict([text])

@@ -70,7 +70,7 @@ def compute_limit(model_dir: Path, precisions: list[str], texts: list[str]) -> d
         shutil.copytree(model_dir, copy)
         for precision in precisions:
             model = model_fn(copy, precision)
-            model.threads = 1
+            model.intra_op_threads = 1
             encoded = [model.encode([text]) for text in texts]
             for items in encoded[:20]:
                 model.forward(items)

@@ -39,7 +39,7 @@ def expected_probability(text: str) -> float:
 
 class EchoModel:
     label_names = LABELS
-    threads = 1
+    intra_op_threads = 1
 
     def encode(self, texts):
         return list(texts)

@@ -165,7 +165,7 @@ def _cache_dir(model_dir: Path) -> Path:
     return Path(root) / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
 
 
-def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier | None:
+def load_verified(model_dir: Path, intra_op_threads: int | None = None) -> OnnxClassifier | None:
     """The int8 export of the model in ``model_dir`` (from training, or from an earlier start), if
     one whose name and metadata both carry the fingerprint of these weights is there and reads as a
     valid ONNX model; None otherwise (the caller exports). Needs neither torch's weights nor
@@ -175,7 +175,7 @@ def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier
         path = directory / _file_name(made_from)
         if path.exists():
             try:
-                return OnnxClassifier(path, threads, made_from=made_from)
+                return OnnxClassifier(path, intra_op_threads, made_from=made_from)
             except SagebertError as exc:
                 log.warning("not using %s: %s Exporting the model again.", path, exc.message)
     return None
@@ -220,9 +220,9 @@ class OnnxClassifier:
     """An exported classifier, called like the model on numpy arrays. The file is checked when this
     is made; the onnxruntime session is opened in each process on its first prediction."""
 
-    def __init__(self, path: Path, threads: int | None = None, made_from: str | None = None):
+    def __init__(self, path: Path, intra_op_threads: int | None = None, made_from: str | None = None):
         self.path = path
-        self.threads = threads  # None: torch's thread count in the process, when it opens the session
+        self.intra_op_threads = intra_op_threads  # None: torch's thread count when the session opens
         self._session: Any = None
         self._session_pid: int | None = None
         try:
@@ -247,13 +247,19 @@ class OnnxClassifier:
             "Delete that file: the next start exports the model again.",
         )
 
+    def set_intra_op_threads(self, threads: int | None) -> None:
+        """Open this process's session with ``threads`` intra-op threads (an open one is reopened)."""
+        if threads != self.intra_op_threads:
+            self.intra_op_threads = threads
+            self._session_pid = None
+
     @property
     def session(self) -> Any:
         """This process's onnxruntime session (a forked worker opens its own)."""
         if self._session_pid != os.getpid():
             onnxruntime = _import_runtime()
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, self.threads or torch.get_num_threads())
+            options.intra_op_num_threads = max(1, self.intra_op_threads or torch.get_num_threads())
             options.inter_op_num_threads = 1
             options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
             options.log_severity_level = 3  # warnings about unused initializers are noise

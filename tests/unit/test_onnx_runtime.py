@@ -268,3 +268,20 @@ def test_a_start_with_the_export_imports_no_modeling_code(mean_onnx_and_fp32, tm
     labels, max_length, name, imported = json.loads(done.stdout.strip().splitlines()[-1])
     assert (labels, max_length, name) == (fp32.label_names, fp32.max_length, onnx_runtime.export_name(tmp_path))
     assert imported == []
+
+
+def test_the_session_runs_on_the_intra_op_threads_the_model_is_given(model_dir):
+    """The count a server worker sets (its share of the CPUs) reaches onnxruntime's session, also
+    after the session was opened, whatever torch's own setting is then."""
+    model = model_fn(model_dir, "onnx-int8")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model.intra_op_threads = 2
+        model.predict(["flood"])
+        assert model.model.session.get_session_options().intra_op_num_threads == 2
+        model.intra_op_threads = 3
+        assert model.model.session.get_session_options().intra_op_num_threads == 3
+        assert model.intra_op_threads == 3
+    finally:
+        torch.set_num_threads(before)

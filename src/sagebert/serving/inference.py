@@ -30,9 +30,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from .. import contract, onnx_runtime
@@ -68,18 +67,86 @@ class Encoded:
         return len(self.ids)
 
 
+class Backend(Protocol):
+    """What InferenceModel asks of the thing that runs forward passes (torch or ONNX Runtime).
+
+    ``intra_op_threads`` is the process's intra-op thread count on CPU, given when the model is
+    loaded and changed only through ``set_intra_op_threads`` (a forked server worker takes its own
+    share). (``threads`` is the server's request threads, ServingSettings.threads.)
+    """
+
+    model: Any  # what runs the forward passes: the torch module or the OnnxClassifier
+    intra_op_threads: int
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The logits (float32, on the CPU, one row per text) for CPU int64 ids and attention mask."""
+        ...
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        """Run this process's later forward passes on ``threads`` intra-op threads."""
+        ...
+
+
+class TorchBackend:
+    """A torch module (fp32, bf16, fp16 or torch's int8) on ``device``."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, threads: int):
+        self.model, self.device, self.intra_op_threads = model, device, threads
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        self.intra_op_threads = threads
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # torch's thread count is per pass: a small one runs faster on one thread (SMALL_BATCH_TOKENS).
+        if self.device.type == "cpu" and self.intra_op_threads > 1:
+            torch.set_num_threads(1 if input_ids.numel() < SMALL_BATCH_TOKENS else self.intra_op_threads)
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device))
+        return out.logits.float().cpu()
+
+
+class OnnxBackend:
+    """The int8 ONNX export run by onnxruntime (sagebert.onnx_runtime)."""
+
+    def __init__(self, model: OnnxClassifier, threads: int):
+        self.model = model
+        model.set_intra_op_threads(threads)
+
+    @property
+    def intra_op_threads(self) -> int:
+        return self.model.intra_op_threads or torch.get_num_threads()
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        self.model.set_intra_op_threads(threads)
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.model.logits(input_ids.numpy(), attention_mask.numpy()))
+
+
 @dataclass
 class InferenceModel:
     """A trained classifier ready to predict, and how it runs."""
 
     tokenizer: Any
-    model: torch.nn.Module | OnnxClassifier
+    backend: Backend
     label_names: list[str]
     max_length: int
     precision: str
     device: torch.device
     batch_size: int = DEFAULT_BATCH_SIZE
-    threads: int = 0  # intra-op threads for large batches on CPU; 0 = torch's current setting
+
+    @property
+    def model(self) -> torch.nn.Module | OnnxClassifier:
+        """What runs the forward passes (the backend's)."""
+        return self.backend.model
+
+    @property
+    def intra_op_threads(self) -> int:
+        """Intra-op threads for large forward passes on CPU (the backend's)."""
+        return self.backend.intra_op_threads
+
+    @intra_op_threads.setter
+    def intra_op_threads(self, threads: int) -> None:
+        self.backend.set_intra_op_threads(threads)
 
     @property
     def batched(self) -> bool:
@@ -176,13 +243,8 @@ class InferenceModel:
 
     def _logits_alone(self, item: Encoded) -> torch.Tensor:
         """One text's logits (float32, on the CPU) from a forward pass of its own, unpadded."""
-        if isinstance(self.model, OnnxClassifier):
-            ids = np.array([item.ids], dtype=np.int64)
-            return torch.from_numpy(self.model.logits(ids, np.ones_like(ids))[0])
-        if self.device.type == "cpu" and self.threads > 1:
-            torch.set_num_threads(1 if len(item) < SMALL_BATCH_TOKENS else self.threads)
-        ids = torch.tensor([item.ids], device=self.device)
-        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float().cpu()
+        ids = torch.tensor([item.ids], dtype=torch.long)
+        return self.backend.logits(ids, torch.ones_like(ids))[0]
 
     def _batched_logits(self, items: Sequence[Encoded]) -> torch.Tensor:
         """Logits of length-sorted sub-batches, each padded to its longest text (float32, CPU)."""
@@ -190,15 +252,12 @@ class InferenceModel:
         pad = self.tokenizer.pad_token_id or 0
         for group in self._groups(items):
             width = max(len(items[i]) for i in group)
-            if self.device.type == "cpu" and self.threads > 1:
-                torch.set_num_threads(1 if width * len(group) < SMALL_BATCH_TOKENS else self.threads)
             input_ids = torch.full((len(group), width), pad, dtype=torch.long)
             attention = torch.zeros((len(group), width), dtype=torch.long)
             for row, i in enumerate(group):
                 input_ids[row, : len(items[i])] = torch.tensor(items[i].ids)
                 attention[row, : len(items[i])] = 1
-            out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-            for i, values in zip(group, out.float().cpu(), strict=True):
+            for i, values in zip(group, self.backend.logits(input_ids, attention), strict=True):
                 logits[i] = values
         return torch.stack(logits)  # type: ignore[arg-type]
 
@@ -245,17 +304,19 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     chosen = resolve_precision(precision, device)
     # The onnx-int8 export that training made (or an earlier start), verified by its fingerprint:
     # then the torch weights are never loaded, the largest part of a cold start (BENCHMARKS.md).
-    model: torch.nn.Module | OnnxClassifier | None = (
-        onnx_runtime.load_verified(Path(model_dir)) if chosen == "onnx-int8" else None
-    )
-    trained = load_model_dir(Path(model_dir), weights=model is None)
+    onnx = onnx_runtime.load_verified(Path(model_dir)) if chosen == "onnx-int8" else None
+    trained = load_model_dir(Path(model_dir), weights=onnx is None)
+    threads = torch.get_num_threads()
+    backend: Backend
     if chosen == "onnx-int8":
-        if model is None:  # a model.tar.gz from an older sagebert, or other library versions
+        if onnx is None:  # a model.tar.gz from an older sagebert, or other library versions
             log.info("%s holds no ONNX export for these weights and libraries: exporting it now", model_dir)
-            model = OnnxClassifier(onnx_runtime.export_at_start(Path(model_dir), trained.model))
+            onnx = OnnxClassifier(onnx_runtime.export_at_start(Path(model_dir), trained.model))
+        backend = OnnxBackend(onnx, threads)
     else:
         model = _apply_precision(trained.model.to(device), chosen)
         model.eval()
+        backend = TorchBackend(model, device, threads)
     log.info(
         "model loaded from %s: labels %s, max_length %d, precision %s (%s), device %s",
         model_dir,
@@ -266,14 +327,7 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
         device,
     )
     return InferenceModel(
-        trained.tokenizer,
-        model,
-        trained.label_names,
-        trained.max_length,
-        chosen,
-        device,
-        batch_size,
-        threads=torch.get_num_threads(),
+        trained.tokenizer, backend, trained.label_names, trained.max_length, chosen, device, batch_size
     )
 
 
