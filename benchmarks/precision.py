@@ -95,7 +95,7 @@ def candidates(model_dir: Path) -> dict[str, InferenceModel]:
 def probabilities(model: InferenceModel, groups: list[list[int]], texts: list[str]) -> torch.Tensor:
     out = torch.zeros(len(texts), len(model.label_names))
     for group in groups:
-        for i, p in zip(group, model.forward(model.encode([texts[i] for i in group])), strict=True):
+        for i, p in zip(group, model.forward(model.tokenize([texts[i] for i in group])), strict=True):
             out[i] = torch.tensor(p.probabilities)
     return out
 

@@ -71,7 +71,7 @@ def compute_limit(model_dir: Path, precisions: list[str], texts: list[str]) -> d
         for precision in precisions:
             model = model_fn(copy, precision)
             model.intra_op_threads = 1
-            encoded = [model.encode([text]) for text in texts]
+            encoded = [model.tokenize([text]) for text in texts]
             for items in encoded[:20]:
                 model.forward(items)
             costs, cpu_begun = [], time.process_time()

@@ -10,8 +10,9 @@ and a serving start only verifies it (``load_verified``) without loading the tor
 directory without a valid one (trained by an older sagebert, or with other library versions) gets
 it at serve start (BENCHMARKS.md measures the cost), kept in the model directory, or in a cache
 folder when the model directory is read-only, so that the next worker or start reuses it. The
-file name carries a fingerprint of the weights, the config and the library versions that made it,
-and the file itself carries the same fingerprint in its metadata: a new model, new versions of
+file name carries a key of the weights, the config and the library versions that made it
+(``export_key``; "fingerprint" is the training job's identity), and the file itself carries the
+same key in its metadata: a new model, new versions of
 torch or onnxruntime, or a file renamed from another model's export, get a new export instead of a
 stale one.
 
@@ -84,7 +85,7 @@ def _import_runtime() -> Any:
     return onnxruntime
 
 
-def fingerprint(model_dir: Path) -> str:
+def export_key(model_dir: Path) -> str:
     """A short hash of the model's weights and config and of the libraries an export depends on."""
     digest = hashlib.sha256(f"torch {torch.__version__} onnxruntime {_runtime_version()} opset {OPSET}".encode())
     for name in WEIGHT_FILES:
@@ -111,8 +112,8 @@ class _Logits(torch.nn.Module):
 
 
 def export_name(model_dir: Path) -> str:
-    """The file name of the int8 export of the model in ``model_dir`` (its fingerprint in it)."""
-    return _file_name(fingerprint(model_dir))
+    """The file name of the int8 export of the model in ``model_dir`` (its export key in it)."""
+    return _file_name(export_key(model_dir))
 
 
 def _file_name(made_from: str) -> str:
@@ -121,7 +122,7 @@ def _file_name(made_from: str) -> str:
 
 def export_int8(model: torch.nn.Module, destination: Path, made_from: str | None = None) -> Path:
     """Export ``model`` to ONNX, quantize its MatMuls dynamically to int8, and write the result to
-    ``destination`` (atomically: a reader never sees half a file). ``made_from``, the fingerprint of
+    ``destination`` (atomically: a reader never sees half a file). ``made_from``, the export key of
     the model directory the weights came from, is written into the file's metadata."""
     _runtime_version()
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -167,10 +168,10 @@ def _cache_dir(model_dir: Path) -> Path:
 
 def load_verified(model_dir: Path, intra_op_threads: int | None = None) -> OnnxClassifier | None:
     """The int8 export of the model in ``model_dir`` (from training, or from an earlier start), if
-    one whose name and metadata both carry the fingerprint of these weights is there and reads as a
+    one whose name and metadata both carry the export key of these weights is there and reads as a
     valid ONNX model; None otherwise (the caller exports). Needs neither torch's weights nor
     onnxruntime in this process."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     for directory in (model_dir, _cache_dir(model_dir)):
         path = directory / _file_name(made_from)
         if path.exists():
@@ -184,7 +185,7 @@ def load_verified(model_dir: Path, intra_op_threads: int | None = None) -> OnnxC
 def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, when ``load_verified`` found no export:
     into ``model_dir`` if it is writable, else into the cache folder."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     name = _file_name(made_from)
     target = model_dir / name if os.access(model_dir, os.W_OK) else _cache_dir(model_dir) / name
     started = time.monotonic()
@@ -196,7 +197,7 @@ def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
 def export_into(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, into ``model_dir`` itself (what a
     training job does last, so that serving starts without exporting)."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     return export_int8(model, model_dir / _file_name(made_from), made_from)
 
 
@@ -237,7 +238,7 @@ class OnnxClassifier:
             if found != made_from:
                 raise SagebertError(
                     f"{path} was made from other weights or library versions "
-                    f"(fingerprint {found or 'absent'}, these weights: {made_from}).",
+                    f"(export key {found or 'absent'}, these weights: {made_from}).",
                     "Delete that file: the next start exports the model again.",
                 )
 

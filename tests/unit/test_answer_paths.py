@@ -20,8 +20,8 @@ class Switchable:
         self.model, self.broken = model, False
         self.label_names, self.batched = model.label_names, model.batched
 
-    def encode(self, texts):
-        return self.model.encode(texts)
+    def tokenize(self, texts):
+        return self.model.tokenize(texts)
 
     def forward(self, items):
         if self.broken:
@@ -29,7 +29,7 @@ class Switchable:
         return self.model.forward(items)
 
     def predict(self, texts):
-        return self.forward(self.encode(texts))
+        return self.forward(self.tokenize(texts))
 
 
 @pytest.fixture(scope="module")

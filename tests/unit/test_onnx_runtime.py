@@ -58,7 +58,7 @@ def test_the_export_keeps_the_attention_mask(onnx_and_fp32):
     import numpy as np
 
     onnx, _ = onnx_and_fp32
-    short, long = (onnx.encode([t])[0].ids for t in ("flood", "a terrible car crash on the highway near the bridge"))
+    short, long = (onnx.tokenize([t])[0].ids for t in ("flood", "a terrible car crash on the highway near the bridge"))
     ids = np.zeros((2, len(long)), dtype=np.int64)
     ids[0, : len(short)], ids[1] = short, long
     mask = (np.arange(len(long))[None, :] < np.array([[len(short)], [len(long)]])).astype(np.int64)
@@ -140,8 +140,8 @@ def test_a_start_with_a_verified_export_loads_no_torch_weights(model_dir, onnx_a
         assert max(abs(a - b) for a, b in zip(quantized.logits, exact.logits, strict=True)) <= LOGIT_TOLERANCE
 
 
-@pytest.mark.parametrize("made_from", [None, "0123456789abcdef"], ids=["no fingerprint inside", "another model's"])
-def test_an_export_whose_fingerprint_does_not_match_is_made_again(tiny_model_dir, tmp_path, made_from, caplog):
+@pytest.mark.parametrize("made_from", [None, "0123456789abcdef"], ids=["no export key inside", "another model's"])
+def test_an_export_whose_key_does_not_match_is_made_again(tiny_model_dir, tmp_path, made_from, caplog):
     """A file with the right name but not made from these weights (an older sagebert's export, or a
     file renamed from another model's) is not trusted: the start exports the model again."""
     copy_model(tiny_model_dir, tmp_path)

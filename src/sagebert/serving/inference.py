@@ -1,8 +1,8 @@
 """The model at inference: ``model_fn`` loads a model directory into an InferenceModel, which
-encodes texts and runs forward passes; ``predict_fn`` is one prediction per text with the label
+tokenizes texts and runs forward passes; ``predict_fn`` is one prediction per text with the label
 names. Both servers load with ``model_fn``. Requests are decoded and answers encoded by
 sagebert.codecs, through serving.answer.answer, which both servers call: the Flask server
-(serving.app) predicts through its micro-batcher (InferenceModel.encode, then .forward), the
+(serving.app) predicts through its micro-batcher (InferenceModel.tokenize, then .forward), the
 multi-model-server handler (serving.mms_handler_service) through ``predict_fn``.
 
 A prediction is a function of its text alone: the same text gets the same label, and the same
@@ -57,7 +57,7 @@ _CUT_AT = (" ", "\n", "\t", "\r")
 
 
 @dataclass(frozen=True)
-class Encoded:
+class TokenIds:
     """One text as the model takes it: token ids with the special tokens, at most max_length."""
 
     ids: tuple[int, ...]
@@ -165,7 +165,7 @@ class InferenceModel:
         start = next(i for i in range(len(framed)) if framed[i : i + len(plain)] == plain)
         return framed[:start], framed[start + len(plain) :]
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+    def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
         """Each text's token ids, truncated to max_length; cheap whatever the texts' length."""
         before, after = self._special_tokens
         keep = self.max_length - len(before) - len(after)
@@ -178,28 +178,28 @@ class InferenceModel:
         for i, text in enumerate(texts):
             if len(text) > self._piece_chars:
                 content[i] = self._leading_token_ids(text, keep)
-        return [Encoded(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
+        return [TokenIds(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
 
     @functools.cached_property
-    def _backend(self) -> Any:
+    def _fast_tokenizer(self) -> Any:
         """The fast tokenizer's own ``tokenizers.Tokenizer`` without truncation or padding (what
         the transformers wrapper sets up on every call), or None for a slow tokenizer."""
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)
+        if fast is None:
             return None
-        backend = type(backend).from_str(backend.to_str())  # a copy: the wrapper keeps its own settings
-        backend.no_truncation()
-        backend.no_padding()
-        return backend
+        fast = type(fast).from_str(fast.to_str())  # a copy: the wrapper keeps its own settings
+        fast.no_truncation()
+        fast.no_padding()
+        return fast
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        # The backend directly: the same ids for a fraction of the wrapper's cost per call, which
+        # The fast tokenizer directly: the same ids for a fraction of the wrapper's cost per call, which
         # is most of the tokenising time of a one-tweet request.
-        backend = self._backend
-        if backend is not None:
+        fast = self._fast_tokenizer
+        if fast is not None:
             if len(texts) == 1:
-                return [backend.encode(texts[0], add_special_tokens=False).ids]
-            return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+                return [fast.encode(texts[0], add_special_tokens=False).ids]
+            return [encoding.ids for encoding in fast.encode_batch(texts, add_special_tokens=False)]
         return self.tokenizer(
             texts,
             add_special_tokens=False,
@@ -225,7 +225,7 @@ class InferenceModel:
             start = end
         return ids
 
-    def forward(self, items: Sequence[Encoded]) -> list[Prediction]:
+    def forward(self, items: Sequence[TokenIds]) -> list[Prediction]:
         """One Prediction per encoded text, in order."""
         if not items:
             return []
@@ -241,12 +241,12 @@ class InferenceModel:
             for b, p, lg, item in zip(best, probabilities.tolist(), logits.tolist(), items, strict=True)
         ]
 
-    def _logits_alone(self, item: Encoded) -> torch.Tensor:
+    def _logits_alone(self, item: TokenIds) -> torch.Tensor:
         """One text's logits (float32, on the CPU) from a forward pass of its own, unpadded."""
         ids = torch.tensor([item.ids], dtype=torch.long)
         return self.backend.logits(ids, torch.ones_like(ids))[0]
 
-    def _batched_logits(self, items: Sequence[Encoded]) -> torch.Tensor:
+    def _batched_logits(self, items: Sequence[TokenIds]) -> torch.Tensor:
         """Logits of length-sorted sub-batches, each padded to its longest text (float32, CPU)."""
         logits: list[torch.Tensor | None] = [None] * len(items)
         pad = self.tokenizer.pad_token_id or 0
@@ -261,14 +261,14 @@ class InferenceModel:
                 logits[i] = values
         return torch.stack(logits)  # type: ignore[arg-type]
 
-    def _groups(self, items: Sequence[Encoded]) -> list[list[int]]:
+    def _groups(self, items: Sequence[TokenIds]) -> list[list[int]]:
         """The batched forward passes: length-sorted sub-batches of at most batch_size texts."""
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text, in input order."""
-        return self.forward(self.encode(texts))
+        return self.forward(self.tokenize(texts))
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

@@ -21,7 +21,7 @@ import torch
 
 from ..hyperparameters import Hyperparameters
 from ..metric_lines import format_metric_line
-from .batches import Collator, Encoded, Plan, epoch_batches, shard_batches
+from .batches import Collator, Plan, TokenizedDataset, epoch_batches, shard_batches
 
 log = logging.getLogger("sagebert.training")
 
@@ -116,7 +116,7 @@ class TrainingLoop:
         model: Any,
         optimizer: Any,
         scheduler: Any,
-        train: Encoded,
+        train: TokenizedDataset,
         collate: Collator,
         plan: Plan,
         evaluate: Callable[[], dict],
