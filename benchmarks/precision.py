@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from common import REPO, machine, percentile, test_rows
 
-from sagebert.inference import InferenceModel, model_fn
-from sagebert.metrics import classification_metrics
+from sagebert.serving.inference import InferenceModel, model_fn
+from sagebert.training.metrics import classification_metrics
 
 
 class RowwiseInt8Linear(torch.nn.Module):
@@ -95,7 +95,7 @@ def candidates(model_dir: Path) -> dict[str, InferenceModel]:
 def probabilities(model: InferenceModel, groups: list[list[int]], texts: list[str]) -> torch.Tensor:
     out = torch.zeros(len(texts), len(model.label_names))
     for group in groups:
-        for i, p in zip(group, model.forward(model.encode([texts[i] for i in group])), strict=True):
+        for i, p in zip(group, model.forward(model.tokenize([texts[i] for i in group])), strict=True):
             out[i] = torch.tensor(p.probabilities)
     return out
 
@@ -103,7 +103,7 @@ def probabilities(model: InferenceModel, groups: list[list[int]], texts: list[st
 def quality(model: InferenceModel, texts: list[str], labels: list[int], seed: int) -> dict:
     """Accuracy and F1 in 32-tweet requests, and how far merged forward passes move each answer."""
     torch.set_num_threads(1)
-    model.threads = 1
+    model.intra_op_threads = 1
     requests = [list(range(s, min(len(texts), s + 32))) for s in range(0, len(texts), 32)]
     in_requests = probabilities(model, requests, texts)
     metrics = classification_metrics(labels, in_requests.argmax(-1).tolist(), model.label_names)
@@ -134,7 +134,7 @@ def speed(models: dict[str, InferenceModel], texts: list[str], rounds: int) -> d
         chunk = texts[round_number * 40 : round_number * 40 + 40]
         batches = [texts[(round_number * 128 + i) % (len(texts) - 32) :][:32] for i in range(0, 128, 32)]
         for name, model in models.items():
-            model.threads = 1
+            model.intra_op_threads = 1
             for text in chunk:
                 begun = time.perf_counter()
                 model.predict([text])

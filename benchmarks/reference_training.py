@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from sagebert.metrics import classification_metrics
+from sagebert.training.metrics import classification_metrics
 
 MAX_LEN = 64
 BATCH = 64

@@ -60,7 +60,7 @@ def compute_limit(model_dir: Path, precisions: list[str], texts: list[str]) -> d
     median over ``texts``), and the tweets/s of all this machine's cores at that cost."""
     import torch
 
-    from sagebert.inference import model_fn
+    from sagebert.serving.inference import model_fn
 
     torch.set_num_threads(1)
     cpus = os.cpu_count() or 1
@@ -70,8 +70,8 @@ def compute_limit(model_dir: Path, precisions: list[str], texts: list[str]) -> d
         shutil.copytree(model_dir, copy)
         for precision in precisions:
             model = model_fn(copy, precision)
-            model.threads = 1
-            encoded = [model.encode([text]) for text in texts]
+            model.intra_op_threads = 1
+            encoded = [model.tokenize([text]) for text in texts]
             for items in encoded[:20]:
                 model.forward(items)
             costs, cpu_begun = [], time.process_time()
@@ -313,7 +313,7 @@ def main() -> None:
     print(f"serving benchmark on {machine()}, model {args.model_dir}, image {args.image}", flush=True)
     import torch
 
-    from sagebert.inference import resolve_precision
+    from sagebert.serving.inference import resolve_precision
 
     names = args.configs.split(",")
     default_precision = resolve_precision("auto", torch.device("cpu"))

@@ -37,7 +37,7 @@ from common import REPO, free_port, load, machine, test_rows
 SERVER = """
 import json, os, sys, time
 from pathlib import Path
-from sagebert import inference
+from sagebert.serving import inference
 from sagebert.container import serve
 from sagebert.serving import batching
 

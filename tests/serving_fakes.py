@@ -1,6 +1,6 @@
 """Test-only models for the real server (gunicorn + Flask, ``sagebert.container.serve.main``).
 
-``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.inference.model_fn``
+``python -m serving_fakes NAME`` (with tests/ on sys.path) replaces ``sagebert.serving.inference.model_fn``
 by the fake NAME, binds to loopback instead of every interface (or to SAGEBERT_TEST_BIND_HOST, for a
 run inside the image), and runs the production entry point unchanged: the server, its workers, its
 micro-batcher and its timeouts are the real ones, only what answers inside the forward pass is not
@@ -39,9 +39,9 @@ def expected_probability(text: str) -> float:
 
 class EchoModel:
     label_names = LABELS
-    threads = 1
+    intra_op_threads = 1
 
-    def encode(self, texts):
+    def tokenize(self, texts):
         return list(texts)
 
     def forward(self, texts):
@@ -79,11 +79,11 @@ class ExplodingModel(EchoModel):
 
 
 class GatedEncodingModel(EchoModel):
-    def encode(self, texts):
+    def tokenize(self, texts):
         if any("hold" in text for text in texts):
             with open(os.environ["HOLD_FIFO"], "rb") as gate:  # blocks until the test opens the other end
                 gate.read()
-        return super().encode(texts)
+        return super().tokenize(texts)
 
 
 FAKES = {
@@ -108,8 +108,8 @@ def _loader(name: str):
 
 
 def main(name: str) -> int:
-    from sagebert import inference
     from sagebert.container import serve
+    from sagebert.serving import inference
 
     inference.model_fn = _loader(name)
     serve.BIND_HOST = os.environ.get("SAGEBERT_TEST_BIND_HOST", "127.0.0.1")  # 0.0.0.0 inside a container

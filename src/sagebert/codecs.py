@@ -1,6 +1,7 @@
 """Request decoding and response encoding for /invocations: content types, Accept negotiation,
 custom attributes. Pure functions over bytes and strings (no torch), so both server paths and the
-tests share them.
+tests share them. It sits at the package root, not in serving/, because aws/capture.py reads
+captured requests and answers with it, and the CLI side must not import the serving package.
 
 A request body holds N records; the answer holds exactly N predictions, in input order. What a
 record is depends on the Content-Type:

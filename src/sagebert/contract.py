@@ -4,7 +4,7 @@ tooling outside it (the CLI, aws/build) use the same values and cannot drift apa
 
 # Content types. The server reads REQUEST_TYPES and answers RESPONSE_TYPES (sagebert.codecs); the
 # model package advertises the same (aws/build/packages.py); a training channel's ContentType
-# says how its files without a suffix are read (sagebert.data).
+# says how its files without a suffix are read (sagebert.training.data).
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CSV = "text/csv"

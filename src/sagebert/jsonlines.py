@@ -1,4 +1,5 @@
-"""JSON Lines framing shared by request decoding (serving) and training files (data).
+"""JSON Lines framing shared by request decoding (serving) and training files (data), which is why
+it sits at the package root rather than in serving/ or training/.
 
 A JSON Lines record ends at a line feed, and only there. ``str.splitlines()`` also ends lines at
 U+2028, U+2029, U+0085, vertical tab, form feed and the ASCII separators, all of which are valid

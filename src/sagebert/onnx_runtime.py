@@ -1,6 +1,7 @@
 """The ONNX Runtime int8 backend (precision ``onnx-int8``): the trained classifier exported to ONNX
 (input_ids, attention_mask → logits), its matrix products quantized dynamically to int8, and run by
-onnxruntime.
+onnxruntime. It sits at the package root, not in serving/, because both rooms use it: training
+exports with it as its last step, serving verifies and runs the export.
 
 The export is generic: it traces whatever ``AutoModelForSequenceClassification`` loaded (a custom
 head registered with the Auto classes included) through a wrapper that returns the logits. A
@@ -9,8 +10,9 @@ and a serving start only verifies it (``load_verified``) without loading the tor
 directory without a valid one (trained by an older sagebert, or with other library versions) gets
 it at serve start (BENCHMARKS.md measures the cost), kept in the model directory, or in a cache
 folder when the model directory is read-only, so that the next worker or start reuses it. The
-file name carries a fingerprint of the weights, the config and the library versions that made it,
-and the file itself carries the same fingerprint in its metadata: a new model, new versions of
+file name carries a key of the weights, the config and the library versions that made it
+(``export_key``; "fingerprint" is the training job's identity), and the file itself carries the
+same key in its metadata: a new model, new versions of
 torch or onnxruntime, or a file renamed from another model's export, get a new export instead of a
 stale one.
 
@@ -83,7 +85,7 @@ def _import_runtime() -> Any:
     return onnxruntime
 
 
-def fingerprint(model_dir: Path) -> str:
+def export_key(model_dir: Path) -> str:
     """A short hash of the model's weights and config and of the libraries an export depends on."""
     digest = hashlib.sha256(f"torch {torch.__version__} onnxruntime {_runtime_version()} opset {OPSET}".encode())
     for name in WEIGHT_FILES:
@@ -110,8 +112,8 @@ class _Logits(torch.nn.Module):
 
 
 def export_name(model_dir: Path) -> str:
-    """The file name of the int8 export of the model in ``model_dir`` (its fingerprint in it)."""
-    return _file_name(fingerprint(model_dir))
+    """The file name of the int8 export of the model in ``model_dir`` (its export key in it)."""
+    return _file_name(export_key(model_dir))
 
 
 def _file_name(made_from: str) -> str:
@@ -120,7 +122,7 @@ def _file_name(made_from: str) -> str:
 
 def export_int8(model: torch.nn.Module, destination: Path, made_from: str | None = None) -> Path:
     """Export ``model`` to ONNX, quantize its MatMuls dynamically to int8, and write the result to
-    ``destination`` (atomically: a reader never sees half a file). ``made_from``, the fingerprint of
+    ``destination`` (atomically: a reader never sees half a file). ``made_from``, the export key of
     the model directory the weights came from, is written into the file's metadata."""
     _runtime_version()
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -164,17 +166,17 @@ def _cache_dir(model_dir: Path) -> Path:
     return Path(root) / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
 
 
-def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier | None:
+def load_verified(model_dir: Path, intra_op_threads: int | None = None) -> OnnxClassifier | None:
     """The int8 export of the model in ``model_dir`` (from training, or from an earlier start), if
-    one whose name and metadata both carry the fingerprint of these weights is there and reads as a
+    one whose name and metadata both carry the export key of these weights is there and reads as a
     valid ONNX model; None otherwise (the caller exports). Needs neither torch's weights nor
     onnxruntime in this process."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     for directory in (model_dir, _cache_dir(model_dir)):
         path = directory / _file_name(made_from)
         if path.exists():
             try:
-                return OnnxClassifier(path, threads, made_from=made_from)
+                return OnnxClassifier(path, intra_op_threads, made_from=made_from)
             except SagebertError as exc:
                 log.warning("not using %s: %s Exporting the model again.", path, exc.message)
     return None
@@ -183,7 +185,7 @@ def load_verified(model_dir: Path, threads: int | None = None) -> OnnxClassifier
 def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, when ``load_verified`` found no export:
     into ``model_dir`` if it is writable, else into the cache folder."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     name = _file_name(made_from)
     target = model_dir / name if os.access(model_dir, os.W_OK) else _cache_dir(model_dir) / name
     started = time.monotonic()
@@ -195,7 +197,7 @@ def export_at_start(model_dir: Path, model: torch.nn.Module) -> Path:
 def export_into(model_dir: Path, model: torch.nn.Module) -> Path:
     """Export ``model``, whose weights ``model_dir`` holds, into ``model_dir`` itself (what a
     training job does last, so that serving starts without exporting)."""
-    made_from = fingerprint(model_dir)
+    made_from = export_key(model_dir)
     return export_int8(model, model_dir / _file_name(made_from), made_from)
 
 
@@ -219,9 +221,9 @@ class OnnxClassifier:
     """An exported classifier, called like the model on numpy arrays. The file is checked when this
     is made; the onnxruntime session is opened in each process on its first prediction."""
 
-    def __init__(self, path: Path, threads: int | None = None, made_from: str | None = None):
+    def __init__(self, path: Path, intra_op_threads: int | None = None, made_from: str | None = None):
         self.path = path
-        self.threads = threads  # None: torch's thread count in the process, when it opens the session
+        self.intra_op_threads = intra_op_threads  # None: torch's thread count when the session opens
         self._session: Any = None
         self._session_pid: int | None = None
         try:
@@ -236,7 +238,7 @@ class OnnxClassifier:
             if found != made_from:
                 raise SagebertError(
                     f"{path} was made from other weights or library versions "
-                    f"(fingerprint {found or 'absent'}, these weights: {made_from}).",
+                    f"(export key {found or 'absent'}, these weights: {made_from}).",
                     "Delete that file: the next start exports the model again.",
                 )
 
@@ -246,13 +248,19 @@ class OnnxClassifier:
             "Delete that file: the next start exports the model again.",
         )
 
+    def set_intra_op_threads(self, threads: int | None) -> None:
+        """Open this process's session with ``threads`` intra-op threads (an open one is reopened)."""
+        if threads != self.intra_op_threads:
+            self.intra_op_threads = threads
+            self._session_pid = None
+
     @property
     def session(self) -> Any:
         """This process's onnxruntime session (a forked worker opens its own)."""
         if self._session_pid != os.getpid():
             onnxruntime = _import_runtime()
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, self.threads or torch.get_num_threads())
+            options.intra_op_num_threads = max(1, self.intra_op_threads or torch.get_num_threads())
             options.inter_op_num_threads = 1
             options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
             options.log_severity_level = 3  # warnings about unused initializers are noise

@@ -20,7 +20,7 @@ ENTRY_MODULES = (
     "sagebert.container.train_entry",
     "sagebert.serving.app",
     "sagebert.serving.mms_handler_service",
-    "sagebert.inference",
+    "sagebert.serving.inference",
     "sagebert.training",
     "sagemaker_training.cli.train",
     "sagemaker_inference.model_server",

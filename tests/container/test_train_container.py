@@ -21,7 +21,7 @@ def test_train_writes_a_servable_model(trained_in_container):
     loaded = load_model_dir(base / "model")
     assert loaded.label_names == ["Not a disaster", "Real disaster"]
     assert (base / "model" / "model.safetensors").stat().st_size > 0
-    # The serving export travels in model.tar.gz (one file, named by the weights' fingerprint).
+    # The serving export travels in model.tar.gz (one file, named by the weights' export key).
     assert len(list((base / "model").glob("model.int8-*.onnx"))) == 1
     assert "ONNX int8 export for serving: model.int8-" in run.output
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sagebert.inference import model_fn
 from sagebert.serving.app import ModelHolder, create_app
+from sagebert.serving.inference import model_fn
 from sagebert.serving.settings import ServingSettings
 
 SETTINGS = ServingSettings(model_dir=Path("/unused"), max_texts=3)
@@ -20,8 +20,8 @@ class Switchable:
         self.model, self.broken = model, False
         self.label_names, self.batched = model.label_names, model.batched
 
-    def encode(self, texts):
-        return self.model.encode(texts)
+    def tokenize(self, texts):
+        return self.model.tokenize(texts)
 
     def forward(self, items):
         if self.broken:
@@ -29,7 +29,7 @@ class Switchable:
         return self.model.forward(items)
 
     def predict(self, texts):
-        return self.forward(self.encode(texts))
+        return self.forward(self.tokenize(texts))
 
 
 @pytest.fixture(scope="module")

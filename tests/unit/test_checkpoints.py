@@ -8,12 +8,11 @@ import tarfile
 import pytest
 import torch
 
-from sagebert import checkpoints
 from sagebert.environment import TrainingEnvironment
 from sagebert.hyperparameters import load
-from sagebert.training import TrainingInterrupted, fingerprint, train
+from sagebert.training import TrainingInterrupted, checkpoints, fingerprint, train
 from sagebert.training.loop import LoopState, optimizer_step
-from sagebert.training.resume import TrainingState
+from sagebert.training.resume import CheckpointStore
 from support import REPO, make_opt_ml, make_tiny_bert
 
 HP = {
@@ -244,14 +243,14 @@ def test_sigterm_checkpoints_then_exits_143_with_a_reason_that_says_how_to_resum
 
     env = job(checkpoint_steps=0)
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(env.paths.base))
-    due = TrainingState.due
+    due = CheckpointStore.due
 
     def signal_at_step_3(self, step):
         if step == 3:
             os.kill(os.getpid(), signal.SIGTERM)  # a real signal, through the real handler
         return due(self, step)
 
-    monkeypatch.setattr(TrainingState, "due", signal_at_step_3)
+    monkeypatch.setattr(CheckpointStore, "due", signal_at_step_3)
     original = signal.getsignal(signal.SIGTERM)
     assert main([]) == 143
     assert signal.getsignal(signal.SIGTERM) is original
@@ -278,7 +277,7 @@ def scaled_parts(tmp_path, name):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
     model, optimizer = accelerator.prepare(model, optimizer)
     hp = load({"keep_checkpoints": "2"})
-    store = TrainingState(accelerator, scheduler, tmp_path / name, hp, "0123456789abcdef", 10)
+    store = CheckpointStore(accelerator, scheduler, tmp_path / name, hp, "0123456789abcdef", 10)
     return accelerator, model, optimizer, scheduler, store
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from sagebert.cleaning import clean_text
+from sagebert.training.cleaning import clean_text
 
 
 @pytest.mark.parametrize(

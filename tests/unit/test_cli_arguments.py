@@ -86,7 +86,7 @@ def test_the_cli_imports_neither_torch_nor_transformers_nor_the_training_code():
     probe = (
         "import sys, sagebert.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'accelerate') or m in ('sagebert.training', 'sagebert.modeling', "
-        "'sagebert.data')))"
+        "'sagebert.training.data')))"
     )
 
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

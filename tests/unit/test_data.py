@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagebert.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
 from sagebert.errors import DataError
+from sagebert.training.data import ColumnChoice, read_channel, require_classes, shuffled_head, stratified_split
 from support import RAW_CSV, TEST_CSV, TRAIN_CSV, write_csv
 
 LABELS = ("Not a disaster", "Real disaster")

@@ -1,6 +1,6 @@
 import pytest
 
-from sagebert.metrics import classification_metrics, confusion_matrix
+from sagebert.training.metrics import classification_metrics, confusion_matrix
 
 
 def test_binary_metrics_are_those_of_the_positive_class():

@@ -354,7 +354,7 @@ def test_handler_service_module_defines_exactly_one_class_as_mms_requires():
 
 
 def test_mms_handler_answers_like_the_flask_server(service, tiny_model_dir):
-    from sagebert.inference import model_fn
+    from sagebert.serving.inference import model_fn
 
     status, body, content_type = mms_call(service, b'{"inputs": ["flood in town", "nice day"]}')
     assert status == 200 and content_type == "application/json"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sagebert import onnx_runtime
 from sagebert.errors import SagebertError
-from sagebert.inference import model_fn
+from sagebert.serving.inference import model_fn
 from support import REPO, TRAIN_CSV, read_rows, with_scaled_head
 
 TWEETS = [row["sentence"] for row in read_rows(TRAIN_CSV, 400)]
@@ -58,7 +58,7 @@ def test_the_export_keeps_the_attention_mask(onnx_and_fp32):
     import numpy as np
 
     onnx, _ = onnx_and_fp32
-    short, long = (onnx.encode([t])[0].ids for t in ("flood", "a terrible car crash on the highway near the bridge"))
+    short, long = (onnx.tokenize([t])[0].ids for t in ("flood", "a terrible car crash on the highway near the bridge"))
     ids = np.zeros((2, len(long)), dtype=np.int64)
     ids[0, : len(short)], ids[1] = short, long
     mask = (np.arange(len(long))[None, :] < np.array([[len(short)], [len(long)]])).astype(np.int64)
@@ -140,8 +140,8 @@ def test_a_start_with_a_verified_export_loads_no_torch_weights(model_dir, onnx_a
         assert max(abs(a - b) for a, b in zip(quantized.logits, exact.logits, strict=True)) <= LOGIT_TOLERANCE
 
 
-@pytest.mark.parametrize("made_from", [None, "0123456789abcdef"], ids=["no fingerprint inside", "another model's"])
-def test_an_export_whose_fingerprint_does_not_match_is_made_again(tiny_model_dir, tmp_path, made_from, caplog):
+@pytest.mark.parametrize("made_from", [None, "0123456789abcdef"], ids=["no export key inside", "another model's"])
+def test_an_export_whose_key_does_not_match_is_made_again(tiny_model_dir, tmp_path, made_from, caplog):
     """A file with the right name but not made from these weights (an older sagebert's export, or a
     file renamed from another model's) is not trusted: the start exports the model again."""
     copy_model(tiny_model_dir, tmp_path)
@@ -157,7 +157,7 @@ def test_an_export_whose_fingerprint_does_not_match_is_made_again(tiny_model_dir
 
 
 def test_onnx_int8_is_refused_on_a_gpu():
-    from sagebert.inference import resolve_precision
+    from sagebert.serving.inference import resolve_precision
 
     with pytest.raises(SagebertError, match="CPU only"):
         resolve_precision("onnx-int8", torch.device("cuda"))
@@ -260,7 +260,7 @@ def test_a_start_with_the_export_imports_no_modeling_code(mean_onnx_and_fp32, tm
     copy_model(fp32.model.name_or_path, tmp_path)
     onnx_runtime.export_into(tmp_path, fp32.model)
     probe = (
-        "import json, sys; from sagebert.inference import model_fn; m = model_fn(sys.argv[1], 'onnx-int8'); "
+        "import json, sys; from sagebert.serving.inference import model_fn; m = model_fn(sys.argv[1], 'onnx-int8'); "
         "print(json.dumps([m.label_names, m.max_length, m.model.path.name, "
         "sorted(k for k in ('transformers.modeling_utils', 'sagebert.pooling', 'onnxruntime') if k in sys.modules)]))"
     )
@@ -268,3 +268,20 @@ def test_a_start_with_the_export_imports_no_modeling_code(mean_onnx_and_fp32, tm
     labels, max_length, name, imported = json.loads(done.stdout.strip().splitlines()[-1])
     assert (labels, max_length, name) == (fp32.label_names, fp32.max_length, onnx_runtime.export_name(tmp_path))
     assert imported == []
+
+
+def test_the_session_runs_on_the_intra_op_threads_the_model_is_given(model_dir):
+    """The count a server worker sets (its share of the CPUs) reaches onnxruntime's session, also
+    after the session was opened, whatever torch's own setting is then."""
+    model = model_fn(model_dir, "onnx-int8")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model.intra_op_threads = 2
+        model.predict(["flood"])
+        assert model.model.session.get_session_options().intra_op_num_threads == 2
+        model.intra_op_threads = 3
+        assert model.model.session.get_session_options().intra_op_num_threads == 3
+        assert model.intra_op_threads == 3
+    finally:
+        torch.set_num_threads(before)

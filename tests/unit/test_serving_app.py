@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sagebert.inference import model_fn
 from sagebert.serving.app import ModelHolder, create_app
+from sagebert.serving.inference import model_fn
 from sagebert.serving.settings import ServingSettings
 
 SETTINGS = ServingSettings(model_dir=Path("/unused"))
@@ -69,7 +69,7 @@ class Blocking:
     def __init__(self, model):
         self.model, self.label_names, self.release = model, model.label_names, threading.Event()
 
-    def encode(self, texts):
+    def tokenize(self, texts):
         return list(texts)
 
     def forward(self, texts):
@@ -243,7 +243,7 @@ class Flaky:
     def __init__(self, model):
         self.model, self.label_names = model, model.label_names
 
-    def encode(self, texts):
+    def tokenize(self, texts):
         return list(texts)
 
     def forward(self, texts):

@@ -1,4 +1,4 @@
-"""sagebert.inference with the tiny model: a prediction is a function of its text alone, and a text
+"""sagebert.serving.inference with the tiny model: a prediction is a function of its text alone, and a text
 costs the same to tokenise however long it is."""
 
 import random
@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagebert.inference import PIECE_CHARS_PER_TOKEN, model_fn
+from sagebert.serving.inference import PIECE_CHARS_PER_TOKEN, model_fn
 from support import TRAIN_CSV, read_rows, with_scaled_head
 
 CPU_PRECISIONS = ("fp32", "int8", "bf16", "onnx-int8")  # every precision offered on CPU
@@ -43,7 +43,7 @@ def test_a_prediction_does_not_depend_on_what_shares_its_forward_pass(models, pr
     while start < len(order):  # random merges of random requests, as the micro-batcher makes them
         group = order[start : start + rng.randint(1, 12)]
         start += len(group)
-        for i, prediction in zip(group, model.forward(model.encode([texts[i] for i in group])), strict=True):
+        for i, prediction in zip(group, model.forward(model.tokenize([texts[i] for i in group])), strict=True):
             merged[i] = prediction
     for a, b in zip(alone, merged, strict=True):
         assert a.label_id == b.label_id
@@ -63,7 +63,7 @@ def test_long_texts_are_tokenised_in_pieces_to_the_same_ids(models, words, separ
     text = separators.join(words)
     full = model.tokenizer([text], add_special_tokens=False)["input_ids"][0]
     (before, after), keep = model._special_tokens, model.max_length - 2
-    encoded = model.encode([text])[0]
+    encoded = model.tokenize([text])[0]
     assert list(encoded.ids) == before + full[:keep] + after
     assert encoded.truncated == (len(full) > keep)
 
@@ -87,7 +87,7 @@ def test_tokenising_a_huge_text_never_hands_the_tokenizer_more_than_one_piece(mo
         return tokenize(texts)
 
     monkeypatch.setattr(model, "_token_ids", spy)
-    encoded = model.encode([text])[0]
+    encoded = model.tokenize([text])[0]
     assert max(seen) <= PIECE_CHARS_PER_TOKEN * model.max_length
     assert len(encoded) <= model.max_length
     if text.strip() != "fire":

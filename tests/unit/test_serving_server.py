@@ -383,7 +383,7 @@ def test_a_request_still_being_encoded_is_not_counted_in_flight_and_gets_a_reaso
     with ThreadPoolExecutor(1) as pool, LocalServer("gated-encoding", {"HOLD_FIFO": str(gate)}) as server:
         server.wait_healthy()
         encoding = pool.submit(post, server, ["hold while encoding"], timeout=60)
-        with open(gate, "wb"):  # opened: the request is now in encode, waiting on the gate
+        with open(gate, "wb"):  # opened: the request is now in tokenize, waiting on the gate
             assert server.ping().json()["requests_in_flight"] == 0
             server.process.send_signal(signal.SIGTERM)
             server.wait_for(lambda: "request(s) in flight finish" in server.logs(), 30, "the shutdown's log line")

@@ -111,7 +111,7 @@ def test_training_exports_the_serving_model_so_a_start_loads_no_torch_weights(op
     from transformers import AutoModelForSequenceClassification
 
     from sagebert import onnx_runtime
-    from sagebert.inference import model_fn
+    from sagebert.serving.inference import model_fn
 
     base = opt_ml(train_rows=64, test_rows=32, hyperparameters={**FAST, "epochs": 1})
     run(base)

@@ -6,8 +6,8 @@ import tarfile
 import pytest
 
 from sagebert import files
-from sagebert.data import LabelledTexts
 from sagebert.training import batches, warm_pool
+from sagebert.training.data import LabelledTexts
 from support import TRAIN_CSV, read_rows
 
 ROWS = read_rows(TRAIN_CSV, 64)
@@ -41,10 +41,10 @@ def tokenizer(tiny_bert):
 
 
 def test_a_second_job_reuses_the_tokenized_data(cache, tokenizer, caplog):
-    first = batches.encode(tokenizer, TEXTS, 32, report=True, base_model_digest="base-a")
+    first = batches.tokenize_dataset(tokenizer, TEXTS, 32, report=True, base_model_digest="base-a")
     made = tokenizer.texts
     caplog.set_level("INFO")
-    second = batches.encode(tokenizer, TEXTS, 32, report=True, base_model_digest="base-a")
+    second = batches.tokenize_dataset(tokenizer, TEXTS, 32, report=True, base_model_digest="base-a")
 
     assert made > 0 and tokenizer.texts == made  # nothing tokenized the second time
     assert second.examples == first.examples
@@ -56,7 +56,7 @@ def test_a_second_job_reuses_the_tokenized_data(cache, tokenizer, caplog):
     ["a changed dataset", "another base model", "another max_length"],
 )
 def test_anything_that_changes_the_tokens_misses_the_cache(cache, tokenizer, change):
-    batches.encode(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
+    batches.tokenize_dataset(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
     made = tokenizer.texts
     texts, digest, max_length = TEXTS, "base-a", 32
     if change == "a changed dataset":
@@ -65,18 +65,18 @@ def test_anything_that_changes_the_tokens_misses_the_cache(cache, tokenizer, cha
         digest = "base-b"
     else:
         max_length = 16
-    again = batches.encode(tokenizer, texts, max_length, report=False, base_model_digest=digest)
+    again = batches.tokenize_dataset(tokenizer, texts, max_length, report=False, base_model_digest=digest)
 
     assert tokenizer.texts > made
-    assert again.examples == batches.encode(tokenizer.tokenizer, texts, max_length, report=False).examples
+    assert again.examples == batches.tokenize_dataset(tokenizer.tokenizer, texts, max_length, report=False).examples
     assert len(list((cache / "tokenized").glob("*.json"))) == 2
 
 
 def test_a_damaged_entry_is_tokenized_again(cache, tokenizer):
-    first = batches.encode(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
+    first = batches.tokenize_dataset(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
     (entry,) = (cache / "tokenized").glob("*.json")
     entry.write_text('{"encoded": ')
-    again = batches.encode(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
+    again = batches.tokenize_dataset(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
 
     assert again.examples == first.examples and tokenizer.texts > len(TEXTS)
 
@@ -84,8 +84,8 @@ def test_a_damaged_entry_is_tokenized_again(cache, tokenizer):
 def test_outside_a_warm_pool_nothing_is_kept(tmp_path, monkeypatch, tokenizer):
     monkeypatch.setenv(warm_pool.CACHE_DIR_ENV, str(tmp_path / "absent"))
     assert warm_pool.cache_dir() is None
-    batches.encode(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
-    batches.encode(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
+    batches.tokenize_dataset(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
+    batches.tokenize_dataset(tokenizer, TEXTS, 32, report=False, base_model_digest="base-a")
     assert tokenizer.texts == 2 * len(TEXTS) and list(tmp_path.iterdir()) == []
 
 

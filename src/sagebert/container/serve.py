@@ -127,7 +127,7 @@ def _post_fork(server, worker) -> None:
     threads = server.app.settings.torch_threads_per_worker
     torch.set_num_threads(threads)
     if server.app.holder.model is not None:
-        server.app.holder.model.threads = threads
+        server.app.holder.model.intra_op_threads = threads
     log.info("worker %s: %d torch thread(s)", worker.pid, threads)
 
 

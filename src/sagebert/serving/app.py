@@ -95,7 +95,7 @@ def close_after_refusal(response: Response) -> Response:
 class ModelHolder:
     """The served model and its readiness: loading → ready (after a warm-up), or failed.
 
-    ``model`` has ``encode(texts) -> items`` (cheap, in the request's thread) and
+    ``model`` has ``tokenize(texts) -> items`` (cheap, in the request's thread) and
     ``forward(items) -> predictions`` (run by the micro-batcher), and ``label_names``.
     """
 
@@ -118,7 +118,7 @@ class ModelHolder:
     @classmethod
     def from_model_dir(cls, model_dir: Path, settings: ServingSettings) -> ModelHolder:
         """A holder that loads ``model_dir`` with the settings' precision and batch size."""
-        from .. import inference
+        from . import inference
 
         return cls(
             loader=lambda: inference.model_fn(model_dir, settings.precision, settings.batch_size), settings=settings
@@ -150,7 +150,7 @@ class ModelHolder:
         if self.model is None:
             return False
         try:
-            self.batcher.submit(self.model.encode([WARM_UP_TEXT]))  # type: ignore[union-attr]
+            self.batcher.submit(self.model.tokenize([WARM_UP_TEXT]))  # type: ignore[union-attr]
         except Exception as exc:
             self.error = f"warm-up prediction failed: {type(exc).__name__}: {exc}"
             log.exception(self.error)
@@ -204,9 +204,9 @@ class ModelHolder:
     def predict(self, texts: Sequence[str]) -> codecs.Predictions:
         """One Prediction per text, from the micro-batcher; 503 when not ready or no slot is free."""
         self.require_ready()
-        # Encoded before it counts as in flight: what /ping and the SIGTERM drain count must already
+        # Tokenized before it counts as in flight: what /ping and the SIGTERM drain count must already
         # be on its way into the batcher's queue, or it would be refused while counted as finishing.
-        encoded = self.model.encode(texts)  # type: ignore[union-attr]
+        encoded = self.model.tokenize(texts)  # type: ignore[union-attr]
         with self.admitted():
             items = self.batcher.submit(encoded)  # type: ignore[union-attr]
         return codecs.Predictions(tuple(items), tuple(self.model.label_names))  # type: ignore[union-attr]

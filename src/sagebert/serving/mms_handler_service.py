@@ -2,7 +2,7 @@
 
 MMS insists that this module define exactly ONE class (it counts the classes defined here, not
 those imported), so the helpers are functions. ``initialize`` loads the model with
-sagebert.inference.model_fn; each request of MMS's batch is answered by serving.answer.answer,
+sagebert.serving.inference.model_fn; each request of MMS's batch is answered by serving.answer.answer,
 the function the Flask server's /invocations calls too (decode → predict → encode), with the
 model's own predict in place of the Flask server's micro-batcher. Settings are read from the
 environment once, when MMS creates the service. Errors answer serving.answer's JSON body with
@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 
-from sagebert import codecs, inference
+from sagebert import codecs
 from sagebert.errors import SagebertError
+from sagebert.serving import inference
 from sagebert.serving.answer import answer, error_answer
 from sagebert.serving.settings import ServingSettings
 

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import modeling
-from ..data import LabelledTexts
 from ..environment import SageMakerPaths
 from ..hyperparameters import Hyperparameters
 from ..metric_lines import EVAL_DATA_KEY, PREDICTIONS_FILE
 from ..report import BASELINE_FILE, compute_baseline
 from .batches import Datasets
+from .data import LabelledTexts
 from .fingerprint import data_digest
 from .loop import TrainingResult
 
@@ -52,7 +52,7 @@ HISTORY_COLUMNS = [
 
 def write_history(directory: Path, history: list[dict]) -> None:
     """Per-epoch metrics as JSON and CSV, and the PNG of the curves."""
-    from ..plots import plot_history
+    from .plots import plot_history
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / HISTORY_JSON).write_text(json.dumps(history, indent=2))

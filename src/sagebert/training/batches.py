@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from .. import data as data_io
 from ..environment import TESTING_CHANNEL, TRAINING_CHANNEL, TrainingEnvironment
 from ..errors import SagebertError
 from ..hyperparameters import Hyperparameters
+from . import data as data_io
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_datasets(env: TrainingEnvironment, hp: Hyperparameters) -> Datasets:
 
 
 @dataclass
-class Encoded:
+class TokenizedDataset:
     """One dataset tokenised: per example its input ids (and masks) and its label."""
 
     examples: list[dict[str, Any]]
@@ -90,14 +90,14 @@ class Encoded:
         return [e["labels"] for e in self.examples]
 
 
-def encode(
+def tokenize_dataset(
     tokenizer: Any,
     texts: data_io.LabelledTexts,
     max_length: int,
     *,
     report: bool,
     base_model_digest: str | None = None,
-) -> Encoded:
+) -> TokenizedDataset:
     """Tokenise ``texts`` (truncated to ``max_length`` tokens); ``report``: log how many were truncated.
 
     Given the base model's digest, the result is kept in (and taken from) the warm pool's cache.
@@ -125,7 +125,7 @@ def encode(
         )
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     examples = [{**{k: encoded[k][i] for k in keys}, "labels": texts.labels[i]} for i in range(len(texts))]
-    return Encoded(examples, texts.source)
+    return TokenizedDataset(examples, texts.source)
 
 
 class Collator:
@@ -138,7 +138,7 @@ class Collator:
         # Multiples of 8 suit GPU tensor cores; on CPU they would only add padding.
         self._pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
 
-    def __call__(self, encoded: Encoded, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    def __call__(self, encoded: TokenizedDataset, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch = self._pad([encoded.examples[i] for i in indices])
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -167,7 +167,7 @@ class Plan:
     total_steps: int
 
 
-def plan(train: Encoded, hp: Hyperparameters, rank: int, world_size: int) -> Plan:
+def plan(train: TokenizedDataset, hp: Hyperparameters, rank: int, world_size: int) -> Plan:
     """Optimizer steps per epoch and in all; a SagebertError when a process would get no batch."""
     mine = len(shard_batches(epoch_batches(train.lengths, hp.train_batch_size, hp.seed, 1), rank, world_size))
     if mine == 0:

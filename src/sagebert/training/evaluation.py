@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from ..metrics import classification_metrics
-from .batches import Collator, Encoded
+from .batches import Collator, TokenizedDataset
+from .metrics import classification_metrics
 
 
 def evaluate(
     model: Any,
     accelerator: Any,
-    evaluation: Encoded,
+    evaluation: TokenizedDataset,
     collate: Collator,
     batch_size: int,
     label_names: Sequence[str],

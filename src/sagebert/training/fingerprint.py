@@ -15,8 +15,8 @@ from pathlib import Path
 
 import sagebert
 
-from ..data import LabelledTexts
 from ..hyperparameters import Hyperparameters
+from .data import LabelledTexts
 
 # Hyperparameters that do not change the trained model: logging, checkpoint policy, and the
 # number of processes (the fingerprint has the world size itself). eval_batch_size and

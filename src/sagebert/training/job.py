@@ -17,12 +17,12 @@ from ..errors import HyperparameterError
 from ..hyperparameters import Hyperparameters
 from . import artifacts, batches, evaluation, warm_pool
 from .loop import LoopState, TrainingLoop, TrainingResult
-from .resume import TrainingState, job_fingerprint
+from .resume import CheckpointStore, job_fingerprint
 
 log = logging.getLogger("sagebert.training")
 
 
-def resolve_precision(requested: str) -> str:
+def resolve_mixed_precision(requested: str) -> str:
     """The ``mixed_precision`` to train with: ``auto`` picks what this machine does natively."""
     if requested != "auto":
         if requested == "fp16" and not torch.cuda.is_available():
@@ -74,7 +74,7 @@ def train(
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    precision = resolve_precision(hp.mixed_precision)
+    precision = resolve_mixed_precision(hp.mixed_precision)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
     rank, world_size, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     try:
@@ -88,15 +88,19 @@ def train(
         tokenizer, model = modeling.load_for_training(base, hp.label_names, hp.max_length, pooling)
         # On a warm pool's instance, tokenized data is kept for (and taken from) the jobs that follow.
         digest = modeling.base_model_digest(base) if warm_pool.cache_dir() else None
-        train_set = batches.encode(tokenizer, datasets.train, hp.max_length, report=main, base_model_digest=digest)
-        eval_set = batches.encode(tokenizer, datasets.evaluation, hp.max_length, report=main, base_model_digest=digest)
+        train_set = batches.tokenize_dataset(
+            tokenizer, datasets.train, hp.max_length, report=main, base_model_digest=digest
+        )
+        eval_set = batches.tokenize_dataset(
+            tokenizer, datasets.evaluation, hp.max_length, report=main, base_model_digest=digest
+        )
         plan = batches.plan(train_set, hp, rank, world_size)
         model, optimizer, scheduler = _prepare_optimization(accelerator, model, hp, plan.total_steps)
         collate = batches.Collator(tokenizer, accelerator.device)
         store, state = None, LoopState()
         if hp.keep_checkpoints:
             fingerprint = job_fingerprint(accelerator, hp, precision, datasets, modeling.base_model_digest(base))
-            store = TrainingState(accelerator, scheduler, env.checkpoint_dir, hp, fingerprint, plan.total_steps)
+            store = CheckpointStore(accelerator, scheduler, env.checkpoint_dir, hp, fingerprint, plan.total_steps)
             state = store.resume()
         if main:
             log.info(

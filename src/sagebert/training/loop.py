@@ -21,7 +21,7 @@ import torch
 
 from ..hyperparameters import Hyperparameters
 from ..metric_lines import format_metric_line
-from .batches import Collator, Encoded, Plan, epoch_batches, shard_batches
+from .batches import Collator, Plan, TokenizedDataset, epoch_batches, shard_batches
 
 log = logging.getLogger("sagebert.training")
 
@@ -74,8 +74,8 @@ class TrainingResult:
     seconds: float
 
 
-class Checkpoints(Protocol):
-    """What the loop asks of the checkpoint store (``resume.TrainingState``)."""
+class CheckpointStore(Protocol):
+    """What the loop asks of the checkpoint store (``resume.CheckpointStore``)."""
 
     def due(self, step: int) -> bool: ...
 
@@ -116,18 +116,18 @@ class TrainingLoop:
         model: Any,
         optimizer: Any,
         scheduler: Any,
-        train: Encoded,
+        train: TokenizedDataset,
         collate: Collator,
         plan: Plan,
         evaluate: Callable[[], dict],
-        checkpoints: Checkpoints | None,
+        store: CheckpointStore | None,
         should_stop: Callable[[], bool],
         state: LoopState,
     ):
         self.hp, self.accelerator = hp, accelerator
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train, self.collate, self.plan = train, collate, plan
-        self.evaluate, self.checkpoints, self.should_stop = evaluate, checkpoints, should_stop
+        self.evaluate, self.store, self.should_stop = evaluate, store, should_stop
         self.state = state
         self.rank, self.world_size = accelerator.process_index, accelerator.num_processes
 
@@ -177,8 +177,8 @@ class TrainingLoop:
         train_seconds = time.monotonic() - epoch_started
         train_loss = self._mean(state.epoch_loss_sum / max(state.epoch_loss_batches, 1))
         self._finish_epoch(train_loss, train_seconds, epoch_examples * self.world_size)
-        if self.checkpoints:
-            self.checkpoints.save(state)
+        if self.store:
+            self.store.save(state)
 
     def _forward_backward(self, group: list[list[int]]) -> list[float]:
         """Accumulate the gradients of one optimizer step's micro-batches; their losses."""
@@ -195,10 +195,10 @@ class TrainingLoop:
 
     def _stop_or_checkpoint(self) -> None:
         state = self.state
-        stop, due = self._agree(self.should_stop(), bool(self.checkpoints and self.checkpoints.due(state.global_step)))
+        stop, due = self._agree(self.should_stop(), bool(self.store and self.store.due(state.global_step)))
         if not (stop or due):
             return
-        checkpoint = self.checkpoints.save(state) if self.checkpoints else None
+        checkpoint = self.store.save(state) if self.store else None
         if stop:
             raise TrainingInterrupted(state.global_step, self.plan.total_steps, checkpoint)
 

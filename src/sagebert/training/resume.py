@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoints
 from ..hyperparameters import Hyperparameters
+from . import checkpoints
 from . import fingerprint as fingerprints
 from .batches import Datasets
 from .loop import LoopState
@@ -36,8 +36,10 @@ def job_fingerprint(
     return fingerprints.fingerprint(hp, precision, parts)
 
 
-class TrainingState:
-    """Checkpoints of one job in ``directory``: resume from the newest valid one, save when due."""
+class CheckpointStore:
+    """The checkpoint store of one job in ``directory``: resume from the newest valid checkpoint, save
+    when due. The loop sees it as ``loop.CheckpointStore``; checkpoints.py's CheckpointWriter writes
+    its folders."""
 
     def __init__(
         self, accelerator: Any, scheduler: Any, directory: Path, hp: Hyperparameters, fingerprint: str, total_steps: int

@@ -1,8 +1,8 @@
 """The model at inference: ``model_fn`` loads a model directory into an InferenceModel, which
-encodes texts and runs forward passes; ``predict_fn`` is one prediction per text with the label
+tokenizes texts and runs forward passes; ``predict_fn`` is one prediction per text with the label
 names. Both servers load with ``model_fn``. Requests are decoded and answers encoded by
 sagebert.codecs, through serving.answer.answer, which both servers call: the Flask server
-(serving.app) predicts through its micro-batcher (InferenceModel.encode, then .forward), the
+(serving.app) predicts through its micro-batcher (InferenceModel.tokenize, then .forward), the
 multi-model-server handler (serving.mms_handler_service) through ``predict_fn``.
 
 A prediction is a function of its text alone: the same text gets the same label, and the same
@@ -30,16 +30,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 
-from . import contract, onnx_runtime
-from .codecs import Prediction, Predictions
-from .errors import SagebertError
-from .modeling import load_model_dir
-from .onnx_runtime import OnnxClassifier
+from .. import contract, onnx_runtime
+from ..codecs import Prediction, Predictions
+from ..errors import SagebertError
+from ..modeling import load_model_dir
+from ..onnx_runtime import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ _CUT_AT = (" ", "\n", "\t", "\r")
 
 
 @dataclass(frozen=True)
-class Encoded:
+class TokenIds:
     """One text as the model takes it: token ids with the special tokens, at most max_length."""
 
     ids: tuple[int, ...]
@@ -68,18 +67,86 @@ class Encoded:
         return len(self.ids)
 
 
+class Backend(Protocol):
+    """What InferenceModel asks of the thing that runs forward passes (torch or ONNX Runtime).
+
+    ``intra_op_threads`` is the process's intra-op thread count on CPU, given when the model is
+    loaded and changed only through ``set_intra_op_threads`` (a forked server worker takes its own
+    share). (``threads`` is the server's request threads, ServingSettings.threads.)
+    """
+
+    model: Any  # what runs the forward passes: the torch module or the OnnxClassifier
+    intra_op_threads: int
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The logits (float32, on the CPU, one row per text) for CPU int64 ids and attention mask."""
+        ...
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        """Run this process's later forward passes on ``threads`` intra-op threads."""
+        ...
+
+
+class TorchBackend:
+    """A torch module (fp32, bf16, fp16 or torch's int8) on ``device``."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, threads: int):
+        self.model, self.device, self.intra_op_threads = model, device, threads
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        self.intra_op_threads = threads
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # torch's thread count is per pass: a small one runs faster on one thread (SMALL_BATCH_TOKENS).
+        if self.device.type == "cpu" and self.intra_op_threads > 1:
+            torch.set_num_threads(1 if input_ids.numel() < SMALL_BATCH_TOKENS else self.intra_op_threads)
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device))
+        return out.logits.float().cpu()
+
+
+class OnnxBackend:
+    """The int8 ONNX export run by onnxruntime (sagebert.onnx_runtime)."""
+
+    def __init__(self, model: OnnxClassifier, threads: int):
+        self.model = model
+        model.set_intra_op_threads(threads)
+
+    @property
+    def intra_op_threads(self) -> int:
+        return self.model.intra_op_threads or torch.get_num_threads()
+
+    def set_intra_op_threads(self, threads: int) -> None:
+        self.model.set_intra_op_threads(threads)
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.model.logits(input_ids.numpy(), attention_mask.numpy()))
+
+
 @dataclass
 class InferenceModel:
     """A trained classifier ready to predict, and how it runs."""
 
     tokenizer: Any
-    model: torch.nn.Module | OnnxClassifier
+    backend: Backend
     label_names: list[str]
     max_length: int
     precision: str
     device: torch.device
     batch_size: int = DEFAULT_BATCH_SIZE
-    threads: int = 0  # intra-op threads for large batches on CPU; 0 = torch's current setting
+
+    @property
+    def model(self) -> torch.nn.Module | OnnxClassifier:
+        """What runs the forward passes (the backend's)."""
+        return self.backend.model
+
+    @property
+    def intra_op_threads(self) -> int:
+        """Intra-op threads for large forward passes on CPU (the backend's)."""
+        return self.backend.intra_op_threads
+
+    @intra_op_threads.setter
+    def intra_op_threads(self, threads: int) -> None:
+        self.backend.set_intra_op_threads(threads)
 
     @property
     def batched(self) -> bool:
@@ -98,7 +165,7 @@ class InferenceModel:
         start = next(i for i in range(len(framed)) if framed[i : i + len(plain)] == plain)
         return framed[:start], framed[start + len(plain) :]
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+    def tokenize(self, texts: Sequence[str]) -> list[TokenIds]:
         """Each text's token ids, truncated to max_length; cheap whatever the texts' length."""
         before, after = self._special_tokens
         keep = self.max_length - len(before) - len(after)
@@ -111,28 +178,28 @@ class InferenceModel:
         for i, text in enumerate(texts):
             if len(text) > self._piece_chars:
                 content[i] = self._leading_token_ids(text, keep)
-        return [Encoded(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
+        return [TokenIds(tuple(before + ids[:keep] + after), len(ids) > keep) for ids in content]
 
     @functools.cached_property
-    def _backend(self) -> Any:
+    def _fast_tokenizer(self) -> Any:
         """The fast tokenizer's own ``tokenizers.Tokenizer`` without truncation or padding (what
         the transformers wrapper sets up on every call), or None for a slow tokenizer."""
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)
+        if fast is None:
             return None
-        backend = type(backend).from_str(backend.to_str())  # a copy: the wrapper keeps its own settings
-        backend.no_truncation()
-        backend.no_padding()
-        return backend
+        fast = type(fast).from_str(fast.to_str())  # a copy: the wrapper keeps its own settings
+        fast.no_truncation()
+        fast.no_padding()
+        return fast
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        # The backend directly: the same ids for a fraction of the wrapper's cost per call, which
+        # The fast tokenizer directly: the same ids for a fraction of the wrapper's cost per call, which
         # is most of the tokenising time of a one-tweet request.
-        backend = self._backend
-        if backend is not None:
+        fast = self._fast_tokenizer
+        if fast is not None:
             if len(texts) == 1:
-                return [backend.encode(texts[0], add_special_tokens=False).ids]
-            return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+                return [fast.encode(texts[0], add_special_tokens=False).ids]
+            return [encoding.ids for encoding in fast.encode_batch(texts, add_special_tokens=False)]
         return self.tokenizer(
             texts,
             add_special_tokens=False,
@@ -158,7 +225,7 @@ class InferenceModel:
             start = end
         return ids
 
-    def forward(self, items: Sequence[Encoded]) -> list[Prediction]:
+    def forward(self, items: Sequence[TokenIds]) -> list[Prediction]:
         """One Prediction per encoded text, in order."""
         if not items:
             return []
@@ -174,42 +241,34 @@ class InferenceModel:
             for b, p, lg, item in zip(best, probabilities.tolist(), logits.tolist(), items, strict=True)
         ]
 
-    def _logits_alone(self, item: Encoded) -> torch.Tensor:
+    def _logits_alone(self, item: TokenIds) -> torch.Tensor:
         """One text's logits (float32, on the CPU) from a forward pass of its own, unpadded."""
-        if isinstance(self.model, OnnxClassifier):
-            ids = np.array([item.ids], dtype=np.int64)
-            return torch.from_numpy(self.model.logits(ids, np.ones_like(ids))[0])
-        if self.device.type == "cpu" and self.threads > 1:
-            torch.set_num_threads(1 if len(item) < SMALL_BATCH_TOKENS else self.threads)
-        ids = torch.tensor([item.ids], device=self.device)
-        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float().cpu()
+        ids = torch.tensor([item.ids], dtype=torch.long)
+        return self.backend.logits(ids, torch.ones_like(ids))[0]
 
-    def _batched_logits(self, items: Sequence[Encoded]) -> torch.Tensor:
+    def _batched_logits(self, items: Sequence[TokenIds]) -> torch.Tensor:
         """Logits of length-sorted sub-batches, each padded to its longest text (float32, CPU)."""
         logits: list[torch.Tensor | None] = [None] * len(items)
         pad = self.tokenizer.pad_token_id or 0
         for group in self._groups(items):
             width = max(len(items[i]) for i in group)
-            if self.device.type == "cpu" and self.threads > 1:
-                torch.set_num_threads(1 if width * len(group) < SMALL_BATCH_TOKENS else self.threads)
             input_ids = torch.full((len(group), width), pad, dtype=torch.long)
             attention = torch.zeros((len(group), width), dtype=torch.long)
             for row, i in enumerate(group):
                 input_ids[row, : len(items[i])] = torch.tensor(items[i].ids)
                 attention[row, : len(items[i])] = 1
-            out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-            for i, values in zip(group, out.float().cpu(), strict=True):
+            for i, values in zip(group, self.backend.logits(input_ids, attention), strict=True):
                 logits[i] = values
         return torch.stack(logits)  # type: ignore[arg-type]
 
-    def _groups(self, items: Sequence[Encoded]) -> list[list[int]]:
+    def _groups(self, items: Sequence[TokenIds]) -> list[list[int]]:
         """The batched forward passes: length-sorted sub-batches of at most batch_size texts."""
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text, in input order."""
-        return self.forward(self.encode(texts))
+        return self.forward(self.tokenize(texts))
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -245,17 +304,19 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
     chosen = resolve_precision(precision, device)
     # The onnx-int8 export that training made (or an earlier start), verified by its fingerprint:
     # then the torch weights are never loaded, the largest part of a cold start (BENCHMARKS.md).
-    model: torch.nn.Module | OnnxClassifier | None = (
-        onnx_runtime.load_verified(Path(model_dir)) if chosen == "onnx-int8" else None
-    )
-    trained = load_model_dir(Path(model_dir), weights=model is None)
+    onnx = onnx_runtime.load_verified(Path(model_dir)) if chosen == "onnx-int8" else None
+    trained = load_model_dir(Path(model_dir), weights=onnx is None)
+    threads = torch.get_num_threads()
+    backend: Backend
     if chosen == "onnx-int8":
-        if model is None:  # a model.tar.gz from an older sagebert, or other library versions
+        if onnx is None:  # a model.tar.gz from an older sagebert, or other library versions
             log.info("%s holds no ONNX export for these weights and libraries: exporting it now", model_dir)
-            model = OnnxClassifier(onnx_runtime.export_at_start(Path(model_dir), trained.model))
+            onnx = OnnxClassifier(onnx_runtime.export_at_start(Path(model_dir), trained.model))
+        backend = OnnxBackend(onnx, threads)
     else:
         model = _apply_precision(trained.model.to(device), chosen)
         model.eval()
+        backend = TorchBackend(model, device, threads)
     log.info(
         "model loaded from %s: labels %s, max_length %d, precision %s (%s), device %s",
         model_dir,
@@ -266,14 +327,7 @@ def model_fn(model_dir: str | Path, precision: str = "auto", batch_size: int = D
         device,
     )
     return InferenceModel(
-        trained.tokenizer,
-        model,
-        trained.label_names,
-        trained.max_length,
-        chosen,
-        device,
-        batch_size,
-        threads=torch.get_num_threads(),
+        trained.tokenizer, backend, trained.label_names, trained.max_length, chosen, device, batch_size
     )
 
 

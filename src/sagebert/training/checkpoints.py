@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import sha256_of
+from ..files import sha256_of
 
 log = logging.getLogger(__name__)
 

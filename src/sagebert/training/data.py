@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract, files
+from .. import contract, files
+from ..errors import DataError
+from ..jsonlines import numbered_lines
 from .cleaning import clean_text
-from .errors import DataError
-from .jsonlines import numbered_lines
 
 log = logging.getLogger(__name__)
 
