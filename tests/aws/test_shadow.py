@@ -286,7 +286,7 @@ def test_deploy_shadow_report_promote_end_to_end(cli, clients, fake, described, 
         stub.assert_no_pending_responses()
 
     assert promoted.code == 0, promoted.err
-    assert "Gate passed: eval:f1 0.8300 is higher than 0.7900 (change +0.0400)." in promoted.lines
+    assert "Gate passed: eval:f1 0.8300 is higher than 0.7900 by at least 0.01 (change +0.0400)." in promoted.lines
     assert f"Endpoint {ENDPOINT} is InService on {PROMOTED}." in promoted.lines
     assert names == []  # one new config per step, nothing else made
 
@@ -311,6 +311,44 @@ def test_promote_refused_by_the_gate_exits_3_and_changes_nothing(cli, clients, d
 
     assert result.code == 3
     assert "error: Not promoted: eval:f1 0.7000 is not higher than 0.7900" in result.err
+
+
+@pytest.mark.parametrize(
+    ("production_tags", "shadow_tags", "reason"),
+    [
+        ([("sagebert:metric:eval:f1", "0.79")], [], "no eval:f1"),
+        (
+            [("sagebert:metric:eval:f1", "0.79"), ("sagebert:eval-data-sha256", "a" * 64)],
+            [("sagebert:metric:eval:f1", "0.9"), ("sagebert:eval-data-sha256", "b" * 64)],
+            "scored on different test data",
+        ),
+    ],
+    ids=["shadow-without-the-metric", "different-test-data"],
+)
+def test_promote_that_the_gate_cannot_compare_exits_4_and_changes_nothing(
+    cli, clients, described, names, production_tags, shadow_tags, reason
+):
+    # The same gate as `update`: a missing metric or another test set is not "not better" (3).
+    shadow_config = config(described, SHADOW, production_variant(), shadow_variant())
+    with Stubber(clients.sagemaker) as stub:
+        stub_running(stub, described, SHADOW, shadow_config)
+        stub.add_response("describe_model", shadow_model(described), {"ModelName": SHADOW})
+        for model, tags in ((OLD, production_tags), (SHADOW, shadow_tags)):
+            stub.add_response(
+                "list_tags",
+                {"Tags": [*OWNED, *({"Key": k, "Value": v} for k, v in tags)]},
+                {"ResourceArn": described.arn("model", model)},
+            )
+        result = cli("shadow", "--endpoint", ENDPOINT, "--promote", "--require-better", "eval:f1", clients=clients)
+        stub.assert_no_pending_responses()
+
+    assert result.code == 4, result.err
+    assert "error: Cannot compare:" in result.err and reason in result.err
+
+
+def test_promote_gates_only_on_quality_metrics(cli, offline):
+    result = cli("shadow", "--endpoint", ENDPOINT, "--promote", "--require-better", "train:epoch", clients=offline)
+    assert result.code == 2 and offline.attempts == []
 
 
 def test_stop_removes_the_shadow_then_deletes_its_config_and_model(cli, clients, described, names):

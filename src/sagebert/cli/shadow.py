@@ -26,12 +26,21 @@ from ..aws.build.hosting import (
     shadow_endpoint_config_request,
     update_endpoint_request,
 )
-from ..aws.build.tuning import objective
 from ..aws.clients import AwsClients
-from ..aws.gate import gate_table, judge, metric_tags, metrics_from_tags
+from ..aws.gate import (
+    CANNOT_COMPARE,
+    DEFAULT_MIN_DELTA,
+    EVAL_DATA_TAG,
+    PROMOTE,
+    Evidence,
+    decide,
+    gate_table,
+    metric_tags,
+    metrics_from_tags,
+)
 from ..aws.validation import InvalidRequestError
 from . import model_source, options
-from .output import NOT_BETTER, fail, say, show, warn
+from .output import NOT_BETTER, NOT_COMPARABLE, fail, say, show, warn
 from .progress import await_endpoint
 
 
@@ -68,9 +77,18 @@ def register(sub) -> None:
     gate.add_argument(
         "--require-better",
         metavar="METRIC",
-        help="promote only if the shadow model's METRIC (e.g. eval:f1) beats production's; otherwise exit 3",
+        type=options.quality_metric,
+        help="promote only if the shadow model's METRIC (eval:f1, eval:accuracy, eval:precision, eval:recall "
+        "higher; eval:loss lower) beats production's on the same test data, as `update` gates; otherwise exit 3 "
+        "(not better) or 4 (cannot compare)",
     )
-    gate.add_argument("--min-delta", type=options.non_negative_number, default=0.0, metavar="X")
+    gate.add_argument(
+        "--min-delta",
+        type=options.non_negative_number,
+        default=None,
+        metavar="X",
+        help=f"with --require-better: by at least X (default {DEFAULT_MIN_DELTA:g}, as for update)",
+    )
     options.waiting(p, timeout=True, no_wait=True)
     p.set_defaults(handler=run)
 
@@ -99,10 +117,8 @@ def _check_flags(args) -> None:
             "No candidate to shadow.",
             "Give --training-job JOB (or --tuning-job, --model-package, --model-data), or --promote / --stop.",
         )
-    if (args.require_better or args.min_delta) and not args.promote:
+    if (args.require_better or args.min_delta is not None) and not args.promote:
         raise InvalidRequestError("--require-better and --min-delta go with --promote.", "Add --promote.")
-    if args.require_better:
-        objective(args.require_better, "--require-better")
 
 
 def _data_capture(args, current: Running) -> tuple[dict, bool]:
@@ -142,6 +158,8 @@ def _add(args, clients: AwsClients, current: Running) -> int:
     running = replace(_production_only(current), data_capture=capture)
     name = _names(args.endpoint)
     tags = {ENDPOINT_TAG: args.endpoint, **metric_tags(source.metrics)}
+    if source.eval_data:  # what the promote gate checks: both scored on the same test data
+        tags[EVAL_DATA_TAG] = source.eval_data
     if source.training_job:
         tags[TRAINING_JOB_TAG] = source.training_job
     model = create_model_request(name, container, current.model["ExecutionRoleArn"], tags)
@@ -182,23 +200,31 @@ def _production_only(current: Running):
 
 
 def _gate(args, clients: AwsClients, current: Running, shadow: shadows.Shadow) -> int | None:
-    label, serving, where = sources.serving_metrics(clients, current)
-    candidate = metrics_from_tags(shadows.shadow_metrics_tags(clients, shadow))
-    if not candidate:
-        raise InvalidRequestError(
-            f"The shadow model {shadow.model_name} has no metrics recorded, so --require-better cannot compare it.",
-            "Promote without --require-better, or shadow a model from --training-job.",
-        )
-    verdict = judge(args.require_better, candidate, serving, args.min_delta)
+    """The promote gate with `update`'s rules (aws/gate.decide): quality metrics only, both models
+    scored on the same test data, at least --min-delta better; the exit code when it refuses."""
+    label, serving, where = sources.serving_evidence(clients, current)
+    tags = shadows.shadow_metrics_tags(clients, shadow)
+    candidate = Evidence(metrics_from_tags(tags), tags.get(EVAL_DATA_TAG))
+    min_delta = DEFAULT_MIN_DELTA if args.min_delta is None else args.min_delta
+    decision = decide(args.require_better, candidate, serving, min_delta)
     say(f"Metrics: production from {where}; shadow from the tags of model {shadow.model_name}.")
-    for row in gate_table(verdict, f"production ({label})", f"shadow ({shadow.model_name})", serving, candidate):
+    production, shadowed = f"production ({label})", f"shadow ({shadow.model_name})"
+    for row in gate_table(decision.verdict, production, shadowed, serving.metrics, candidate.metrics):
         say(row)
-    if verdict.accepted:
-        say(f"Gate passed: {verdict.reason()}.")
+    for note in decision.notes:
+        warn(note)
+    if decision.outcome == PROMOTE:
+        say(f"Gate passed: {decision.reason}.")
         return None
+    fix = f"Fix: stop it (sagebert shadow --endpoint {args.endpoint} --stop)"
+    if decision.outcome == CANNOT_COMPARE:
+        return fail(
+            f"Cannot compare: {decision.reason}. Nothing was changed; the shadow keeps running. "
+            f"{fix}, or promote without --require-better.",
+            NOT_COMPARABLE,
+        )
     return fail(
-        f"Not promoted: {verdict.reason()}. Nothing was changed; the shadow keeps running. "
-        f"Fix: stop it (sagebert shadow --endpoint {args.endpoint} --stop) or lower --min-delta.",
+        f"Not promoted: {decision.reason}. Nothing was changed; the shadow keeps running. {fix} or lower --min-delta.",
         NOT_BETTER,
     )
 
