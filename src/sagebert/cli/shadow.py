@@ -251,13 +251,11 @@ def _promote(args, clients: AwsClients, current: Running, shadow: shadows.Shadow
 
 
 def _stop(args, clients: AwsClients, current: Running, shadow: shadows.Shadow) -> int:
-    name = _names(args.endpoint)
+    name, production = _names(args.endpoint), _production_only(current)
     config = shadow_endpoint_config_request(
-        name, _production_only(current), current.model["ModelName"], tags={ENDPOINT_TAG: args.endpoint}
+        name, production, current.model["ModelName"], tags={ENDPOINT_TAG: args.endpoint}
     )
-    update = update_endpoint_request(
-        args.endpoint, name, DeploymentPolicy(), _production_only(current).variant.fleet_size
-    )
+    update = update_endpoint_request(args.endpoint, name, DeploymentPolicy(), production.variant.fleet_size)
     show(shadows.apply(clients, current, None, config, update, record_previous=False))
     say(f"Stopping shadow variant {shadow.name} of {args.endpoint}.")
     settled = await_endpoint(clients, args, args.endpoint, name, before=current.endpoint)
