@@ -5,7 +5,7 @@ does), the parser wired in ``parser``. Every command returns an exit code: 0 on 
 AWS or the job reports a failure or a request is refused (one line on stderr with the fix; the
 traceback only with --debug), 2 for a command line argparse rejects, 3 when ``update
 --require-better`` refuses a model that is not better, 4 when it cannot compare the two models,
-130 when interrupted.
+5 when ``report --fail-on-drift`` finds drift, 130 when interrupted (``parser.EXIT_CODES``).
 """
 
 from __future__ import annotations
